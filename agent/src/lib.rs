@@ -1,0 +1,17 @@
+//! syscensus: records which syscalls each container really makes, with eBPF,
+//! and turns that census into seccomp profiles.
+pub mod basesets;
+pub mod bpf;
+pub mod btf;
+pub mod cgroup;
+pub mod cli;
+pub mod error;
+pub mod logging;
+pub mod output;
+pub mod profile;
+pub mod record;
+pub mod run;
+pub mod seccomp;
+pub mod syscalls;
+
+pub use error::{Error, Result};

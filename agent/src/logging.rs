@@ -1,0 +1,24 @@
+//! Diagnostics go to stderr through `tracing`; stdout is for the command's
+//! output (profiles).
+use std::io::Write as _;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the stderr subscriber. The filter comes from `--log-level`, else
+/// `SYSCENSUS_LOG`, else `warn`.
+pub fn init(level: Option<&str>) {
+    let filter = level
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_env("SYSCENSUS_LOG").ok())
+        .unwrap_or_else(|| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Prints a failed command's error as one line on stderr.
+pub fn report(error: &crate::Error) {
+    let _ = writeln!(std::io::stderr().lock(), "syscensus: {error}");
+}

@@ -1,0 +1,226 @@
+//! The seccomp profile model: OCI runtime-spec `linux.seccomp`, as written by
+//! syscensus and read from others (see `parse.rs` for the formats read).
+//!
+//! Output is deterministic: fields in a fixed order, names sorted, two-space
+//! indentation, a trailing newline, so that identical recordings give
+//! byte-identical files and git diffs show only real changes.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::syscalls::Arch;
+
+mod error;
+pub use error::ProfileError;
+
+/// A seccomp action, as named in profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Action {
+    #[serde(rename = "SCMP_ACT_ALLOW")]
+    Allow,
+    #[serde(rename = "SCMP_ACT_ERRNO")]
+    Errno,
+    #[serde(rename = "SCMP_ACT_LOG")]
+    Log,
+    #[serde(rename = "SCMP_ACT_KILL_THREAD", alias = "SCMP_ACT_KILL")]
+    KillThread,
+    #[serde(rename = "SCMP_ACT_KILL_PROCESS")]
+    KillProcess,
+    #[serde(rename = "SCMP_ACT_TRAP")]
+    Trap,
+    #[serde(rename = "SCMP_ACT_TRACE")]
+    Trace,
+    #[serde(rename = "SCMP_ACT_NOTIFY")]
+    Notify,
+}
+
+/// A comparison on one syscall argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "SCMP_CMP_NE")]
+    Ne,
+    #[serde(rename = "SCMP_CMP_LT")]
+    Lt,
+    #[serde(rename = "SCMP_CMP_LE")]
+    Le,
+    #[serde(rename = "SCMP_CMP_EQ")]
+    Eq,
+    #[serde(rename = "SCMP_CMP_GE")]
+    Ge,
+    #[serde(rename = "SCMP_CMP_GT")]
+    Gt,
+    #[serde(rename = "SCMP_CMP_MASKED_EQ")]
+    MaskedEq,
+}
+
+/// A condition on a syscall argument (`linux.seccomp.syscalls[].args[]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Arg {
+    pub index: u32,
+    pub value: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub value_two: u64,
+    pub op: Op,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// One rule: an action for a set of syscalls, optionally only when their
+/// arguments match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub names: Vec<String>,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Arg>,
+    /// Free text for reviewers; runtimes ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A seccomp profile: OCI `linux.seccomp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub default_action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syscalls: Vec<Rule>,
+}
+
+/// What a recording saw: the names of the syscalls made, per architecture.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub syscalls: BTreeMap<Arch, BTreeSet<&'static str>>,
+}
+
+impl Census {
+    /// Number of distinct (architecture, syscall) pairs.
+    pub fn len(&self) -> usize {
+        self.syscalls.values().map(BTreeSet::len).sum()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds everything `other` saw.
+    pub fn merge(&mut self, other: &Census) {
+        for (arch, names) in &other.syscalls {
+            self.syscalls.entry(*arch).or_default().extend(names);
+        }
+    }
+}
+
+/// Syscalls a container runtime (or `syscensus run`) makes itself after it
+/// has loaded the filter and before the workload starts: they must be allowed
+/// although the workload never makes them. Kept in a rule of their own so
+/// that a reviewer can tell them from the workload's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseSet {
+    /// Name and version, e.g. `runc-1.1`.
+    pub name: String,
+    pub syscalls: BTreeSet<String>,
+}
+
+/// How to turn a census into a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// What happens to a syscall outside the profile: `Errno` (enforce) or
+    /// `Log` (complain mode), or one of the kill actions.
+    pub default_action: Action,
+    /// The errno returned when `default_action` is `Errno` (1 = EPERM).
+    pub errno_ret: u32,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            default_action: Action::Errno,
+            errno_ret: libc::EPERM as u32,
+        }
+    }
+}
+
+impl Profile {
+    /// The profile that allows exactly what `census` saw, plus `base`.
+    ///
+    /// `architectures` lists the native architecture and every other one the
+    /// recording saw syscalls for; a syscall of an unlisted architecture then
+    /// kills the thread (libseccomp's bad-architecture action). The OCI format
+    /// has no per-architecture rule, so runtimes allow every listed name on
+    /// every listed architecture; there is one rule per architecture anyway,
+    /// with a comment, so that a reviewer sees which ABI made which call.
+    pub fn from_census(census: &Census, base: Option<&BaseSet>, options: &BuildOptions) -> Profile {
+        let native = Arch::native();
+        let mut arches: Vec<Arch> = vec![native];
+        arches.extend(
+            census
+                .syscalls
+                .iter()
+                .filter(|(arch, names)| **arch != native && !names.is_empty())
+                .map(|(arch, _)| *arch),
+        );
+        let mut syscalls = Vec::new();
+        for arch in &arches {
+            let names = census.syscalls.get(arch).cloned().unwrap_or_default();
+            if names.is_empty() {
+                continue;
+            }
+            syscalls.push(Rule {
+                names: names.iter().map(|n| (*n).to_owned()).collect(),
+                action: Action::Allow,
+                errno_ret: None,
+                args: Vec::new(),
+                comment: Some(format!("recorded: {}", arch.scmp_name())),
+            });
+        }
+        if let Some(base) = base.filter(|b| !b.syscalls.is_empty()) {
+            syscalls.push(Rule {
+                names: base.syscalls.iter().cloned().collect(),
+                action: Action::Allow,
+                errno_ret: None,
+                args: Vec::new(),
+                comment: Some(format!("runtime base set: {}", base.name)),
+            });
+        }
+        Profile {
+            default_action: options.default_action,
+            default_errno_ret: (options.default_action == Action::Errno).then_some(options.errno_ret),
+            architectures: arches.iter().map(|a| a.scmp_name().to_owned()).collect(),
+            flags: Vec::new(),
+            syscalls,
+        }
+    }
+
+    /// The profile as OCI `linux.seccomp` JSON: deterministic, two-space
+    /// indentation, trailing newline.
+    pub fn to_oci_json(&self) -> String {
+        // Serializing a tree of strings, numbers and enums cannot fail.
+        #[expect(clippy::unwrap_used, reason = "serializing plain data to a String cannot fail")]
+        let mut text = serde_json::to_string_pretty(self).unwrap();
+        text.push('\n');
+        text
+    }
+
+    /// Every syscall name the profile allows, on any architecture.
+    pub fn allowed_names(&self) -> BTreeSet<&str> {
+        self.syscalls
+            .iter()
+            .filter(|r| r.action == Action::Allow && r.args.is_empty())
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect()
+    }
+}

@@ -1,0 +1,100 @@
+//! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
+use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext};
+use syscensus_common::{
+    RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state,
+};
+
+use crate::{
+    maps::{ROWS, ZERO_ROW, count, filter_hit},
+    task::in_compat_syscall,
+};
+
+/// `BPF_NOEXIST`: create the element only if it is absent.
+const BPF_NOEXIST: u64 = 1;
+
+/// Attached to the `sys_enter` tracepoint: `(struct pt_regs *regs, long id)`.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // The cheap test first: almost every process on a node is not recorded.
+    if !filter_hit(cgroup_id) {
+        return 0;
+    }
+    let id: i64 = ctx.arg(1);
+    record(cgroup_id, id);
+    0
+}
+
+#[inline(always)]
+fn record(cgroup_id: u64, id: i64) {
+    let native = RowKey::new(cgroup_id, abi::NATIVE);
+    let Some(row) = ROWS.get_ptr_mut(&native) else {
+        return;
+    };
+    // SAFETY: `row` points into a live map value of type `Row`.
+    if unsafe { (*row).state } != state::RECORDING {
+        return;
+    }
+    if id < 0 {
+        out_of_range(row);
+        return;
+    }
+    let id = id as u64;
+    let (key_abi, nr) = if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if in_compat_syscall() {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    };
+    if nr >= SYSCALL_SLOTS as u64 {
+        out_of_range(row);
+        return;
+    }
+    let target = if key_abi == abi::NATIVE {
+        row
+    } else {
+        match other_abi_row(cgroup_id, key_abi) {
+            Some(other) => other,
+            None => {
+                // SAFETY: as above.
+                unsafe { (*row).flags[flag::ROW_LOST] = 1 };
+                count(counter::ROW_MAP_FULL);
+                return;
+            }
+        }
+    };
+    // SAFETY: `nr < SYSCALL_SLOTS`, the length of `seen`. Reading first keeps
+    // the cache line clean once the syscall is known.
+    unsafe {
+        let byte = (*target).seen.as_mut_ptr().add(nr as usize);
+        if *byte == 0 {
+            *byte = 1;
+        }
+    }
+}
+
+/// The compat or x32 row of a cgroup, created on its first syscall.
+#[inline(always)]
+fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut syscensus_common::Row> {
+    let key = RowKey::new(cgroup_id, key_abi);
+    if let Some(row) = ROWS.get_ptr_mut(&key) {
+        return Some(row);
+    }
+    let zero = ZERO_ROW.get(0)?;
+    // Another CPU may create it first: that is fine, the lookup below finds
+    // whichever row won.
+    let _ = ROWS.insert(&key, zero, BPF_NOEXIST);
+    ROWS.get_ptr_mut(&key)
+}
+
+#[inline(always)]
+fn out_of_range(row: *mut syscensus_common::Row) {
+    // SAFETY: `row` points into a live map value of type `Row`.
+    unsafe {
+        if (*row).flags[flag::OUT_OF_RANGE] == 0 {
+            (*row).flags[flag::OUT_OF_RANGE] = 1;
+        }
+    }
+    count(counter::OUT_OF_RANGE);
+}
