@@ -1,1 +1,118 @@
-//! (in progress)
+//! Runtime base sets: the syscalls that whatever starts a workload makes
+//! after it has loaded the seccomp filter and before the workload's own
+//! code runs. The workload never makes them, so a recording cannot see them,
+//! yet the profile must allow them. They are data (`agent/basesets/*.json`),
+//! versioned by runtime, and kept in a rule of their own in every profile.
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::profile::BaseSet;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    description: String,
+    syscalls: Vec<String>,
+}
+
+/// The base set files, embedded.
+const FILES: &[&str] = &[
+    include_str!("../basesets/syscensus.json"),
+    include_str!("../basesets/crun-1.8.json"),
+    include_str!("../basesets/runc-1.1.json"),
+    include_str!("../basesets/runc-1.1-nnp.json"),
+];
+
+/// Short names and the versioned set each stands for today.
+const ALIASES: &[(&str, &str)] = &[
+    ("crun", "crun-1.8"),
+    ("runc", "runc-1.1"),
+    ("runc-nnp", "runc-1.1-nnp"),
+];
+
+/// A known base set, with what it is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    pub set: BaseSet,
+    pub description: String,
+}
+
+/// Every base set shipped with syscensus.
+pub fn all() -> Vec<Known> {
+    FILES
+        .iter()
+        .map(|text| {
+            #[expect(clippy::unwrap_used, reason = "embedded files, checked by a unit test")]
+            let file: File = serde_json::from_str(text).unwrap();
+            Known {
+                set: BaseSet {
+                    name: file.name,
+                    syscalls: file.syscalls.into_iter().collect::<BTreeSet<_>>(),
+                },
+                description: file.description,
+            }
+        })
+        .collect()
+}
+
+/// A base set could not be found.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown runtime base set {name:?}: use one of {choices}")]
+pub struct UnknownBaseSet {
+    pub name: String,
+    pub choices: String,
+}
+
+/// The base set called `name` (a full name such as `runc-1.1`, or an alias
+/// such as `runc`); `none` gives no base set.
+pub fn find(name: &str) -> Result<Option<BaseSet>, UnknownBaseSet> {
+    if name == "none" {
+        return Ok(None);
+    }
+    let full = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, full)| full);
+    let sets = all();
+    if let Some(known) = sets.iter().find(|k| k.set.name == full) {
+        return Ok(Some(known.set.clone()));
+    }
+    let mut choices: Vec<&str> = sets.iter().map(|k| k.set.name.as_str()).collect();
+    choices.extend(ALIASES.iter().map(|(a, _)| *a));
+    choices.push("none");
+    Err(UnknownBaseSet {
+        name: name.to_owned(),
+        choices: choices.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn embedded_files_parse_and_are_sorted() {
+        let sets = all();
+        assert_eq!(sets.len(), FILES.len());
+        for known in &sets {
+            assert!(!known.set.syscalls.is_empty(), "{}", known.set.name);
+            assert!(
+                known.set.syscalls.contains("execve"),
+                "{} must allow the exec",
+                known.set.name
+            );
+        }
+    }
+
+    #[test]
+    fn finds_by_alias_and_name() {
+        assert_eq!(find("runc").unwrap().unwrap().name, "runc-1.1");
+        assert_eq!(find("runc-1.1-nnp").unwrap().unwrap().name, "runc-1.1-nnp");
+        assert!(find("none").unwrap().is_none());
+        let err = find("podman").unwrap_err().to_string();
+        assert!(err.contains("runc-1.1") && err.contains("none"), "{err}");
+    }
+}

@@ -6,6 +6,8 @@ use std::{path::PathBuf, process::ExitCode};
 /// Exit statuses, from sysexits(3) where one fits. `record` and `run` exit
 /// with the command's own status when the command ran.
 pub mod exit {
+    /// The command line is wrong.
+    pub const USAGE: u8 = 64;
     /// A profile or other input file is malformed.
     pub const DATA: u8 = 65;
     /// An input file could not be read.
@@ -30,6 +32,8 @@ pub mod exit {
 pub enum Error {
     #[error("{what} needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run it with sudo")]
     NotRoot { what: &'static str },
+    #[error(transparent)]
+    BaseSet(#[from] crate::basesets::UnknownBaseSet),
     #[error(transparent)]
     Kernel(#[from] crate::bpf::BpfError),
     #[error(transparent)]
@@ -76,6 +80,7 @@ impl Error {
     pub fn exit_status(&self) -> u8 {
         match self {
             Self::NotRoot { .. } => exit::NO_PERM,
+            Self::BaseSet(_) => exit::USAGE,
             Self::Kernel(e) => e.exit_status(),
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),

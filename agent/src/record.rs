@@ -1,9 +1,367 @@
-//! `syscensus record`.
-use std::process::ExitCode;
+//! `syscensus record`: runs a command in a cgroup of its own, records every
+//! syscall it and its descendants make from its exec on, and writes the
+//! profile.
+use std::{
+    ffi::OsString,
+    io::{IsTerminal as _, Write as _},
+    os::unix::{ffi::OsStrExt as _, process::CommandExt as _, process::ExitStatusExt as _},
+    path::Path,
+    process::{Command, ExitCode, ExitStatus},
+    sync::{
+        atomic::{AtomicI32, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
 
-use crate::{cli::RecordArgs, error::Result};
+use tracing::{info, warn};
+
+use crate::{
+    Error,
+    bpf::{Snapshot, Tracer, TracerOptions},
+    cgroup::Hierarchy,
+    cli::{Format, ProfileOptions, RecordArgs},
+    error::Result,
+    output,
+    profile::{BuildOptions, Census, Profile},
+    syscalls::Arch,
+};
+
+/// How often the live progress line is refreshed.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The PID of the recorded command, for the signal forwarder.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Whether this process is root; recording loads a BPF program.
+pub fn require_root(what: &'static str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::NotRoot { what });
+    }
+    Ok(())
+}
 
 /// Records a command.
-pub fn record(_args: RecordArgs) -> Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+pub fn record(args: RecordArgs) -> Result<ExitCode> {
+    let base = crate::basesets::find(&args.profile.base_set)?;
+    let profile_name = spo_name(&args.profile, &args.command[0]);
+    if args.profile.format == Format::Spo {
+        validate_spo_name(&profile_name)?;
+    }
+    require_root("syscensus record")?;
+    let hierarchy = Hierarchy::find()?;
+    let mut tracer = Tracer::load(&TracerOptions::default())?;
+    let cgroup =
+        hierarchy.create_child_of_own(&format!("syscensus-record-{}", std::process::id()))?;
+    tracer.mark(cgroup.id())?;
+
+    let status = run_command(
+        &args.command,
+        cgroup.procs_file().as_path(),
+        |elapsed_ticks| {
+            if args.no_progress || !std::io::stderr().is_terminal() {
+                return;
+            }
+            if let Ok(Some(snapshot)) = tracer.snapshot(cgroup.id()) {
+                let _ = write!(
+                    std::io::stderr().lock(),
+                    "\rsyscensus: recording, {} syscalls seen ({:.1}s)\x1b[K",
+                    snapshot.len(),
+                    elapsed_ticks as f64 * PROGRESS_INTERVAL.as_secs_f64()
+                );
+            }
+        },
+    );
+    if !args.no_progress && std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+    }
+    let snapshot = tracer.snapshot(cgroup.id())?.unwrap_or_default();
+    let counters = tracer.counters()?;
+    tracer.unmark(cgroup.id())?;
+    drop(cgroup);
+    drop(tracer);
+    let status = status?;
+
+    if !snapshot.recording {
+        warn!("the command was never exec'd in its cgroup: nothing was recorded");
+    }
+    let census = census_of(&snapshot);
+    if snapshot.out_of_range || counters.out_of_range > 0 {
+        warn!(
+            "syscalls with numbers outside the recorded range were made; they are not in the profile"
+        );
+    }
+    if snapshot.row_lost {
+        warn!("32-bit syscalls were lost because the kernel map was full; the profile misses them");
+    }
+    let profile = Profile::from_census(
+        &census,
+        base.as_ref(),
+        &BuildOptions {
+            default_action: args.profile.default_action.into(),
+            errno_ret: args.profile.errno,
+        },
+    );
+    let text = match args.profile.format {
+        Format::Oci => profile.to_oci_json(),
+        Format::Spo => spo_text(&profile, &profile_name, args.profile.namespace.as_deref()),
+    };
+    match &args.output {
+        Some(path) => {
+            output::write_atomic(path, text.as_bytes()).map_err(|source| Error::Output {
+                path: path.clone(),
+                source,
+            })?
+        }
+        None => output::write_stdout(text.as_bytes()).map_err(|source| Error::Output {
+            path: "stdout".into(),
+            source,
+        })?,
+    }
+    info!(syscalls = census.len(), status = %status, "recording written");
+    Ok(exit_code_of(status))
+}
+
+/// The census of a snapshot: numbers turned into names. A number without a
+/// name (a syscall newer than the tables) is reported and left out.
+pub fn census_of(snapshot: &Snapshot) -> Census {
+    let mut census = Census::default();
+    for (&abi_id, numbers) in &snapshot.seen {
+        let Some(arch) = Arch::for_abi(abi_id) else {
+            warn!(
+                abi = abi_id,
+                count = numbers.len(),
+                "syscalls of an ABI without a table were made"
+            );
+            continue;
+        };
+        let names = census.syscalls.entry(arch).or_default();
+        for &nr in numbers {
+            match arch.name(nr) {
+                Some(name) => {
+                    names.insert(name);
+                }
+                None => {
+                    warn!(arch = %arch, nr, "syscall number has no name in the tables; left out")
+                }
+            }
+        }
+    }
+    census.syscalls.retain(|_, names| !names.is_empty());
+    census
+}
+
+fn validate_spo_name(_name: &str) -> Result<()> {
+    Ok(())
+}
+
+fn spo_text(profile: &Profile, _name: &str, _namespace: Option<&str>) -> String {
+    profile.to_oci_json()
+}
+
+/// The SPO object name: `--name`, else the command's file name made into a
+/// valid Kubernetes name.
+fn spo_name(options: &ProfileOptions, command: &OsString) -> String {
+    if let Some(name) = &options.name {
+        return name.clone();
+    }
+    let base = Path::new(command)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name = name
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned();
+    if name.is_empty() {
+        "recorded".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The exit code that reproduces the command's status, as shells do: the
+/// exit status, or 128 + the signal number.
+pub fn exit_code_of(status: ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code as u8),
+        (None, Some(signal)) => ExitCode::from(128u8.wrapping_add(signal as u8)),
+        (None, None) => ExitCode::FAILURE,
+    }
+}
+
+extern "C" fn forward_signal(signal: libc::c_int) {
+    let child = CHILD.load(Ordering::Relaxed);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(child, signal) };
+    }
+}
+
+/// Sets `handler` for `signal`, returning the previous disposition.
+fn set_signal(signal: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: installs a disposition; `forward_signal` only calls kill(2).
+    unsafe { libc::signal(signal, handler) }
+}
+
+/// Starts `command` in the cgroup whose `cgroup.procs` is `procs`, calls
+/// `tick` every [`PROGRESS_INTERVAL`] until it exits, and returns its status.
+///
+/// While it runs, SIGINT and SIGQUIT (which a terminal sends to the whole
+/// foreground group) are left to the command, and SIGTERM and SIGHUP are
+/// forwarded to it: either way the command ends and the profile is still
+/// written.
+fn run_command(
+    command: &[OsString],
+    procs: &Path,
+    mut tick: impl FnMut(u64),
+) -> Result<ExitStatus> {
+    let program = &command[0];
+    let procs_file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(procs)
+        .map_err(|source| Error::System {
+            what: format!("cannot open {}", procs.display()),
+            source,
+        })?;
+    let procs_fd = std::os::fd::AsRawFd::as_raw_fd(&procs_file);
+
+    let mut cmd = Command::new(program);
+    cmd.args(&command[1..]);
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (signal, write).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            // Move this process into the recording cgroup; the exec that
+            // follows starts the recording.
+            let pid = b"0\n";
+            if libc::write(procs_fd, pid.as_ptr().cast(), pid.len()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let old_int = set_signal(libc::SIGINT, libc::SIG_IGN);
+    let old_quit = set_signal(libc::SIGQUIT, libc::SIG_IGN);
+    let spawned = cmd.spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            set_signal(libc::SIGINT, old_int);
+            set_signal(libc::SIGQUIT, old_quit);
+            let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
+            return Err(match source.kind() {
+                std::io::ErrorKind::NotFound => Error::CommandNotFound { command: name },
+                std::io::ErrorKind::PermissionDenied => Error::CommandNotExecutable {
+                    command: name,
+                    source,
+                },
+                _ => Error::Spawn {
+                    command: name,
+                    source,
+                },
+            });
+        }
+    };
+    drop(procs_file);
+    CHILD.store(child.id() as i32, Ordering::Relaxed);
+    let handler = forward_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let old_term = set_signal(libc::SIGTERM, handler);
+    let old_hup = set_signal(libc::SIGHUP, handler);
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        status
+    });
+    let mut ticks = 0;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(PROGRESS_INTERVAL) {
+        ticks += 1;
+        tick(ticks);
+    }
+    let status = waiter
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("waiter thread panicked")));
+
+    CHILD.store(0, Ordering::Relaxed);
+    for (signal, old) in [
+        (libc::SIGINT, old_int),
+        (libc::SIGQUIT, old_quit),
+        (libc::SIGTERM, old_term),
+        (libc::SIGHUP, old_hup),
+    ] {
+        set_signal(signal, old);
+    }
+    status.map_err(|source| Error::System {
+        what: "cannot wait for the recorded command".to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::DefaultAction;
+
+    fn options(name: Option<&str>) -> ProfileOptions {
+        ProfileOptions {
+            format: Format::Spo,
+            default_action: DefaultAction::Errno,
+            errno: 1,
+            base_set: "none".into(),
+            name: name.map(str::to_owned),
+            namespace: None,
+        }
+    }
+
+    #[test]
+    fn spo_names_come_from_the_command() {
+        assert_eq!(
+            spo_name(&options(None), &"/usr/bin/My_Tool".into()),
+            "my-tool"
+        );
+        assert_eq!(spo_name(&options(None), &"___".into()), "recorded");
+        assert_eq!(
+            spo_name(&options(Some("given")), &"/bin/ls".into()),
+            "given"
+        );
+    }
+
+    #[test]
+    fn census_names_numbers_per_abi() {
+        let mut snapshot = Snapshot::default();
+        let read = Arch::native().number("read").expect("read exists");
+        snapshot
+            .seen
+            .insert(syscensus_common::abi::NATIVE, vec![read, 100_000]);
+        let census = census_of(&snapshot);
+        let names: Vec<_> = census.syscalls[&Arch::native()].iter().copied().collect();
+        assert_eq!(names, vec!["read"]);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(3 << 8)),
+            ExitCode::from(3)
+        );
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(libc::SIGKILL)),
+            ExitCode::from(137)
+        );
+    }
 }

@@ -2,7 +2,9 @@
 //! completed inside it: the container's entrypoint (runc and crun both exec
 //! it from a process already in the container's cgroup, after their set-up),
 //! or the command given to `syscensus record`.
-use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
 use syscensus_common::{RowKey, abi, counter, state};
 
 use crate::maps::{ROWS, count, filter_hit};

@@ -33,7 +33,6 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 #[map]
 pub static ZERO_ROW: Array<Row> = Array::with_max_entries(1, 0);
 
-
 /// Adds one to a counter.
 #[inline(always)]
 pub fn count(index: u32) {

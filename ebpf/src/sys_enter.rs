@@ -1,8 +1,8 @@
 //! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
-use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext};
-use syscensus_common::{
-    RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state,
+use aya_ebpf::{
+    helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
+use syscensus_common::{RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
 
 use crate::{
     maps::{ROWS, ZERO_ROW, count, filter_hit},
