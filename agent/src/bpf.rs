@@ -81,6 +81,9 @@ pub struct TracerOptions {
     /// does it when the first recording starts, so that an idle node pays
     /// nothing per syscall.
     pub attach_sys_enter: bool,
+    /// Read the cgroup id with `bpf_get_current_cgroup_id()` even where the
+    /// kernel's layout allows plain loads (the benchmark compares both).
+    pub cgroup_id_helper: bool,
 }
 
 impl Default for TracerOptions {
@@ -88,12 +91,36 @@ impl Default for TracerOptions {
         Self {
             rows_capacity: ROWS_CAPACITY,
             attach_sys_enter: true,
+            cgroup_id_helper: false,
         }
     }
 }
 
 /// Finds the kernel struct offsets the program needs in the running kernel.
+///
+/// The cgroup-id path (`task_struct.cgroups`, `css_set.dfl_cgrp`,
+/// `cgroup.kn`, `kernfs_node.id`) has had this shape since v5.5; where a
+/// member is missing the program falls back to the helper.
 pub fn kernel_offsets(btf: &crate::btf::Btf) -> Result<KernelOffsets, BtfError> {
+    let mut offsets = KernelOffsets::default();
+    let direct = (|| -> Result<[u32; 4], BtfError> {
+        Ok([
+            btf.member_offset("task_struct", "cgroups")?,
+            btf.member_offset("css_set", "dfl_cgrp")?,
+            btf.member_offset("cgroup", "kn")?,
+            btf.member_offset("kernfs_node", "id")?,
+        ])
+    })();
+    match direct {
+        Ok([task_cgroups, css_set_dfl_cgrp, cgroup_kn, kernfs_node_id]) => {
+            offsets.direct_cgroup_id = 1;
+            offsets.task_cgroups = task_cgroups;
+            offsets.css_set_dfl_cgrp = css_set_dfl_cgrp;
+            offsets.cgroup_kn = cgroup_kn;
+            offsets.kernfs_node_id = kernfs_node_id;
+        }
+        Err(error) => debug!(%error, "reading the cgroup id with the helper"),
+    }
     #[cfg(target_arch = "x86_64")]
     {
         // TS_COMPAT: arch/x86/include/asm/thread_info.h at v6.18 (a #define,
@@ -101,21 +128,10 @@ pub fn kernel_offsets(btf: &crate::btf::Btf) -> Result<KernelOffsets, BtfError> 
         const TS_COMPAT: u32 = 0x0002;
         let thread_info = btf.member_offset("task_struct", "thread_info")?;
         let status = btf.member_offset("thread_info", "status")?;
-        Ok(KernelOffsets {
-            ti_status: thread_info + status,
-            ts_compat: TS_COMPAT,
-        })
+        offsets.ti_status = thread_info + status;
+        offsets.ts_compat = TS_COMPAT;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // AArch32 compat syscalls are not recorded apart yet: there is no
-        // syscall table for them.
-        let _ = btf;
-        Ok(KernelOffsets {
-            ti_status: u32::MAX,
-            ts_compat: 0,
-        })
-    }
+    Ok(offsets)
 }
 
 /// What one cgroup did, read from the kernel without disturbing it.
@@ -178,8 +194,12 @@ impl Tracer {
     /// `sys_enter` if asked).
     pub fn load(options: &TracerOptions) -> Result<Tracer, BpfError> {
         let btf = crate::btf::Btf::from_kernel()?;
-        let offsets = kernel_offsets(&btf)?;
-        let loader_btf = Btf::from_sys_fs().map_err(BpfError::LoaderBtf)?;
+        let mut offsets = kernel_offsets(&btf)?;
+        if options.cgroup_id_helper {
+            offsets.direct_cgroup_id = 0;
+        }
+        let loader_btf =
+            Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default()).map_err(BpfError::LoaderBtf)?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)

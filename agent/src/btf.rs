@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// Environment variable naming another file with the running kernel's BTF,
+/// for kernels that do not publish it (e.g. a file from BTFHub).
+pub const BTF_ENV: &str = "SYSCENSUS_KERNEL_BTF";
+
+/// The file to read the running kernel's BTF from: `$SYSCENSUS_KERNEL_BTF`,
+/// else [`VMLINUX_BTF`].
+pub fn kernel_btf_path() -> PathBuf {
+    std::env::var_os(BTF_ENV).map_or_else(|| PathBuf::from(VMLINUX_BTF), PathBuf::from)
+}
+
 const BTF_MAGIC: u16 = 0xeb9f;
 
 /// BTF kinds (`BTF_KIND_*`).
@@ -38,7 +48,7 @@ mod kind {
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error(
-        "cannot read kernel BTF at {}: {source}: syscensus needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+        "cannot read kernel BTF at {}: {source}: syscensus needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or the kernel's BTF in a file named by SYSCENSUS_KERNEL_BTF",
         path.display()
     )]
     Read {
@@ -90,9 +100,9 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 }
 
 impl Btf {
-    /// Reads the running kernel's BTF.
+    /// Reads the running kernel's BTF (see [`kernel_btf_path`]).
     pub fn from_kernel() -> Result<Btf, BtfError> {
-        Btf::from_file(Path::new(VMLINUX_BTF))
+        Btf::from_file(&kernel_btf_path())
     }
 
     /// Reads BTF from a file.

@@ -50,6 +50,15 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
         validate_spo_name(&profile_name)?;
     }
     require_root("syscensus record")?;
+    // Prove the output is writable before the command runs, so that a
+    // recording is never made only to be lost.
+    let output_file = match &args.output {
+        Some(path) => Some(output::AtomicFile::create(path).map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
     let hierarchy = Hierarchy::find()?;
     let mut tracer = Tracer::load(&TracerOptions::default())?;
     let cgroup =
@@ -107,14 +116,12 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
         Format::Oci => profile.to_oci_json(),
         Format::Spo => spo_text(&profile, &profile_name, args.profile.namespace.as_deref()),
     };
-    match &args.output {
-        Some(path) => {
-            output::write_atomic(path, text.as_bytes()).map_err(|source| Error::Output {
-                path: path.clone(),
-                source,
-            })?
-        }
-        None => output::write_stdout(text.as_bytes()).map_err(|source| Error::Output {
+    match (output_file, &args.output) {
+        (Some(file), Some(path)) => file.commit(text.as_bytes()).map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?,
+        _ => output::write_stdout(text.as_bytes()).map_err(|source| Error::Output {
             path: "stdout".into(),
             source,
         })?,

@@ -148,18 +148,29 @@ pub const EXEC_PROGRAM: &str = "sched_process_exec";
 
 /// Kernel struct offsets the program needs, found by the agent in the
 /// running kernel's BTF and written into the program's read-only data before
-/// it is loaded.
+/// it is loaded. The verifier sees them as constants.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
     /// Offset of `thread_info.status` from the start of `task_struct` (x86:
-    /// `thread_info` is the first member). `u32::MAX` where the kernel has no
-    /// such field (aarch64 has no `TS_COMPAT`).
+    /// `thread_info` is the first member). Unused where `ts_compat` is 0.
     pub ti_status: u32,
     /// `TS_COMPAT` on this architecture (x86: 0x0002), 0 where unused.
     pub ts_compat: u32,
+    /// 1: read the cgroup id through the four members below (plain loads
+    /// from the current task); 0: call `bpf_get_current_cgroup_id()`.
+    pub direct_cgroup_id: u32,
+    /// `task_struct.cgroups` (`struct css_set *`).
+    pub task_cgroups: u32,
+    /// `css_set.dfl_cgrp` (`struct cgroup *`).
+    pub css_set_dfl_cgrp: u32,
+    /// `cgroup.kn` (`struct kernfs_node *`).
+    pub cgroup_kn: u32,
+    /// `kernfs_node.id` (`u64`).
+    pub kernfs_node_id: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 8);
+const _: () = assert!(size_of::<KernelOffsets>() == 32);
 
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";

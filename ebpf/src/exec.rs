@@ -13,7 +13,7 @@ use crate::maps::{ROWS, count, filter_hit};
 /// struct linux_binprm *bprm)`, fired after the new image is in place.
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let cgroup_id = crate::task::current_cgroup_id();
     if !filter_hit(cgroup_id) {
         return 0;
     }

@@ -15,7 +15,7 @@ const BPF_NOEXIST: u64 = 1;
 /// Attached to the `sys_enter` tracepoint: `(struct pt_regs *regs, long id)`.
 #[btf_tracepoint(function = "sys_enter")]
 pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let cgroup_id = crate::task::current_cgroup_id();
     // The cheap test first: almost every process on a node is not recorded.
     if !filter_hit(cgroup_id) {
         return 0;

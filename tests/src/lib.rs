@@ -54,3 +54,107 @@ pub fn syscensus(args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("failed to run syscensus {args:?}: {e}"))
 }
+
+/// Compiles `tests/programs/<name>.c` statically (once per test binary run)
+/// and returns the executable. `flags` are extra gcc flags such as `-m32`.
+pub fn program(name: &str, flags: &[&str]) -> PathBuf {
+    use std::sync::Mutex;
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_program("gcc", "gcc (and gcc-multilib for -m32)");
+    let source = workspace_root().join("tests/programs").join(format!("{name}.c"));
+    let suffix = flags.join("").replace(['-', '='], "");
+    let dir = workspace_root().join("target/test-programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}{suffix}"));
+    let fresh = out.metadata().and_then(|o| Ok(o.modified()? >= source.metadata()?.modified()?));
+    if !matches!(fresh, Ok(true)) {
+        let status = Command::new("gcc")
+            .args(["-O2", "-static", "-pthread", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .args(flags)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gcc failed to build {} with {flags:?}", source.display());
+    }
+    out
+}
+
+/// The syscall names `strace -f -c` reports for a command: every syscall the
+/// command and its descendants made.
+pub fn strace_names(command: &[&str]) -> std::collections::BTreeSet<String> {
+    require_program("strace", "strace");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("strace.txt");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-c", "-o"])
+        .arg(&out)
+        .args(command)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "strace {command:?} failed");
+    parse_strace_summary(&std::fs::read_to_string(&out).unwrap())
+}
+
+/// The syscall names of an `strace -c` summary table.
+pub fn parse_strace_summary(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('-') && !l.trim_start().starts_with('%'))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|name| *name != "total" && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names a profile (OCI JSON) allows, per architecture: for profiles
+/// written by syscensus, the rule comment says which architecture recorded
+/// each name.
+pub fn allowed_names(profile_json: &str) -> std::collections::BTreeSet<String> {
+    let value: serde_json::Value = serde_json::from_str(profile_json)
+        .unwrap_or_else(|e| panic!("not JSON: {e}\n{profile_json}"));
+    value["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The names a syscensus profile recorded for one architecture (from the
+/// rule whose comment is `recorded: <arch>`).
+pub fn recorded_names(profile_json: &str, arch: &str) -> std::collections::BTreeSet<String> {
+    let value: serde_json::Value = serde_json::from_str(profile_json).unwrap();
+    value["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["comment"] == format!("recorded: {arch}").as_str())
+        .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Records `command` with `syscensus record` (extra options before `--`)
+/// and returns the profile; panics with stderr if it fails.
+pub fn record(options: &[&str], command: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("profile.json");
+    let output = Command::new(syscensus_bin())
+        .arg("record")
+        .arg("--output")
+        .arg(&out)
+        .args(options)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "syscensus record {command:?} failed: {:?}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(&out).unwrap()
+}

@@ -1,8 +1,13 @@
 //! Developer tasks that cargo cannot do alone: set-up, privileged test runs,
 //! code generation, benchmarks, the demo.
+#![allow(clippy::print_stderr, reason = "a developer tool that reports progress on stderr")]
+
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod run;
 mod syscalls;
+mod test;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
@@ -13,6 +18,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Install what building and testing need (apt packages, bpf-linker, the
+    /// nightly rust-src component) and mount tracefs and bpffs. Idempotent.
+    Setup,
+    /// Set up, then run every check and test: formatting, lints, generated
+    /// files, unit tests, and the root tests against the real kernel and
+    /// runtimes (with sudo when not root).
+    Test {
+        /// Only run tests whose name contains this.
+        filter: Option<String>,
+        /// Skip set-up, formatting and lint checks.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Lints: clippy on the workspace, then on the kernel program for the BPF
+    /// target.
+    Lint,
+    /// Set up, build, and record a built-in example: prints the profile,
+    /// runs the example under it, and shows a syscall outside it blocked.
+    Demo,
     /// Regenerate agent/src/syscalls/tables.rs from the vendored libseccomp
     /// syscall table.
     GenSyscalls {
@@ -24,6 +48,10 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Setup => run::setup(),
+        Task::Test { filter, quick } => test::test(filter.as_deref(), quick),
+        Task::Lint => test::lint(),
+        Task::Demo => demo::demo(),
         Task::GenSyscalls { check } => syscalls::generate(check),
     }
 }

@@ -1,0 +1,15 @@
+/* `mkdir PATH`: exit 0 if the directory was made, 3 on EPERM, 4 on another
+ * error. `stat PATH`: only stats PATH. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 64;
+    struct stat st;
+    if (strcmp(argv[1], "stat") == 0) return stat(argv[2], &st) == 0 ? 0 : 4;
+    if (mkdir(argv[2], 0700) == 0) { puts("made"); return 0; }
+    printf("mkdir: %s\n", strerror(errno));
+    return errno == EPERM ? 3 : 4;
+}

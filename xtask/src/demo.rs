@@ -1,0 +1,42 @@
+//! `cargo xtask demo`: the main job on a built-in example.
+use std::process::Command;
+
+use crate::run::{as_root, cargo, root, run, setup};
+
+/// Records a small shell pipeline, shows its profile, runs it under the
+/// profile, and shows a syscall outside the profile blocked.
+pub fn demo() -> anyhow::Result<()> {
+    setup()?;
+    run(cargo().args(["build", "--release", "-p", "syscensus"]))?;
+    let syscensus = root().join("target/release/syscensus");
+    let dir = root().join("target/demo");
+    std::fs::create_dir_all(&dir)?;
+    let profile = dir.join("profile.json");
+    let example = ["/bin/busybox", "sh", "-c", "/bin/busybox ls / | /bin/busybox wc -l"];
+
+    eprintln!("\n== recording: {}", example.join(" "));
+    run(as_root(&syscensus)
+        .args(["record", "--output"])
+        .arg(&profile)
+        .arg("--")
+        .args(example))?;
+    eprintln!("\n== the profile ({}):", profile.display());
+    eprintln!("{}", std::fs::read_to_string(&profile)?);
+
+    eprintln!("== running the example under its profile:");
+    run(Command::new(&syscensus)
+        .args(["run", "--profile"])
+        .arg(&profile)
+        .arg("--")
+        .args(example))?;
+
+    eprintln!("\n== mkdir is not in the profile, so it is refused:");
+    let status = Command::new(&syscensus)
+        .args(["run", "--profile"])
+        .arg(&profile)
+        .args(["--", "/bin/busybox", "mkdir", "/tmp/syscensus-demo-dir"])
+        .status()?;
+    anyhow::ensure!(!status.success(), "mkdir should have been blocked by the profile");
+    eprintln!("(exit status {status}: blocked as expected)");
+    Ok(())
+}

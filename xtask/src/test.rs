@@ -1,0 +1,89 @@
+//! `cargo xtask test` and `cargo xtask lint`.
+use std::{io::BufRead as _, path::PathBuf, process::Stdio};
+
+use anyhow::Context as _;
+
+use crate::run::{as_root, cargo, root, run, setup};
+
+/// Every check and test, in order of increasing cost.
+pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
+    if !quick {
+        setup()?;
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        lint()?;
+        crate::syscalls::generate(true)?;
+    }
+    // Unprivileged: unit tests, golden files, parsers.
+    let mut unit = cargo();
+    unit.args(["test", "--workspace", "--exclude", "syscensus-ebpf", "--exclude", "syscensus-tests"]);
+    if let Some(filter) = filter {
+        unit.args(["--", filter]);
+    }
+    run(&mut unit)?;
+    // Privileged: build as this user, run the test binaries as root.
+    run(cargo().args(["build", "-p", "syscensus"]))?;
+    let binary = root().join("target/debug/syscensus");
+    for test_binary in test_binaries()? {
+        let mut cmd = as_root(&test_binary);
+        cmd.env("SYSCENSUS_BIN", &binary)
+            .env("RUST_BACKTRACE", "1")
+            .current_dir(root().join("tests"));
+        if let Some(filter) = filter {
+            cmd.arg(filter);
+        }
+        run(&mut cmd)?;
+    }
+    eprintln!("all tests passed");
+    Ok(())
+}
+
+/// Builds the root-only tests and returns their executables.
+fn test_binaries() -> anyhow::Result<Vec<PathBuf>> {
+    let mut child = cargo()
+        .args(["test", "-p", "syscensus-tests", "--no-run", "--message-format=json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("failed to build the root tests")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut binaries = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact"
+            && message["profile"]["test"] == true
+            && let Some(executable) = message["executable"].as_str()
+        {
+            binaries.push(PathBuf::from(executable));
+        }
+    }
+    anyhow::ensure!(child.wait()?.success(), "building the root tests failed");
+    Ok(binaries)
+}
+
+/// Clippy with warnings as errors: the workspace, then the kernel program for
+/// the BPF target (it only builds there).
+pub fn lint() -> anyhow::Result<()> {
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "syscensus-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().current_dir(root().join("ebpf")).args([
+        "+nightly",
+        "clippy",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
