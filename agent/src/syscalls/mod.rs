@@ -130,5 +130,8 @@ pub fn is_known(name: &str) -> bool {
     tables::ALL_NAMES.binary_search(&name).is_ok()
 }
 
-/// The libseccomp release and kernel version the tables were generated from.
+/// The libseccomp commit and kernel version the tables were generated from.
 pub const SOURCE: &str = tables::SOURCE;
+
+#[cfg(test)]
+mod tests;
