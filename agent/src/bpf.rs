@@ -198,8 +198,8 @@ impl Tracer {
         if options.cgroup_id_helper {
             offsets.direct_cgroup_id = 0;
         }
-        let loader_btf =
-            Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default()).map_err(BpfError::LoaderBtf)?;
+        let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
+            .map_err(BpfError::LoaderBtf)?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)

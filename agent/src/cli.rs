@@ -111,7 +111,9 @@ pub struct RecordArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The profile to enforce.
+    /// The profile to enforce. Docker `caps` conditions are evaluated
+    /// against syscensus's own effective capabilities, `minKernel` against
+    /// the running kernel.
     #[arg(short, long)]
     pub profile: PathBuf,
     /// Which object to use when the file holds several SPO profiles

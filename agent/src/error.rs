@@ -84,7 +84,7 @@ impl Error {
             Self::Kernel(e) => e.exit_status(),
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),
-            Self::Seccomp(_) => exit::DATA,
+            Self::Seccomp(e) => e.exit_status(),
             Self::CommandNotFound { .. } => exit::NOT_FOUND,
             Self::CommandNotExecutable { .. } => exit::CANNOT_EXECUTE,
             Self::Spawn { .. } | Self::System { .. } => exit::SOFTWARE,

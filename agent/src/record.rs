@@ -47,16 +47,21 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     let base = crate::basesets::find(&args.profile.base_set)?;
     let profile_name = spo_name(&args.profile, &args.command[0]);
     if args.profile.format == Format::Spo {
-        validate_spo_name(&profile_name)?;
+        crate::profile::validate_object_name(&profile_name)?;
+        if let Some(namespace) = &args.profile.namespace {
+            crate::profile::validate_namespace(namespace)?;
+        }
     }
     require_root("syscensus record")?;
     // Prove the output is writable before the command runs, so that a
     // recording is never made only to be lost.
     let output_file = match &args.output {
-        Some(path) => Some(output::AtomicFile::create(path).map_err(|source| Error::Output {
-            path: path.clone(),
-            source,
-        })?),
+        Some(path) => Some(
+            output::AtomicFile::create(path).map_err(|source| Error::Output {
+                path: path.clone(),
+                source,
+            })?,
+        ),
         None => None,
     };
     let hierarchy = Hierarchy::find()?;
@@ -114,13 +119,16 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     );
     let text = match args.profile.format {
         Format::Oci => profile.to_oci_json(),
-        Format::Spo => spo_text(&profile, &profile_name, args.profile.namespace.as_deref()),
+        Format::Spo => profile.to_spo_yaml(&profile_name, args.profile.namespace.as_deref())?,
     };
     match (output_file, &args.output) {
-        (Some(file), Some(path)) => file.commit(text.as_bytes()).map_err(|source| Error::Output {
-            path: path.clone(),
-            source,
-        })?,
+        (Some(file), Some(path)) => {
+            file.commit(text.as_bytes())
+                .map_err(|source| Error::Output {
+                    path: path.clone(),
+                    source,
+                })?
+        }
         _ => output::write_stdout(text.as_bytes()).map_err(|source| Error::Output {
             path: "stdout".into(),
             source,
@@ -159,14 +167,6 @@ pub fn census_of(snapshot: &Snapshot) -> Census {
     census
 }
 
-fn validate_spo_name(_name: &str) -> Result<()> {
-    Ok(())
-}
-
-fn spo_text(profile: &Profile, _name: &str, _namespace: Option<&str>) -> String {
-    profile.to_oci_json()
-}
-
 /// The SPO object name: `--name`, else the command's file name made into a
 /// valid Kubernetes name.
 fn spo_name(options: &ProfileOptions, command: &OsString) -> String {
@@ -175,26 +175,9 @@ fn spo_name(options: &ProfileOptions, command: &OsString) -> String {
     }
     let base = Path::new(command)
         .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut name: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name = name
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned();
-    if name.is_empty() {
-        "recorded".to_owned()
-    } else {
-        name
-    }
+    crate::profile::suggest_object_name(&base)
 }
 
 /// The exit code that reproduces the command's status, as shells do: the
@@ -341,7 +324,7 @@ mod tests {
             spo_name(&options(None), &"/usr/bin/My_Tool".into()),
             "my-tool"
         );
-        assert_eq!(spo_name(&options(None), &"___".into()), "recorded");
+        assert_eq!(spo_name(&options(None), &"___".into()), "profile");
         assert_eq!(
             spo_name(&options(Some("given")), &"/bin/ls".into()),
             "given"

@@ -2,9 +2,7 @@
 //! completed inside it: the container's entrypoint (runc and crun both exec
 //! it from a process already in the container's cgroup, after their set-up),
 //! or the command given to `syscensus record`.
-use aya_ebpf::{
-    helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{RowKey, abi, counter, state};
 
 use crate::maps::{ROWS, count, filter_hit};
@@ -17,7 +15,7 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     if !filter_hit(cgroup_id) {
         return 0;
     }
-    let Some(row) = ROWS.get_ptr_mut(&RowKey::new(cgroup_id, abi::NATIVE)) else {
+    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
         return 0;
     };
     // SAFETY: `row` points into a live map value of type `Row`.

@@ -1,7 +1,5 @@
 //! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
-use aya_ebpf::{
-    helpers::bpf_get_current_cgroup_id, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
 
 use crate::{
@@ -28,7 +26,7 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn record(cgroup_id: u64, id: i64) {
     let native = RowKey::new(cgroup_id, abi::NATIVE);
-    let Some(row) = ROWS.get_ptr_mut(&native) else {
+    let Some(row) = ROWS.get_ptr_mut(native) else {
         return;
     };
     // SAFETY: `row` points into a live map value of type `Row`.
@@ -78,14 +76,14 @@ fn record(cgroup_id: u64, id: i64) {
 #[inline(always)]
 fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut syscensus_common::Row> {
     let key = RowKey::new(cgroup_id, key_abi);
-    if let Some(row) = ROWS.get_ptr_mut(&key) {
+    if let Some(row) = ROWS.get_ptr_mut(key) {
         return Some(row);
     }
     let zero = ZERO_ROW.get(0)?;
     // Another CPU may create it first: that is fine, the lookup below finds
     // whichever row won.
-    let _ = ROWS.insert(&key, zero, BPF_NOEXIST);
-    ROWS.get_ptr_mut(&key)
+    let _ = ROWS.insert(key, zero, BPF_NOEXIST);
+    ROWS.get_ptr_mut(key)
 }
 
 #[inline(always)]

@@ -35,9 +35,18 @@ pub fn current_cgroup_id() -> u64 {
     // tracepoint program runs under RCU, which keeps `cgroups` alive.
     unsafe {
         let task = bpf_get_current_task_btf().cast::<u8>();
-        let css_set = task.add(offsets.task_cgroups as usize).cast::<*const u8>().read();
-        let cgroup = css_set.add(offsets.css_set_dfl_cgrp as usize).cast::<*const u8>().read();
-        let kn = cgroup.add(offsets.cgroup_kn as usize).cast::<*const u8>().read();
+        let css_set = task
+            .add(offsets.task_cgroups as usize)
+            .cast::<*const u8>()
+            .read();
+        let cgroup = css_set
+            .add(offsets.css_set_dfl_cgrp as usize)
+            .cast::<*const u8>()
+            .read();
+        let kn = cgroup
+            .add(offsets.cgroup_kn as usize)
+            .cast::<*const u8>()
+            .read();
         kn.add(offsets.kernfs_node_id as usize).cast::<u64>().read()
     }
 }

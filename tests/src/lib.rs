@@ -1,7 +1,10 @@
 //! Shared helpers for the root-only tests: where the binary is, what the
 //! machine must have. A missing prerequisite fails the test with a message
 //! that names it; nothing is skipped.
-#![allow(clippy::unwrap_used, reason = "test helpers panic with context on failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic with context on failure"
+)]
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +13,10 @@ use std::{
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `syscensus` binary under test: `$SYSCENSUS_BIN` (set by `cargo xtask
@@ -32,7 +38,10 @@ pub fn syscensus_bin() -> PathBuf {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root: run it with `cargo xtask test` as root");
+    assert_eq!(
+        euid, 0,
+        "this test needs root: run it with `cargo xtask test` as root"
+    );
 }
 
 /// Panics unless `program` is on PATH, naming the package that provides it.
@@ -62,12 +71,16 @@ pub fn program(name: &str, flags: &[&str]) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     require_program("gcc", "gcc (and gcc-multilib for -m32)");
-    let source = workspace_root().join("tests/programs").join(format!("{name}.c"));
+    let source = workspace_root()
+        .join("tests/programs")
+        .join(format!("{name}.c"));
     let suffix = flags.join("").replace(['-', '='], "");
     let dir = workspace_root().join("target/test-programs");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{name}{suffix}"));
-    let fresh = out.metadata().and_then(|o| Ok(o.modified()? >= source.metadata()?.modified()?));
+    let fresh = out
+        .metadata()
+        .and_then(|o| Ok(o.modified()? >= source.metadata()?.modified()?));
     if !matches!(fresh, Ok(true)) {
         let status = Command::new("gcc")
             .args(["-O2", "-static", "-pthread", "-o"])
@@ -76,7 +89,11 @@ pub fn program(name: &str, flags: &[&str]) -> PathBuf {
             .args(flags)
             .status()
             .unwrap();
-        assert!(status.success(), "gcc failed to build {} with {flags:?}", source.display());
+        assert!(
+            status.success(),
+            "gcc failed to build {} with {flags:?}",
+            source.display()
+        );
     }
     out
 }
@@ -87,14 +104,15 @@ pub fn strace_names(command: &[&str]) -> std::collections::BTreeSet<String> {
     require_program("strace", "strace");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("strace.txt");
-    let status = Command::new("strace")
+    // Output to a pipe, as under `record`: stdio makes different calls for
+    // a terminal or /dev/null (an isatty ioctl).
+    let output = Command::new("strace")
         .args(["-f", "-qq", "-c", "-o"])
         .arg(&out)
         .args(command)
-        .stdout(std::process::Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "strace {command:?} failed");
+    assert!(output.status.success(), "strace {command:?} failed");
     parse_strace_summary(&std::fs::read_to_string(&out).unwrap())
 }
 
@@ -103,7 +121,9 @@ pub fn parse_strace_summary(text: &str) -> std::collections::BTreeSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('-') && !l.trim_start().starts_with('%'))
         .filter_map(|l| l.split_whitespace().last())
-        .filter(|name| *name != "total" && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|name| {
+            *name != "total" && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -119,7 +139,13 @@ pub fn allowed_names(profile_json: &str) -> std::collections::BTreeSet<String> {
         .unwrap()
         .iter()
         .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
-        .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()))
+        .flat_map(|r| {
+            r["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
@@ -132,7 +158,13 @@ pub fn recorded_names(profile_json: &str, arch: &str) -> std::collections::BTree
         .unwrap()
         .iter()
         .filter(|r| r["comment"] == format!("recorded: {arch}").as_str())
-        .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()))
+        .flat_map(|r| {
+            r["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+        })
         .collect()
 }
 

@@ -5,14 +5,16 @@
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 use syscensus_tests::{
-    allowed_names, parse_strace_summary, program, record, recorded_names, require_program, require_root,
-    strace_names, syscensus, syscensus_bin,
+    allowed_names, parse_strace_summary, program, record, recorded_names, require_program,
+    require_root, strace_names, syscensus, syscensus_bin,
 };
 
 const X86_64: &str = "SCMP_ARCH_X86_64";
 
 fn busybox() -> String {
-    require_program("busybox", "busybox-static").display().to_string()
+    require_program("busybox", "busybox-static")
+        .display()
+        .to_string()
 }
 
 /// Writes `profile` to a file and runs `command` under it `times` times,
@@ -50,13 +52,26 @@ fn check_command(command: &[&str], must_have: &[&str]) {
     let summary = dir.path().join("strace.txt");
     let summary_arg = summary.display().to_string();
     let strace = require_program("strace", "strace").display().to_string();
-    let mut inner = vec![strace.as_str(), "-f", "-qq", "-c", "-o", summary_arg.as_str()];
+    let mut inner = vec![
+        strace.as_str(),
+        "-f",
+        "-qq",
+        "-c",
+        "-o",
+        summary_arg.as_str(),
+    ];
     inner.extend_from_slice(command);
     let with_strace = allowed_names(&record(&[], &inner));
     let seen_by_strace = parse_strace_summary(&std::fs::read_to_string(&summary).unwrap());
-    assert!(!seen_by_strace.is_empty(), "strace saw nothing for {command:?}");
+    assert!(
+        !seen_by_strace.is_empty(),
+        "strace saw nothing for {command:?}"
+    );
     let missing: BTreeSet<_> = seen_by_strace.difference(&with_strace).collect();
-    assert!(missing.is_empty(), "{command:?}: strace saw {missing:?} that the recording lacks");
+    assert!(
+        missing.is_empty(),
+        "{command:?}: strace saw {missing:?} that the recording lacks"
+    );
 
     // Separate runs: a plain recording against a plain strace. The command's
     // first execve happens before recording starts (it is the base set's).
@@ -65,9 +80,15 @@ fn check_command(command: &[&str], must_have: &[&str]) {
     let mut expected = strace_names(command);
     expected.remove("execve");
     let missing: BTreeSet<_> = expected.difference(&recorded).collect();
-    assert!(missing.is_empty(), "{command:?}: strace saw {missing:?}, not recorded\n{profile}");
+    assert!(
+        missing.is_empty(),
+        "{command:?}: strace saw {missing:?}, not recorded\n{profile}"
+    );
     for name in must_have {
-        assert!(recorded.contains(*name), "{command:?}: {name} not recorded\n{profile}");
+        assert!(
+            recorded.contains(*name),
+            "{command:?}: {name} not recorded\n{profile}"
+        );
     }
     passes_under_profile(&profile, command, 20);
 }
@@ -87,7 +108,10 @@ fn records_ls() {
 fn records_a_pipeline_that_forks() {
     let busybox = busybox();
     let script = format!("{busybox} ls / | {busybox} wc -l");
-    check_command(&[&busybox, "sh", "-c", &script], &["pipe2", "wait4", "execve"]);
+    check_command(
+        &[&busybox, "sh", "-c", &script],
+        &["pipe2", "wait4", "execve"],
+    );
 }
 
 #[test]
@@ -121,11 +145,18 @@ fn a_syscall_outside_the_profile_fails_with_eperm() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(3), "expected EPERM from mkdir: {stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "expected EPERM from mkdir: {stdout}"
+    );
     assert!(stdout.contains("Operation not permitted"), "{stdout}");
     assert!(!target.exists(), "the blocked mkdir made the directory");
     // Without the profile the same command works: the failure is the profile's.
-    let free = Command::new(&mkdir).args(["mkdir", &target_arg]).status().unwrap();
+    let free = Command::new(&mkdir)
+        .args(["mkdir", &target_arg])
+        .status()
+        .unwrap();
     assert!(free.success() && target.is_dir());
 }
 
@@ -143,8 +174,14 @@ fn concurrent_recordings_never_mix() {
             let b = s.spawn(|| recorded_names(&record(&[], &[&unique, "b"]), X86_64));
             (a.join().unwrap(), b.join().unwrap())
         });
-        assert_eq!(a, alone_a, "round {round}: recording of `a` changed when `b` ran beside it");
-        assert_eq!(b, alone_b, "round {round}: recording of `b` changed when `a` ran beside it");
+        assert_eq!(
+            a, alone_a,
+            "round {round}: recording of `a` changed when `b` ran beside it"
+        );
+        assert_eq!(
+            b, alone_b,
+            "round {round}: recording of `b` changed when `a` ran beside it"
+        );
     }
 }
 
@@ -163,7 +200,10 @@ fn records_32_bit_syscalls_under_their_own_architecture() {
     assert_eq!(arches, vec![X86_64, "SCMP_ARCH_X86"], "{profile}");
     let x86 = recorded_names(&profile, "SCMP_ARCH_X86");
     for name in ["getppid", "write", "exit_group", "brk"] {
-        assert!(x86.contains(name), "{name} not recorded as an i386 syscall:\n{profile}");
+        assert!(
+            x86.contains(name),
+            "{name} not recorded as an i386 syscall:\n{profile}"
+        );
     }
     // Nothing of the 32-bit program is mistaken for a 64-bit syscall.
     assert!(recorded_names(&profile, X86_64).is_empty(), "{profile}");
@@ -188,7 +228,12 @@ fn propagates_the_exit_status_and_still_writes_the_profile() {
     // Killed by a signal: 128 + signal number, as a shell reports it.
     let busybox = busybox();
     let output = syscensus(&["record", "--", &busybox, "sh", "-c", "kill -9 $$"]);
-    assert_eq!(output.status.code(), Some(137), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -208,14 +253,26 @@ fn leaves_no_cgroup_behind() {
     let own = hierarchy.dir(&hierarchy.own_path().unwrap());
     let busybox = busybox();
     // A daemon that outlives the command is moved out, and keeps running.
-    record(&[], &[&busybox, "sh", "-c", &format!("{busybox} sleep 2 & exit 0")]);
+    record(
+        &[],
+        &[&busybox, "sh", "-c", &format!("{busybox} sleep 2 & exit 0")],
+    );
+    // Other tests record at the same time: only a cgroup whose recorder has
+    // exited is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&own)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("syscensus-record-"))
+        .filter(|n| {
+            n.strip_prefix("syscensus-record-")
+                .is_some_and(|pid| !Path::new("/proc").join(pid).exists())
+        })
         .collect();
-    assert!(leftovers.is_empty(), "cgroups left in {}: {leftovers:?}", own.display());
+    assert!(
+        leftovers.is_empty(),
+        "cgroups left in {}: {leftovers:?}",
+        own.display()
+    );
 }
 
 mod bad_input {
@@ -223,7 +280,10 @@ mod bad_input {
 
     fn stderr_line(output: &std::process::Output) -> String {
         let text = String::from_utf8_lossy(&output.stderr).into_owned();
-        let lines: Vec<_> = text.lines().filter(|l| l.starts_with("syscensus:")).collect();
+        let lines: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("syscensus:"))
+            .collect();
         assert_eq!(lines.len(), 1, "expected one error line, got:\n{text}");
         lines[0].to_owned()
     }
@@ -237,8 +297,15 @@ mod bad_input {
         let output = syscensus(&["record", "-o", &out_arg, "--", "no-such-command-xyz"]);
         assert_eq!(output.status.code(), Some(127));
         let line = stderr_line(&output);
-        assert!(line.contains("command not found: no-such-command-xyz"), "{line}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "left a file behind");
+        assert!(
+            line.contains("command not found: no-such-command-xyz"),
+            "{line}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "left a file behind"
+        );
     }
 
     #[test]
@@ -265,7 +332,10 @@ mod bad_input {
             .unwrap();
         assert_eq!(output.status.code(), Some(69));
         let line = stderr_line(&output);
-        assert!(line.contains("BTF") && line.contains("/nonexistent/vmlinux"), "{line}");
+        assert!(
+            line.contains("BTF") && line.contains("/nonexistent/vmlinux"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -282,7 +352,12 @@ mod bad_input {
             .args(["-m", "--propagation", "private", "sh", "-c", &script])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(69), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(69),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(stderr_line(&output).contains("no cgroup v2"));
     }
 
@@ -303,7 +378,10 @@ mod bad_input {
         ]);
         assert_eq!(output.status.code(), Some(73));
         assert!(stderr_line(&output).contains("missing/p.json"));
-        assert!(!marker.exists(), "the command ran although its profile could not be written");
+        assert!(
+            !marker.exists(),
+            "the command ran although its profile could not be written"
+        );
         assert!(!Path::new(&out).exists());
     }
 

@@ -12,7 +12,12 @@ pub fn demo() -> anyhow::Result<()> {
     let dir = root().join("target/demo");
     std::fs::create_dir_all(&dir)?;
     let profile = dir.join("profile.json");
-    let example = ["/bin/busybox", "sh", "-c", "/bin/busybox ls / | /bin/busybox wc -l"];
+    let example = [
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "/bin/busybox ls / | /bin/busybox wc -l",
+    ];
 
     eprintln!("\n== recording: {}", example.join(" "));
     run(as_root(&syscensus)
@@ -36,7 +41,10 @@ pub fn demo() -> anyhow::Result<()> {
         .arg(&profile)
         .args(["--", "/bin/busybox", "mkdir", "/tmp/syscensus-demo-dir"])
         .status()?;
-    anyhow::ensure!(!status.success(), "mkdir should have been blocked by the profile");
-    eprintln!("(exit status {status}: blocked as expected)");
+    anyhow::ensure!(
+        !status.success(),
+        "mkdir should have been blocked by the profile"
+    );
+    eprintln!("({status}: blocked as expected)");
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! Developer tasks that cargo cannot do alone: set-up, privileged test runs,
 //! code generation, benchmarks, the demo.
-#![allow(clippy::print_stderr, reason = "a developer tool that reports progress on stderr")]
+#![allow(
+    clippy::print_stderr,
+    reason = "a developer tool that reports progress on stderr"
+)]
 
 use clap::{Parser, Subcommand};
 

@@ -23,7 +23,9 @@ pub fn is_root() -> bool {
 /// Runs `cmd`, failing if it does not succeed.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("failed to start {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("failed to start {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", describe(cmd));
     }

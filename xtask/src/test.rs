@@ -1,5 +1,9 @@
 //! `cargo xtask test` and `cargo xtask lint`.
-use std::{io::BufRead as _, path::PathBuf, process::Stdio};
+use std::{
+    io::BufRead as _,
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 use anyhow::Context as _;
 
@@ -15,7 +19,14 @@ pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
     }
     // Unprivileged: unit tests, golden files, parsers.
     let mut unit = cargo();
-    unit.args(["test", "--workspace", "--exclude", "syscensus-ebpf", "--exclude", "syscensus-tests"]);
+    unit.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "syscensus-ebpf",
+        "--exclude",
+        "syscensus-tests",
+    ]);
     if let Some(filter) = filter {
         unit.args(["--", filter]);
     }
@@ -40,7 +51,13 @@ pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
 /// Builds the root-only tests and returns their executables.
 fn test_binaries() -> anyhow::Result<Vec<PathBuf>> {
     let mut child = cargo()
-        .args(["test", "-p", "syscensus-tests", "--no-run", "--message-format=json"])
+        .args([
+            "test",
+            "-p",
+            "syscensus-tests",
+            "--no-run",
+            "--message-format=json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .context("failed to build the root tests")?;
@@ -75,15 +92,19 @@ pub fn lint() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().current_dir(root().join("ebpf")).args([
-        "+nightly",
-        "clippy",
-        "--target",
-        "bpfel-unknown-none",
-        "-Z",
-        "build-std=core",
-        "--",
-        "-D",
-        "warnings",
-    ]))
+    run(Command::new("rustup")
+        .current_dir(root().join("ebpf"))
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ]))
 }

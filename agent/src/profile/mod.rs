@@ -4,14 +4,25 @@
 //! Output is deterministic: fields in a fixed order, names sorted, two-space
 //! indentation, a trailing newline, so that identical recordings give
 //! byte-identical files and git diffs show only real changes.
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use serde::{Deserialize, Serialize};
 
 use crate::syscalls::Arch;
 
 mod error;
-pub use error::ProfileError;
+mod host;
+mod parse;
+mod spo;
+pub use error::{Invalid, ProfileError, SpoProblem};
+pub use host::{Host, KernelVersion, capability_number};
+pub use parse::{ARCH_NAMES, FLAG_NAMES, SPO_GROUP};
+pub use spo::{
+    RULE_COMMENTS_ANNOTATION, suggest_object_name, validate_namespace, validate_object_name,
+};
 
 /// A seccomp action, as named in profiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -198,7 +209,8 @@ impl Profile {
         }
         Profile {
             default_action: options.default_action,
-            default_errno_ret: (options.default_action == Action::Errno).then_some(options.errno_ret),
+            default_errno_ret: (options.default_action == Action::Errno)
+                .then_some(options.errno_ret),
             architectures: arches.iter().map(|a| a.scmp_name().to_owned()).collect(),
             flags: Vec::new(),
             syscalls,
@@ -209,10 +221,53 @@ impl Profile {
     /// indentation, trailing newline.
     pub fn to_oci_json(&self) -> String {
         // Serializing a tree of strings, numbers and enums cannot fail.
-        #[expect(clippy::unwrap_used, reason = "serializing plain data to a String cannot fail")]
+        #[expect(
+            clippy::unwrap_used,
+            reason = "serializing plain data to a String cannot fail"
+        )]
         let mut text = serde_json::to_string_pretty(self).unwrap();
         text.push('\n');
         text
+    }
+
+    /// Reads the profile at `path` in any format [`parse`](Self::parse)
+    /// knows, resolved for this machine and process ([`Host::current`]).
+    pub fn load(path: &Path, select_name: Option<&str>) -> Result<Profile, ProfileError> {
+        let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            ProfileError::Syntax {
+                origin: path.to_path_buf(),
+                line,
+                column,
+                message: "not UTF-8 text: a profile is JSON or YAML".to_owned(),
+            }
+        })?;
+        Profile::parse(&text, path, select_name)
+    }
+
+    /// Parses a profile read from `origin` (named in error messages): OCI
+    /// JSON, Docker JSON, or Security Profiles Operator `SeccompProfile`
+    /// objects (YAML or JSON; `select` picks one by `metadata.name` when the
+    /// file holds several). Docker's `archMap`, `includes` and `excludes`
+    /// are resolved for this machine and process ([`Host::current`]).
+    pub fn parse(text: &str, origin: &Path, select: Option<&str>) -> Result<Profile, ProfileError> {
+        Profile::parse_for_host(text, origin, select, &Host::current())
+    }
+
+    /// [`parse`](Self::parse), resolving Docker's conditions for `host`.
+    pub fn parse_for_host(
+        text: &str,
+        origin: &Path,
+        select: Option<&str>,
+        host: &Host,
+    ) -> Result<Profile, ProfileError> {
+        parse::parse(text, origin, select, host)
     }
 
     /// Every syscall name the profile allows, on any architecture.

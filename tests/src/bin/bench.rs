@@ -5,7 +5,11 @@
 //! the machine hits every configuration alike; the median of the rounds is
 //! reported, with the overhead over no program at all and its ratio to the
 //! floor's overhead (an empty program attached to `sys_enter`).
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark that prints its figures")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark that prints its figures"
+)]
 
 use std::{
     collections::BTreeMap,
@@ -103,7 +107,10 @@ fn parse_args() -> anyhow::Result<Options> {
             other => bail!("unknown argument {other}"),
         }
     }
-    anyhow::ensure!(options.loop_binary.is_file(), "--loop must name the syscall_loop binary");
+    anyhow::ensure!(
+        options.loop_binary.is_file(),
+        "--loop must name the syscall_loop binary"
+    );
     Ok(options)
 }
 
@@ -147,7 +154,8 @@ impl EmptyProgram {
         let mut attr = [0u8; 128];
         attr[0..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
         attr[8..12].copy_from_slice(&self.prog.as_raw_fd().to_ne_bytes());
-        self.link = Some(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).context("attaching the empty program")?);
+        self.link =
+            Some(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).context("attaching the empty program")?);
         Ok(())
     }
 
@@ -158,10 +166,16 @@ impl EmptyProgram {
 
 /// Runs the loop in `cgroup` and returns its mean ns per call.
 fn measure(options: &Options, cgroup: &OwnedCgroup, syscall: &str) -> anyhow::Result<f64> {
-    let procs = std::fs::OpenOptions::new().write(true).open(cgroup.procs_file())?;
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cgroup.procs_file())?;
     let fd = procs.as_raw_fd();
     let mut cmd = Command::new(&options.loop_binary);
-    cmd.args([syscall, &options.iterations.to_string(), &options.cpu.to_string()]);
+    cmd.args([
+        syscall,
+        &options.iterations.to_string(),
+        &options.cpu.to_string(),
+    ]);
     // SAFETY: only write(2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -173,14 +187,18 @@ fn measure(options: &Options, cgroup: &OwnedCgroup, syscall: &str) -> anyhow::Re
         });
     }
     let output = cmd.output()?;
-    anyhow::ensure!(output.status.success(), "syscall loop failed: {:?}", output.status);
+    anyhow::ensure!(
+        output.status.success(),
+        "syscall loop failed: {:?}",
+        output.status
+    );
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
@@ -189,7 +207,10 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// Programs other than ours attached to `sys_enter` (through bpftool).
 fn other_sys_enter_programs() -> Vec<String> {
-    let Ok(output) = Command::new("bpftool").args(["-j", "link", "list"]).output() else {
+    let Ok(output) = Command::new("bpftool")
+        .args(["-j", "link", "list"])
+        .output()
+    else {
         return vec!["(bpftool not found: cannot check)".into()];
     };
     let Ok(links) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
@@ -208,11 +229,15 @@ fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let before = other_sys_enter_programs();
     if !before.is_empty() {
-        eprintln!("warning: other programs are attached to sys_enter, figures are unreliable: {before:?}");
+        eprintln!(
+            "warning: other programs are attached to sys_enter, figures are unreliable: {before:?}"
+        );
     }
     let hierarchy = Hierarchy::find()?;
-    let loop_cgroup = hierarchy.create_child_of_own(&format!("syscensus-bench-loop-{}", std::process::id()))?;
-    let other_cgroup = hierarchy.create_child_of_own(&format!("syscensus-bench-other-{}", std::process::id()))?;
+    let loop_cgroup =
+        hierarchy.create_child_of_own(&format!("syscensus-bench-loop-{}", std::process::id()))?;
+    let other_cgroup =
+        hierarchy.create_child_of_own(&format!("syscensus-bench-other-{}", std::process::id()))?;
     let mut tracer = Tracer::load(&TracerOptions {
         attach_sys_enter: false,
         ..TracerOptions::default()
@@ -256,10 +281,18 @@ fn main() -> anyhow::Result<()> {
                 let ns = measure(&options, &loop_cgroup, syscall)?;
                 samples.entry((syscall, config)).or_default().push(ns);
             }
-            for (recorded, t) in [(Config::Recorded, &tracer), (Config::RecordedHelper, &helper_tracer)] {
+            for (recorded, t) in [
+                (Config::Recorded, &tracer),
+                (Config::RecordedHelper, &helper_tracer),
+            ] {
                 if config == recorded {
-                    let snapshot = t.snapshot(loop_cgroup.id())?.context("loop cgroup not marked")?;
-                    anyhow::ensure!(snapshot.len() > 3, "the recorded loop left no record: {snapshot:?}");
+                    let snapshot = t
+                        .snapshot(loop_cgroup.id())?
+                        .context("loop cgroup not marked")?;
+                    anyhow::ensure!(
+                        snapshot.len() > 3,
+                        "the recorded loop left no record: {snapshot:?}"
+                    );
                 }
             }
             empty.detach();
@@ -281,18 +314,34 @@ fn main() -> anyhow::Result<()> {
     for syscall in syscalls {
         let mut med = BTreeMap::new();
         for config in Config::ALL {
-            med.insert(config, median(samples.get_mut(&(syscall, config)).context("no samples")?));
+            med.insert(
+                config,
+                median(samples.get_mut(&(syscall, config)).context("no samples")?),
+            );
         }
         let none = med[&Config::None];
         let floor = med[&Config::Floor] - none;
         println!("\n{syscall}:");
-        println!("  {:<32} {:>9} {:>10} {:>14}", "configuration", "ns/call", "overhead", "x floor's");
+        println!(
+            "  {:<32} {:>9} {:>10} {:>14}",
+            "configuration", "ns/call", "overhead", "x floor's"
+        );
         let mut rows = serde_json::Map::new();
         for config in Config::ALL {
             let ns = med[&config];
             let overhead = ns - none;
-            let ratio = if floor > 0.0 { overhead / floor } else { f64::NAN };
-            println!("  {:<32} {:>9.1} {:>+10.1} {:>14.2}", config.name(), ns, overhead, ratio);
+            let ratio = if floor > 0.0 {
+                overhead / floor
+            } else {
+                f64::NAN
+            };
+            println!(
+                "  {:<32} {:>9.1} {:>+10.1} {:>14.2}",
+                config.name(),
+                ns,
+                overhead,
+                ratio
+            );
             rows.insert(
                 config.key().into(),
                 serde_json::json!({
