@@ -288,6 +288,15 @@ impl Btf {
         Ok(bits / 8)
     }
 
+    /// The id of the typedef called `name` (such as `btf_trace_sys_enter`,
+    /// which a BTF tracepoint program attaches by).
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| t.kind == kind::TYPEDEF && self.name(t.name_off) == name.as_bytes())
+            .map(|i| i as u32)
+    }
+
     /// The file this BTF came from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -397,5 +406,7 @@ mod tests {
         assert_eq!(btf.member_offset("task_struct", "thread_info").unwrap(), 0);
         #[cfg(target_arch = "x86_64")]
         assert!(btf.member_offset("thread_info", "status").unwrap() > 0);
+        assert!(btf.typedef_id("btf_trace_sys_enter").is_some());
+        assert!(btf.typedef_id("no_such_typedef").is_none());
     }
 }

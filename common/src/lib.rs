@@ -52,10 +52,10 @@ impl RowKey {
     }
 }
 
-/// Row states, kept in [`Row::state`].
+/// Row states, kept in [`Row::state`] of the native row.
 pub mod state {
-    /// Marked by userspace; syscalls are not recorded yet (the runtime is
-    /// still setting the container up).
+    /// Marked; syscalls are not recorded yet (the runtime is still setting
+    /// the container up).
     pub const WAITING_FOR_EXEC: u8 = 0;
     /// A process of the cgroup completed an exec: every syscall is recorded.
     pub const RECORDING: u8 = 1;
@@ -70,8 +70,18 @@ pub mod flag {
     /// A compat or x32 syscall was seen but its row could not be created
     /// because the map was full.
     pub const ROW_LOST: usize = 1;
+    /// A process entered the cgroup from outside and exec'd after the
+    /// recording started (`runc exec`, `kubectl exec`): it and its
+    /// descendants are excluded (see [`EXCLUDED_MAP`](super::EXCLUDED_MAP)).
+    pub const EXEC_SESSION: usize = 2;
+    /// An exec session could not be excluded because [`EXCLUDED_MAP`]
+    /// (super::EXCLUDED_MAP) was full; its syscalls are in the row.
+    pub const SESSION_LOST: usize = 3;
+    /// The row was created by the kernel when the cgroup was made (rather
+    /// than by userspace).
+    pub const FROM_MKDIR: usize = 4;
     /// Number of flag bytes.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 7;
 }
 
 /// Value of [`ROWS_MAP`]: which syscalls a cgroup made, under one ABI.
@@ -86,9 +96,12 @@ pub mod flag {
 pub struct Row {
     /// One of the [`state`] constants; meaningful in the native row only.
     pub state: u8,
-    /// One byte per [`flag`], 0 or 1.
+    /// One byte per [`flag`], 0 or 1; meaningful in the native row only.
     pub flags: [u8; flag::COUNT],
-    pub _pad: [u8; 7],
+    /// Thread-group id (host PID) of the process whose exec started the
+    /// recording; 0 before.
+    pub init_tgid: u32,
+    pub _pad: u32,
     /// `seen[nr] == 1` once syscall `nr` was made.
     pub seen: [u8; SYSCALL_SLOTS],
 }
@@ -100,7 +113,8 @@ impl Row {
         Self {
             state,
             flags: [0; flag::COUNT],
-            _pad: [0; 7],
+            init_tgid: 0,
+            _pad: 0,
             seen: [0; SYSCALL_SLOTS],
         }
     }
@@ -111,40 +125,105 @@ impl Row {
 pub mod counter {
     /// Syscalls seen with a number outside `0..SYSCALL_SLOTS`.
     pub const OUT_OF_RANGE: u32 = 0;
-    /// Compat or x32 rows that could not be created: the map was full.
+    /// Rows that could not be created because the map was full.
     pub const ROW_MAP_FULL: u32 = 1;
     /// Execs that started a recording (rows moved to `RECORDING`).
     pub const ARMED: u32 = 2;
+    /// cgroups marked by the kernel when they were made.
+    pub const MKDIR_MARKED: u32 = 3;
+    /// cgroup events lost because the ring buffer was full.
+    pub const EVENTS_LOST: u32 = 4;
+    /// Exec sessions excluded from recordings.
+    pub const EXEC_SESSIONS: u32 = 5;
+    /// Syscalls of excluded exec sessions, not recorded.
+    pub const SESSION_SYSCALLS: u32 = 6;
+    /// Exec sessions that could not be excluded: the map was full.
+    pub const SESSIONS_LOST: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 8;
 }
 
 /// Name of the map of rows: key [`RowKey`], value [`Row`].
 pub const ROWS_MAP: &str = "ROWS";
 /// Capacity of [`ROWS_MAP`] unless the agent sets another at load time.
 pub const ROWS_CAPACITY: u32 = 16_384;
-/// Name of the prefilter: an array of `u64` words, bit `id % FILTER_BITS` set
-/// for every cgroup id that has rows.
+
+/// Name of the prefilter: one array element of [`FILTER_SLOTS`] bytes,
+/// memory-mapped by userspace. Byte `cgroup_id % FILTER_SLOTS` is 1 when a
+/// cgroup with that slot may have rows. Bytes, not bits, so that the kernel
+/// (marking a new cgroup) and userspace (through the mapping) each set or
+/// clear one with a single store and never overwrite each other's slots.
 pub const FILTER_MAP: &str = "FILTER";
-/// Bits in the prefilter; a power of two.
-pub const FILTER_BITS: u32 = 1 << 16;
-/// Words in [`FILTER_MAP`].
-pub const FILTER_WORDS: u32 = FILTER_BITS / 64;
+/// Slots in the prefilter; a power of two.
+pub const FILTER_SLOTS: usize = 1 << 16;
+
+/// The prefilter slot of a cgroup id. cgroup ids are kernfs inode numbers
+/// handed out in sequence, so the low bits spread well.
+#[inline(always)]
+pub const fn filter_slot(cgroup_id: u64) -> usize {
+    (cgroup_id as usize) & (FILTER_SLOTS - 1)
+}
+
 /// Name of the per-CPU counters map (see [`counter`]).
 pub const COUNTERS_MAP: &str = "COUNTERS";
 
-/// The prefilter word index and bit for a cgroup id. cgroup ids are kernfs
-/// inode numbers handed out in sequence, so the low bits spread well.
-#[inline(always)]
-pub const fn filter_slot(cgroup_id: u64) -> (u32, u64) {
-    let bit = (cgroup_id as u32) & (FILTER_BITS - 1);
-    (bit >> 6, 1u64 << (bit & 63))
+/// Name of the map of watched cgroups: key cgroup id (`u64`), value `u8`.
+/// A cgroup made anywhere below a watched one is marked by the kernel as it
+/// is made, before any process can run in it.
+pub const WATCH_MAP: &str = "WATCH";
+/// Capacity of [`WATCH_MAP`].
+pub const WATCH_CAPACITY: u32 = 64;
+
+/// Name of the map of excluded processes: key thread-group id (`u32`), value
+/// the cgroup id (`u64`) whose recording they are excluded from.
+pub const EXCLUDED_MAP: &str = "EXCLUDED";
+/// Capacity of [`EXCLUDED_MAP`].
+pub const EXCLUDED_CAPACITY: u32 = 4096;
+
+/// Name of the ring buffer of [`CgroupEvent`]s.
+pub const EVENTS_MAP: &str = "EVENTS";
+/// Size of [`EVENTS_MAP`] in bytes (a power of two, a multiple of the page).
+pub const EVENTS_BYTES: u32 = 256 * 1024;
+
+/// Bytes of a cgroup path carried in a [`CgroupEvent`].
+pub const EVENT_PATH_BYTES: usize = 512;
+
+/// A cgroup made below a watched cgroup, and marked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupEvent {
+    pub cgroup_id: u64,
+    /// Depth below the hierarchy's root.
+    pub level: u32,
+    /// Bytes of `path` used, without the terminating zero.
+    pub path_len: u32,
+    /// The cgroup's path from the hierarchy's root, zero-terminated.
+    pub path: [u8; EVENT_PATH_BYTES],
+}
+const _: () = assert!(size_of::<CgroupEvent>() == 16 + EVENT_PATH_BYTES);
+
+/// How deep below a watched cgroup a new cgroup may be and still be marked:
+/// ancestors are compared up to this many levels from the hierarchy's root.
+pub const MAX_WATCH_LEVEL: u32 = 12;
+
+/// Names of the programs and the tracepoints they attach to.
+pub mod program {
+    pub const SYS_ENTER: &str = "sys_enter";
+    pub const EXEC: &str = "sched_process_exec";
+    pub const FORK: &str = "sched_process_fork";
+    pub const EXIT: &str = "sched_process_exit";
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
 }
 
-/// Name of the program attached to `sys_enter`.
-pub const SYS_ENTER_PROGRAM: &str = "sys_enter";
-/// Name of the program attached to `sched_process_exec`.
-pub const EXEC_PROGRAM: &str = "sched_process_exec";
+/// How the kernel program reads a cgroup's ancestors in `cgroup_mkdir`.
+pub mod ancestors {
+    /// Not readable: the hook is not used.
+    pub const NONE: u32 = 0;
+    /// `struct cgroup *ancestors[]` (Linux 6.0 and later).
+    pub const POINTERS: u32 = 1;
+    /// `u64 ancestor_ids[]` (Linux 5.x).
+    pub const IDS: u32 = 2;
+}
 
 /// Kernel struct offsets the program needs, found by the agent in the
 /// running kernel's BTF and written into the program's read-only data before
@@ -168,9 +247,26 @@ pub struct KernelOffsets {
     pub cgroup_kn: u32,
     /// `kernfs_node.id` (`u64`).
     pub kernfs_node_id: u32,
+    /// `task_struct.real_parent`; with `direct_cgroup_id`, lets the exec
+    /// hook see whether the parent is in the same cgroup.
+    pub task_real_parent: u32,
+    /// `task_struct.tgid`.
+    pub task_tgid: u32,
+    /// `task_struct.pid`.
+    pub task_pid: u32,
+    /// One of the [`ancestors`] constants.
+    pub ancestors_mode: u32,
+    /// `cgroup.ancestors` or `cgroup.ancestor_ids`.
+    pub cgroup_ancestors: u32,
+    /// `cgroup.level`.
+    pub cgroup_level: u32,
+    /// `cgroup.root` (`struct cgroup_root *`).
+    pub cgroup_root: u32,
+    /// `cgroup_root.hierarchy_id`: 0 for the cgroup v2 hierarchy.
+    pub root_hierarchy_id: u32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 32);
+const _: () = assert!(size_of::<KernelOffsets>() == 64);
 
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
@@ -182,4 +278,5 @@ mod user {
     unsafe impl aya::Pod for super::RowKey {}
     unsafe impl aya::Pod for super::Row {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::CgroupEvent {}
 }

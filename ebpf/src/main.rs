@@ -1,15 +1,21 @@
 //! The syscensus kernel program.
 //!
-//! Two hooks share three maps (see `maps.rs`):
-//! - `sys_enter` (BTF tracepoint) marks, for every syscall of a cgroup that
-//!   userspace put in `ROWS`, the syscall's byte in that cgroup's row;
-//! - `sched_process_exec` (BTF tracepoint) starts recording a marked cgroup at
-//!   the first exec completed inside it, so that a container runtime's own
-//!   set-up calls (mount, pivot_root, ...) are not recorded.
+//! BTF tracepoints sharing the maps of `maps.rs`:
+//! - `sys_enter` marks, for every syscall of a marked cgroup, the syscall's
+//!   byte in that cgroup's row (the only hook on the hot path);
+//! - `sched_process_exec` starts recording a marked cgroup at the first exec
+//!   completed inside it, so that a container runtime's own set-up calls
+//!   (mount, pivot_root, ...) are not recorded, and excludes exec sessions;
+//! - `sched_process_fork` and `sched_process_exit` carry an exec session's
+//!   exclusion to its children and drop it when it ends;
+//! - `cgroup_mkdir` marks a cgroup made below a watched one before anything
+//!   can run in it.
 #![no_std]
 #![no_main]
 
+mod cgroup_mkdir;
 mod exec;
+mod fork;
 mod maps;
 mod sys_enter;
 mod task;

@@ -1,10 +1,12 @@
 //! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use syscensus_common::{RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use syscensus_common::{Row, RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
 
 use crate::{
-    maps::{ROWS, ZERO_ROW, count, filter_hit},
-    task::in_compat_syscall,
+    maps::{EXCLUDED, ROWS, ZERO_ROW, count, filter_hit},
+    task::{current_cgroup_id, current_task, in_compat_syscall},
 };
 
 /// `BPF_NOEXIST`: create the element only if it is absent.
@@ -13,24 +15,29 @@ const BPF_NOEXIST: u64 = 1;
 /// Attached to the `sys_enter` tracepoint: `(struct pt_regs *regs, long id)`.
 #[btf_tracepoint(function = "sys_enter")]
 pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
-    let cgroup_id = crate::task::current_cgroup_id();
+    let task = current_task();
+    let cgroup_id = current_cgroup_id(task);
     // The cheap test first: almost every process on a node is not recorded.
     if !filter_hit(cgroup_id) {
         return 0;
     }
     let id: i64 = ctx.arg(1);
-    record(cgroup_id, id);
+    record(task, cgroup_id, id);
     0
 }
 
 #[inline(always)]
-fn record(cgroup_id: u64, id: i64) {
-    let native = RowKey::new(cgroup_id, abi::NATIVE);
-    let Some(row) = ROWS.get_ptr_mut(native) else {
+fn record(task: *const u8, cgroup_id: u64, id: i64) {
+    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
         return;
     };
     // SAFETY: `row` points into a live map value of type `Row`.
-    if unsafe { (*row).state } != state::RECORDING {
+    let (row_state, sessions) = unsafe { ((*row).state, (*row).flags[flag::EXEC_SESSION]) };
+    if row_state != state::RECORDING {
+        return;
+    }
+    if sessions != 0 && excluded() {
+        count(counter::SESSION_SYSCALLS);
         return;
     }
     if id < 0 {
@@ -40,7 +47,7 @@ fn record(cgroup_id: u64, id: i64) {
     let id = id as u64;
     let (key_abi, nr) = if id & X32_SYSCALL_BIT != 0 {
         (abi::X32, id & !X32_SYSCALL_BIT)
-    } else if in_compat_syscall() {
+    } else if in_compat_syscall(task) {
         (abi::COMPAT, id)
     } else {
         (abi::NATIVE, id)
@@ -72,9 +79,17 @@ fn record(cgroup_id: u64, id: i64) {
     }
 }
 
+/// Whether the current process belongs to an excluded exec session. Only
+/// asked in cgroups that had one.
+#[inline(always)]
+fn excluded() -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    EXCLUDED.get_ptr(tgid).is_some()
+}
+
 /// The compat or x32 row of a cgroup, created on its first syscall.
 #[inline(always)]
-fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut syscensus_common::Row> {
+fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut Row> {
     let key = RowKey::new(cgroup_id, key_abi);
     if let Some(row) = ROWS.get_ptr_mut(key) {
         return Some(row);
@@ -87,7 +102,7 @@ fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut syscensus_common::
 }
 
 #[inline(always)]
-fn out_of_range(row: *mut syscensus_common::Row) {
+fn out_of_range(row: *mut Row) {
     // SAFETY: `row` points into a live map value of type `Row`.
     unsafe {
         if (*row).flags[flag::OUT_OF_RANGE] == 0 {

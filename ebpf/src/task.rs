@@ -1,15 +1,15 @@
-//! Reads from the current task that have no helper.
-use aya_ebpf::{
-    Global,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_task_btf},
-};
+//! Reads from kernel structs that have no helper.
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_task_btf};
 use syscensus_common::KernelOffsets;
 
 /// Offsets into kernel structs, found by the agent in the running kernel's
 /// BTF and written here before the program is loaded. `.rodata` is frozen
-/// after load, so the verifier sees these as constants.
+/// after load, so the verifier sees these as constants. Read one field at a
+/// time with [`offset!`] (a volatile read, so that the compiler does not fold
+/// in these defaults): reading the whole struct would cost a load per field
+/// on every syscall.
 #[unsafe(no_mangle)]
-pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
+pub static OFFSETS: KernelOffsets = KernelOffsets {
     ti_status: 0,
     ts_compat: 0,
     direct_cgroup_id: 0,
@@ -17,55 +17,100 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     css_set_dfl_cgrp: 0,
     cgroup_kn: 0,
     kernfs_node_id: 0,
+    task_real_parent: 0,
+    task_tgid: 0,
+    task_pid: 0,
+    ancestors_mode: 0,
+    cgroup_ancestors: 0,
+    cgroup_level: 0,
+    cgroup_root: 0,
+    root_hierarchy_id: 0,
     _pad: 0,
-});
+};
 
-/// The cgroup v2 id of the current task: `current->cgroups->dfl_cgrp->kn->id`,
-/// what `bpf_get_current_cgroup_id()` returns (kernel/bpf/helpers.c at
-/// v6.18), read with plain loads when the offsets are known, which avoids a
-/// helper call on every syscall.
+/// Reads one field of [`OFFSETS`].
+macro_rules! offset {
+    ($field:ident) => {
+        $crate::task::read_offset(&raw const $crate::task::OFFSETS.$field)
+    };
+}
+pub(crate) use offset;
+
+/// A volatile read of a field of [`OFFSETS`] (see [`offset!`]).
 #[inline(always)]
-pub fn current_cgroup_id() -> u64 {
-    let offsets = OFFSETS.load();
-    if offsets.direct_cgroup_id == 0 {
-        return unsafe { bpf_get_current_cgroup_id() };
-    }
-    // SAFETY: BTF pointers: the verifier checks each load against the
-    // kernel's types and a faulting load reads zero instead of crashing. A
-    // tracepoint program runs under RCU, which keeps `cgroups` alive.
+pub fn read_offset(field: *const u32) -> u32 {
+    // SAFETY: `field` points into the static OFFSETS.
+    unsafe { core::ptr::read_volatile(field) }
+}
+
+/// Reads a `T` at `offset` bytes into the struct at `base`.
+///
+/// # Safety
+/// `base` must be a BTF pointer (from a BTF tracepoint argument or
+/// `bpf_get_current_task_btf`, or read through one): the verifier checks the
+/// load against the kernel's types, and a faulting load reads zero instead of
+/// crashing.
+#[inline(always)]
+pub unsafe fn field<T: Copy>(base: *const u8, offset: u32) -> T {
+    unsafe { base.add(offset as usize).cast::<T>().read() }
+}
+
+/// The cgroup v2 id of a task: `task->cgroups->dfl_cgrp->kn->id`, what
+/// `bpf_get_current_cgroup_id()` returns for the current task
+/// (kernel/bpf/helpers.c at v6.18). Read under RCU (a tracepoint program
+/// runs in an RCU read-side section), which keeps `cgroups` alive.
+///
+/// # Safety
+/// `task` must be a BTF pointer to a `task_struct`, and the offsets known
+/// (`direct_cgroup_id == 1`).
+#[inline(always)]
+pub unsafe fn task_cgroup_id(task: *const u8) -> u64 {
     unsafe {
-        let task = bpf_get_current_task_btf().cast::<u8>();
-        let css_set = task
-            .add(offsets.task_cgroups as usize)
-            .cast::<*const u8>()
-            .read();
-        let cgroup = css_set
-            .add(offsets.css_set_dfl_cgrp as usize)
-            .cast::<*const u8>()
-            .read();
-        let kn = cgroup
-            .add(offsets.cgroup_kn as usize)
-            .cast::<*const u8>()
-            .read();
-        kn.add(offsets.kernfs_node_id as usize).cast::<u64>().read()
+        let css_set: *const u8 = field(task, offset!(task_cgroups));
+        let cgroup: *const u8 = field(css_set, offset!(css_set_dfl_cgrp));
+        let kn: *const u8 = field(cgroup, offset!(cgroup_kn));
+        field(kn, offset!(kernfs_node_id))
     }
 }
 
-/// Whether the current syscall is a 32-bit compat one (x86: `TS_COMPAT` in
-/// `current->thread_info.status`, set by the ia32 entry points for exactly
-/// that syscall; see arch/x86/include/asm/thread_info.h at v6.18).
+/// The current task, as a BTF pointer.
 #[inline(always)]
-pub fn in_compat_syscall() -> bool {
-    let offsets = OFFSETS.load();
-    if offsets.ts_compat == 0 {
+pub fn current_task() -> *const u8 {
+    // SAFETY: no preconditions; the helper returns a trusted BTF pointer.
+    unsafe { bpf_get_current_task_btf().cast::<u8>().cast_const() }
+}
+
+/// The cgroup v2 id of `task` (the current task): plain loads where the
+/// offsets are known, which avoids a helper call on every syscall; the helper
+/// otherwise.
+#[inline(always)]
+pub fn current_cgroup_id(task: *const u8) -> u64 {
+    if offset!(direct_cgroup_id) == 0 {
+        // SAFETY: no preconditions.
+        return unsafe { bpf_get_current_cgroup_id() };
+    }
+    // SAFETY: the current task is a BTF pointer and the offsets are known.
+    unsafe { task_cgroup_id(task) }
+}
+
+/// Whether the current syscall of `task` (the current task) is a 32-bit
+/// compat one (x86: `TS_COMPAT` in `current->thread_info.status`, set by the
+/// ia32 entry points for exactly that syscall; see
+/// arch/x86/include/asm/thread_info.h at v6.18).
+#[inline(always)]
+pub fn in_compat_syscall(task: *const u8) -> bool {
+    let ts_compat = offset!(ts_compat);
+    if ts_compat == 0 {
         return false;
     }
-    // SAFETY: the helper returns the current task as a BTF pointer; the
-    // verifier checks the load against task_struct's layout and the kernel
-    // fixes up a faulting load, so a wrong offset cannot crash the kernel.
-    unsafe {
-        let task = bpf_get_current_task_btf().cast::<u8>();
-        let status = task.add(offsets.ti_status as usize).cast::<u32>().read();
-        status & offsets.ts_compat != 0
-    }
+    // SAFETY: the current task is a BTF pointer.
+    let status: u32 = unsafe { field(task, offset!(ti_status)) };
+    status & ts_compat != 0
+}
+
+/// All of [`OFFSETS`] at once, for the hooks that are not on the hot path.
+#[inline(always)]
+pub fn load_offsets() -> KernelOffsets {
+    // SAFETY: a read of a static.
+    unsafe { core::ptr::read_volatile(&raw const OFFSETS) }
 }

@@ -29,8 +29,10 @@ use syscensus::{
 enum Config {
     /// Nothing attached to `sys_enter`.
     None,
-    /// An empty program attached to `sys_enter`: what any recorder pays.
+    /// An empty `raw_tracepoint` program attached to `sys_enter`.
     Floor,
+    /// An empty BTF tracepoint program (the kind syscensus uses).
+    FloorBtf,
     /// syscensus loaded, no recording: `sys_enter` is not attached.
     Idle,
     /// syscensus recording another cgroup; the loop is not recorded.
@@ -44,9 +46,10 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 7] = [
+    const ALL: [Config; 8] = [
         Config::None,
         Config::Floor,
+        Config::FloorBtf,
         Config::Idle,
         Config::Other,
         Config::Recorded,
@@ -57,7 +60,8 @@ impl Config {
     fn name(self) -> &'static str {
         match self {
             Config::None => "no program",
-            Config::Floor => "empty program (floor)",
+            Config::Floor => "empty raw tracepoint",
+            Config::FloorBtf => "empty BTF tracepoint",
             Config::Idle => "syscensus idle",
             Config::Other => "syscensus, loop not recorded",
             Config::Recorded => "syscensus, loop recorded",
@@ -69,7 +73,8 @@ impl Config {
     fn key(self) -> &'static str {
         match self {
             Config::None => "none",
-            Config::Floor => "floor",
+            Config::Floor => "floor_raw_tp",
+            Config::FloorBtf => "floor_tp_btf",
             Config::Idle => "idle",
             Config::Other => "other",
             Config::Recorded => "recorded",
@@ -114,8 +119,9 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// An empty `raw_tracepoint` program (`r0 = 0; exit`) loaded and attached
-/// to `sys_enter` with raw bpf(2) calls: the cheapest program possible.
+/// An empty program (`r0 = 0; exit`) loaded and attached to `sys_enter` with
+/// raw bpf(2) calls: the cheapest program possible, as a raw tracepoint or as
+/// a BTF tracepoint.
 struct EmptyProgram {
     prog: std::os::fd::OwnedFd,
     link: Option<std::os::fd::OwnedFd>,
@@ -133,26 +139,43 @@ fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<std::os::fd::
 }
 
 impl EmptyProgram {
-    fn load() -> anyhow::Result<EmptyProgram> {
+    /// `btf_id`: the vmlinux BTF id of `btf_trace_sys_enter` for a BTF
+    /// tracepoint; `None` for a raw tracepoint.
+    fn load(btf_id: Option<u32>) -> anyhow::Result<EmptyProgram> {
         const BPF_PROG_LOAD: libc::c_long = 5;
         const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+        const BPF_PROG_TYPE_TRACING: u32 = 26;
+        const BPF_TRACE_RAW_TP: u32 = 23;
         // mov r0, 0; exit
         let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
         let license = c"GPL";
         let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&BPF_PROG_TYPE_RAW_TRACEPOINT.to_ne_bytes());
+        let prog_type = if btf_id.is_some() {
+            BPF_PROG_TYPE_TRACING
+        } else {
+            BPF_PROG_TYPE_RAW_TRACEPOINT
+        };
+        attr[0..4].copy_from_slice(&prog_type.to_ne_bytes());
         attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
+        if let Some(id) = btf_id {
+            // expected_attach_type at 68, attach_btf_id at 108 (union bpf_attr).
+            attr[68..72].copy_from_slice(&BPF_TRACE_RAW_TP.to_ne_bytes());
+            attr[108..112].copy_from_slice(&id.to_ne_bytes());
+        }
         attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
         attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
         let prog = bpf(BPF_PROG_LOAD, &mut attr).context("loading the empty program")?;
         Ok(EmptyProgram { prog, link: None })
     }
 
-    fn attach(&mut self) -> anyhow::Result<()> {
+    fn attach(&mut self, by_name: bool) -> anyhow::Result<()> {
         const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
         let name = c"sys_enter";
         let mut attr = [0u8; 128];
-        attr[0..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+        // A BTF tracepoint attaches by its BTF id: no name.
+        if by_name {
+            attr[0..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+        }
         attr[8..12].copy_from_slice(&self.prog.as_raw_fd().to_ne_bytes());
         self.link =
             Some(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).context("attaching the empty program")?);
@@ -247,7 +270,11 @@ fn main() -> anyhow::Result<()> {
         cgroup_id_helper: true,
         ..TracerOptions::default()
     })?;
-    let mut empty = EmptyProgram::load()?;
+    let mut empty = EmptyProgram::load(None)?;
+    let btf_id = syscensus::btf::Btf::from_kernel()?
+        .typedef_id("btf_trace_sys_enter")
+        .context("no btf_trace_sys_enter in the kernel's BTF")?;
+    let mut empty_btf = EmptyProgram::load(Some(btf_id))?;
 
     let syscalls = ["getppid", "read"];
     let mut samples: BTreeMap<(&str, Config), Vec<f64>> = BTreeMap::new();
@@ -257,49 +284,55 @@ fn main() -> anyhow::Result<()> {
         let len = order.len();
         order.rotate_left(round % len);
         for config in order {
-            match config {
-                Config::None | Config::Idle => {}
-                Config::Floor => empty.attach()?,
-                Config::Other => {
-                    tracer.attach_sys_enter()?;
-                    tracer.mark_recording(other_cgroup.id())?;
-                }
-                Config::Recorded => {
-                    tracer.attach_sys_enter()?;
-                    tracer.mark_recording(loop_cgroup.id())?;
-                }
-                Config::OtherHelper => {
-                    helper_tracer.attach_sys_enter()?;
-                    helper_tracer.mark_recording(other_cgroup.id())?;
-                }
-                Config::RecordedHelper => {
-                    helper_tracer.attach_sys_enter()?;
-                    helper_tracer.mark_recording(loop_cgroup.id())?;
-                }
-            }
+            // Set up afresh for each measurement: a second process exec'd
+            // from outside into a recorded cgroup would count as an exec
+            // session, which is not what is measured here.
             for syscall in syscalls {
+                match config {
+                    Config::None | Config::Idle => {}
+                    Config::Floor => empty.attach(true)?,
+                    Config::FloorBtf => empty_btf.attach(false)?,
+                    Config::Other => {
+                        tracer.attach_sys_enter()?;
+                        tracer.mark_recording(other_cgroup.id(), 0)?;
+                    }
+                    Config::Recorded => {
+                        tracer.attach_sys_enter()?;
+                        tracer.mark_recording(loop_cgroup.id(), 0)?;
+                    }
+                    Config::OtherHelper => {
+                        helper_tracer.attach_sys_enter()?;
+                        helper_tracer.mark_recording(other_cgroup.id(), 0)?;
+                    }
+                    Config::RecordedHelper => {
+                        helper_tracer.attach_sys_enter()?;
+                        helper_tracer.mark_recording(loop_cgroup.id(), 0)?;
+                    }
+                }
                 let ns = measure(&options, &loop_cgroup, syscall)?;
                 samples.entry((syscall, config)).or_default().push(ns);
-            }
-            for (recorded, t) in [
-                (Config::Recorded, &tracer),
-                (Config::RecordedHelper, &helper_tracer),
-            ] {
-                if config == recorded {
-                    let snapshot = t
-                        .snapshot(loop_cgroup.id())?
-                        .context("loop cgroup not marked")?;
-                    anyhow::ensure!(
-                        snapshot.len() > 3,
-                        "the recorded loop left no record: {snapshot:?}"
-                    );
+                for (recorded, t) in [
+                    (Config::Recorded, &tracer),
+                    (Config::RecordedHelper, &helper_tracer),
+                ] {
+                    if config == recorded && std::env::var_os("SYSCENSUS_BENCH_NO_CHECK").is_none()
+                    {
+                        let snapshot = t
+                            .snapshot(loop_cgroup.id())?
+                            .context("loop cgroup not marked")?;
+                        anyhow::ensure!(
+                            snapshot.len() > 3 && !snapshot.exec_sessions,
+                            "the recorded loop was not recorded as the workload: {snapshot:?}"
+                        );
+                    }
                 }
-            }
-            empty.detach();
-            for t in [&mut tracer, &mut helper_tracer] {
-                t.unmark(loop_cgroup.id())?;
-                t.unmark(other_cgroup.id())?;
-                t.detach_sys_enter()?;
+                empty.detach();
+                empty_btf.detach();
+                for t in [&mut tracer, &mut helper_tracer] {
+                    t.unmark(loop_cgroup.id())?;
+                    t.unmark(other_cgroup.id())?;
+                    t.detach_sys_enter()?;
+                }
             }
         }
         eprint!("\rround {}/{}", round + 1, options.rounds);
@@ -320,7 +353,8 @@ fn main() -> anyhow::Result<()> {
             );
         }
         let none = med[&Config::None];
-        let floor = med[&Config::Floor] - none;
+        // The floor is the cheaper of the two empty programs.
+        let floor = med[&Config::Floor].min(med[&Config::FloorBtf]) - none;
         println!("\n{syscall}:");
         println!(
             "  {:<32} {:>9} {:>10} {:>14}",

@@ -1,0 +1,594 @@
+//! The loaded kernel program: load and attach it, mark cgroups for recording,
+//! read what they did.
+//!
+//! One [`Tracer`] owns the loaded program for as long as it is needed:
+//! dropping it detaches every hook and frees the maps.
+use std::collections::BTreeMap;
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, ProgramError, tp_btf::BtfTracePointLinkId},
+};
+use syscensus_common::{
+    COUNTERS_MAP, CgroupEvent, EVENTS_MAP, EXCLUDED_MAP, FILTER_MAP, KernelOffsets, OFFSETS_GLOBAL,
+    ROWS_CAPACITY, ROWS_MAP, Row, RowKey, SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter,
+    filter_slot, flag, program, state,
+};
+use tracing::debug;
+
+use crate::btf::BtfError;
+
+mod filter;
+mod offsets;
+
+pub use filter::Filter;
+pub use offsets::kernel_offsets;
+
+/// The kernel program, built by `build.rs` for the BPF target.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syscensus"));
+
+/// The kernel program could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("cannot read kernel BTF for the BPF loader: {0}")]
+    LoaderBtf(#[source] aya::BtfError),
+    #[error(
+        "failed to load the kernel program: {0}: syscensus needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF tracepoints (5.5+)"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error(
+        "kernel program has no {what} {name}: the embedded object is broken; rebuild syscensus"
+    )]
+    Missing {
+        what: &'static str,
+        name: &'static str,
+    },
+    #[error("failed to {action} program {name}: {source}")]
+    Program {
+        action: &'static str,
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("failed to access map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("cannot map the prefilter into memory: {0}")]
+    MapFilter(#[source] std::io::Error),
+    #[error("cannot record cgroup {cgroup_id}: {capacity} rows are in use (raise --max-cgroups)")]
+    Full { cgroup_id: u64, capacity: u32 },
+}
+
+impl BpfError {
+    /// The exit status for this error.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            BpfError::Load(_) | BpfError::Btf(_) | BpfError::LoaderBtf(_) => {
+                crate::error::exit::UNAVAILABLE
+            }
+            _ => crate::error::exit::SOFTWARE,
+        }
+    }
+}
+
+fn map_err(name: &'static str) -> impl FnOnce(MapError) -> BpfError {
+    move |source| BpfError::Map { name, source }
+}
+
+fn is_not_found(error: &MapError) -> bool {
+    match error {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
+/// How to load the program.
+#[derive(Clone, Debug)]
+pub struct TracerOptions {
+    /// Capacity of the rows map: cgroups × ABIs recorded at once.
+    pub rows_capacity: u32,
+    /// Attach `sys_enter` at load. Otherwise [`Tracer::attach_sys_enter`]
+    /// does it when the first recording starts, so that an idle node pays
+    /// nothing per syscall.
+    pub attach_sys_enter: bool,
+    /// Read the cgroup id with `bpf_get_current_cgroup_id()` even where the
+    /// kernel's layout allows plain loads (the benchmark compares both).
+    pub cgroup_id_helper: bool,
+}
+
+impl Default for TracerOptions {
+    fn default() -> Self {
+        Self {
+            rows_capacity: ROWS_CAPACITY,
+            attach_sys_enter: true,
+            cgroup_id_helper: false,
+        }
+    }
+}
+
+/// What one cgroup did, read from the kernel without disturbing it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Whether the first exec happened (recording has started).
+    pub recording: bool,
+    /// Host PID of the process whose exec started the recording.
+    pub init_tgid: u32,
+    /// Syscall numbers seen, per ABI (`syscensus_common::abi`), sorted.
+    pub seen: BTreeMap<u32, Vec<u32>>,
+    /// A syscall number out of the recorded range was seen.
+    pub out_of_range: bool,
+    /// A compat or x32 syscall was lost because the map was full.
+    pub row_lost: bool,
+    /// Exec sessions were excluded.
+    pub exec_sessions: bool,
+    /// An exec session could not be excluded (the map was full).
+    pub session_lost: bool,
+    /// The kernel marked the cgroup as it was made.
+    pub from_mkdir: bool,
+}
+
+impl Snapshot {
+    /// Number of distinct (ABI, syscall) pairs seen.
+    pub fn len(&self) -> usize {
+        self.seen.values().map(Vec::len).sum()
+    }
+
+    /// Whether nothing was seen.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn seen_numbers(row: &Row) -> Vec<u32> {
+    (0..SYSCALL_SLOTS)
+        .filter(|&nr| row.seen[nr] != 0)
+        .map(|nr| nr as u32)
+        .collect()
+}
+
+/// Totals of the kernel program's event counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub out_of_range: u64,
+    pub row_map_full: u64,
+    pub armed: u64,
+    pub mkdir_marked: u64,
+    pub events_lost: u64,
+    pub exec_sessions: u64,
+    pub session_syscalls: u64,
+    pub sessions_lost: u64,
+}
+
+/// The loaded and attached kernel program.
+pub struct Tracer {
+    ebpf: Ebpf,
+    loader_btf: Btf,
+    offsets: KernelOffsets,
+    rows: HashMap<MapData, RowKey, Row>,
+    filter: Filter,
+    counters: PerCpuArray<MapData, u64>,
+    watch: HashMap<MapData, u64, u8>,
+    excluded: HashMap<MapData, u32, u64>,
+    events: Option<RingBuf<MapData>>,
+    sys_enter_link: Option<BtfTracePointLinkId>,
+    rows_capacity: u32,
+}
+
+impl Tracer {
+    /// Loads the program into the kernel and attaches every hook but
+    /// `sys_enter`, which is attached only if asked.
+    pub fn load(options: &TracerOptions) -> Result<Tracer, BpfError> {
+        let btf = crate::btf::Btf::from_kernel()?;
+        let mut offsets = kernel_offsets(&btf)?;
+        if options.cgroup_id_helper {
+            offsets.direct_cgroup_id = 0;
+        }
+        let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
+            .map_err(BpfError::LoaderBtf)?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&loader_btf))
+            .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .map_max_entries(ROWS_MAP, options.rows_capacity)
+            .load(OBJECT)
+            .map_err(BpfError::Load)?;
+        let take = |ebpf: &mut Ebpf, name: &'static str| {
+            ebpf.take_map(name)
+                .ok_or(BpfError::Missing { what: "map", name })
+        };
+        let rows = HashMap::try_from(take(&mut ebpf, ROWS_MAP)?).map_err(map_err(ROWS_MAP))?;
+        let filter_map = match take(&mut ebpf, FILTER_MAP)? {
+            aya::maps::Map::Array(data) => data,
+            _ => {
+                return Err(BpfError::Missing {
+                    what: "array map",
+                    name: FILTER_MAP,
+                });
+            }
+        };
+        let filter = Filter::map(filter_map).map_err(BpfError::MapFilter)?;
+        let counters =
+            PerCpuArray::try_from(take(&mut ebpf, COUNTERS_MAP)?).map_err(map_err(COUNTERS_MAP))?;
+        let watch = HashMap::try_from(take(&mut ebpf, WATCH_MAP)?).map_err(map_err(WATCH_MAP))?;
+        let excluded =
+            HashMap::try_from(take(&mut ebpf, EXCLUDED_MAP)?).map_err(map_err(EXCLUDED_MAP))?;
+        let events =
+            RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
+        let mut tracer = Tracer {
+            ebpf,
+            loader_btf,
+            offsets,
+            rows,
+            filter,
+            counters,
+            watch,
+            excluded,
+            events: Some(events),
+            sys_enter_link: None,
+            rows_capacity: options.rows_capacity,
+        };
+        for name in [
+            program::SYS_ENTER,
+            program::EXEC,
+            program::FORK,
+            program::EXIT,
+            program::CGROUP_MKDIR,
+        ] {
+            tracer.load_program(name)?;
+        }
+        let mut always = vec![program::EXEC, program::FORK, program::EXIT];
+        if offsets.ancestors_mode != ancestors::NONE {
+            always.push(program::CGROUP_MKDIR);
+        }
+        for name in always {
+            tracer
+                .program(name)?
+                .attach()
+                .map_err(|source| BpfError::Program {
+                    action: "attach",
+                    name,
+                    source,
+                })?;
+        }
+        if options.attach_sys_enter {
+            tracer.attach_sys_enter()?;
+        }
+        debug!(?offsets, "kernel program loaded");
+        Ok(tracer)
+    }
+
+    /// The kernel offsets in use.
+    pub fn offsets(&self) -> &KernelOffsets {
+        &self.offsets
+    }
+
+    /// Whether the kernel marks cgroups made below watched ones itself.
+    pub fn marks_on_mkdir(&self) -> bool {
+        self.offsets.ancestors_mode != ancestors::NONE
+    }
+
+    fn program(&mut self, name: &'static str) -> Result<&mut BtfTracePoint, BpfError> {
+        let program = self.ebpf.program_mut(name).ok_or(BpfError::Missing {
+            what: "program",
+            name,
+        })?;
+        program.try_into().map_err(|source| BpfError::Program {
+            action: "find",
+            name,
+            source,
+        })
+    }
+
+    fn load_program(&mut self, name: &'static str) -> Result<(), BpfError> {
+        // Each program is named after its tracepoint.
+        let btf = self.loader_btf.clone();
+        self.program(name)?
+            .load(name, &btf)
+            .map_err(|source| BpfError::Program {
+                action: "load",
+                name,
+                source,
+            })
+    }
+
+    /// Attaches `sys_enter`; from now on every syscall on the machine runs
+    /// the program.
+    pub fn attach_sys_enter(&mut self) -> Result<(), BpfError> {
+        if self.sys_enter_link.is_none() {
+            let link = self
+                .program(program::SYS_ENTER)?
+                .attach()
+                .map_err(|source| BpfError::Program {
+                    action: "attach",
+                    name: program::SYS_ENTER,
+                    source,
+                })?;
+            self.sys_enter_link = Some(link);
+        }
+        Ok(())
+    }
+
+    /// Detaches `sys_enter`: syscalls cost nothing extra again.
+    pub fn detach_sys_enter(&mut self) -> Result<(), BpfError> {
+        if let Some(link) = self.sys_enter_link.take() {
+            self.program(program::SYS_ENTER)?
+                .detach(link)
+                .map_err(|source| BpfError::Program {
+                    action: "detach",
+                    name: program::SYS_ENTER,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `sys_enter` is attached.
+    pub fn sys_enter_attached(&self) -> bool {
+        self.sys_enter_link.is_some()
+    }
+
+    /// Marks a cgroup: its syscalls are recorded from the first exec
+    /// completed inside it on. Marking a marked cgroup changes nothing.
+    pub fn mark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        self.mark_in_state(cgroup_id, state::WAITING_FOR_EXEC, 0)
+    }
+
+    /// Marks a cgroup whose processes already run the workload: recording
+    /// starts at once. An existing row is set to recording. `init_tgid` is
+    /// the workload's first process (whose parent is outside the cgroup), if
+    /// known: an exec from outside by another process is then an exec
+    /// session; if 0, the next exec in the cgroup is taken as the workload's.
+    pub fn mark_recording(&mut self, cgroup_id: u64, init_tgid: u32) -> Result<(), BpfError> {
+        self.mark_in_state(cgroup_id, state::RECORDING, init_tgid)
+    }
+
+    fn mark_in_state(
+        &mut self,
+        cgroup_id: u64,
+        row_state: u8,
+        init_tgid: u32,
+    ) -> Result<(), BpfError> {
+        let key = RowKey::new(cgroup_id, abi::NATIVE);
+        // Prefilter first: the exec hook only looks at rows whose slot is set.
+        self.filter.set(cgroup_id);
+        match self.rows.get(&key, 0) {
+            Ok(mut row) => {
+                if row_state == state::RECORDING && row.state != state::RECORDING {
+                    // Not atomic with the kernel's writes to the row: only
+                    // done for rows still waiting, which nothing writes yet.
+                    row.state = state::RECORDING;
+                    row.init_tgid = init_tgid;
+                    self.rows.insert(key, row, 0).map_err(map_err(ROWS_MAP))?;
+                }
+                return Ok(());
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(map_err(ROWS_MAP)(e)),
+        }
+        const BPF_NOEXIST: u64 = 1;
+        let mut row = Row::new(row_state);
+        row.init_tgid = init_tgid;
+        if let Err(error) = self.rows.insert(key, row, BPF_NOEXIST) {
+            self.release_slot(cgroup_id)?;
+            return Err(match error {
+                MapError::SyscallError(ref e) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+                    BpfError::Full {
+                        cgroup_id,
+                        capacity: self.rows_capacity,
+                    }
+                }
+                // The kernel made the row meanwhile: fine.
+                MapError::SyscallError(ref e)
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    return Ok(());
+                }
+                other => map_err(ROWS_MAP)(other),
+            });
+        }
+        debug!(cgroup_id, "cgroup marked");
+        Ok(())
+    }
+
+    /// Stops recording a cgroup and forgets what it did: take a
+    /// [`snapshot`](Self::snapshot) first.
+    pub fn unmark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        for abi_id in 0..abi::COUNT {
+            match self.rows.remove(&RowKey::new(cgroup_id, abi_id)) {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(other) => return Err(map_err(ROWS_MAP)(other)),
+            }
+        }
+        let sessions: Vec<u32> = self
+            .excluded
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, id)| *id == cgroup_id)
+            .map(|(tgid, _)| tgid)
+            .collect();
+        for tgid in sessions {
+            let _ = self.excluded.remove(&tgid);
+        }
+        self.release_slot(cgroup_id)?;
+        debug!(cgroup_id, "cgroup unmarked");
+        Ok(())
+    }
+
+    /// Clears the prefilter slot of `cgroup_id` unless another row still
+    /// uses it. Cleared first and looked at second: the kernel sets a slot
+    /// after making its row, so a row made meanwhile is either seen here or
+    /// sets the slot again after the clear.
+    fn release_slot(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        self.filter.clear(cgroup_id);
+        let slot = filter_slot(cgroup_id);
+        for key in self.rows.keys() {
+            let key = key.map_err(map_err(ROWS_MAP))?;
+            if filter_slot(key.cgroup_id) == slot {
+                self.filter.set(key.cgroup_id);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cgroups that have rows, whoever made them.
+    pub fn marked(&self) -> Result<Vec<u64>, BpfError> {
+        let mut ids = Vec::new();
+        for key in self.rows.keys() {
+            let key = key.map_err(map_err(ROWS_MAP))?;
+            if key.abi == abi::NATIVE {
+                ids.push(key.cgroup_id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// What a marked cgroup did so far. `None` if it is not marked.
+    pub fn snapshot(&self, cgroup_id: u64) -> Result<Option<Snapshot>, BpfError> {
+        let native = match self.rows.get(&RowKey::new(cgroup_id, abi::NATIVE), 0) {
+            Ok(row) => row,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(other) => return Err(map_err(ROWS_MAP)(other)),
+        };
+        let mut snapshot = Snapshot {
+            recording: native.state == state::RECORDING,
+            init_tgid: native.init_tgid,
+            out_of_range: native.flags[flag::OUT_OF_RANGE] != 0,
+            row_lost: native.flags[flag::ROW_LOST] != 0,
+            exec_sessions: native.flags[flag::EXEC_SESSION] != 0,
+            session_lost: native.flags[flag::SESSION_LOST] != 0,
+            from_mkdir: native.flags[flag::FROM_MKDIR] != 0,
+            ..Snapshot::default()
+        };
+        snapshot.seen.insert(abi::NATIVE, seen_numbers(&native));
+        for abi_id in [abi::COMPAT, abi::X32] {
+            match self.rows.get(&RowKey::new(cgroup_id, abi_id), 0) {
+                Ok(row) => {
+                    snapshot.seen.insert(abi_id, seen_numbers(&row));
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(other) => return Err(map_err(ROWS_MAP)(other)),
+            }
+        }
+        snapshot.seen.retain(|_, v| !v.is_empty());
+        Ok(Some(snapshot))
+    }
+
+    /// Watches a cgroup: every cgroup made below it from now on is marked by
+    /// the kernel as it is made, and reported by [`take_events`](Self::take_events).
+    pub fn watch(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        self.watch
+            .insert(cgroup_id, 1, 0)
+            .map_err(map_err(WATCH_MAP))
+    }
+
+    /// Stops watching a cgroup.
+    pub fn unwatch(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        match self.watch.remove(&cgroup_id) {
+            Err(e) if !is_not_found(&e) => Err(map_err(WATCH_MAP)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The ring buffer of cgroups the kernel marked, for a task that polls
+    /// it (it can be taken once).
+    pub fn take_events(&mut self) -> Option<Events> {
+        self.events.take().map(|ring| Events { ring })
+    }
+
+    /// Bytes of kernel memory the maps hold at their capacity (rows,
+    /// prefilter, watch and exclusion maps, ring buffer), for the metrics.
+    pub fn map_bytes(&self) -> u64 {
+        let row = (size_of::<RowKey>() + size_of::<Row>()) as u64;
+        u64::from(self.rows_capacity) * row
+            + syscensus_common::FILTER_SLOTS as u64
+            + u64::from(syscensus_common::EVENTS_BYTES)
+    }
+
+    /// The kernel program's event counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, BpfError> {
+        let sum = |index: u32| -> Result<u64, BpfError> {
+            let values = self
+                .counters
+                .get(&index, 0)
+                .map_err(map_err(COUNTERS_MAP))?;
+            Ok(values.iter().sum())
+        };
+        Ok(Counters {
+            out_of_range: sum(counter::OUT_OF_RANGE)?,
+            row_map_full: sum(counter::ROW_MAP_FULL)?,
+            armed: sum(counter::ARMED)?,
+            mkdir_marked: sum(counter::MKDIR_MARKED)?,
+            events_lost: sum(counter::EVENTS_LOST)?,
+            exec_sessions: sum(counter::EXEC_SESSIONS)?,
+            session_syscalls: sum(counter::SESSION_SYSCALLS)?,
+            sessions_lost: sum(counter::SESSIONS_LOST)?,
+        })
+    }
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("sys_enter_attached", &self.sys_enter_attached())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cgroup the kernel marked as it was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkedCgroup {
+    pub cgroup_id: u64,
+    /// Depth below the hierarchy's root.
+    pub level: u32,
+    /// Path from the hierarchy's root (`/kubepods/...`).
+    pub path: String,
+}
+
+/// The ring buffer of cgroups the kernel marked.
+pub struct Events {
+    ring: RingBuf<MapData>,
+}
+
+impl Events {
+    /// Every event waiting in the buffer.
+    pub fn drain(&mut self) -> Vec<MarkedCgroup> {
+        let mut out = Vec::new();
+        while let Some(item) = self.ring.next() {
+            if item.len() < size_of::<CgroupEvent>() {
+                continue;
+            }
+            // SAFETY: the kernel wrote a whole CgroupEvent; read unaligned.
+            let event: CgroupEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let len = (event.path_len as usize).min(event.path.len());
+            let path = String::from_utf8_lossy(&event.path[..len])
+                .trim_end_matches('\0')
+                .to_owned();
+            out.push(MarkedCgroup {
+                cgroup_id: event.cgroup_id,
+                level: event.level,
+                path,
+            });
+        }
+        out
+    }
+
+    /// The buffer's file descriptor, readable when events wait.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.ring)
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
