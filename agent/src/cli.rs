@@ -30,6 +30,83 @@ pub enum Command {
     /// Run a command under a seccomp profile (syscensus, OCI, Docker or
     /// Security Profiles Operator format).
     Run(RunArgs),
+    /// Run the node agent: record the containers started on this node and
+    /// write each one's profile to the state directory when it ends.
+    ///
+    /// Every flag can also be set through the environment variable named in
+    /// its help, so that a DaemonSet configures the agent in its manifest.
+    Agent(AgentArgs),
+    /// Ask the running agent to write what its running containers did so
+    /// far (to <state-dir>/containers), and wait until it has.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Record every container on this node, without the Kubernetes API.
+    #[arg(long, env = "SYSCENSUS_NO_KUBE")]
+    pub no_kube: bool,
+    /// Where results go: containers/<id>.json (the recording with its Pod
+    /// and labels) and profiles/<id>.json (the OCI profile alone).
+    #[arg(
+        long,
+        env = "SYSCENSUS_STATE_DIR",
+        default_value = "/var/lib/syscensus"
+    )]
+    pub state_dir: PathBuf,
+    /// The container runtime's CRI socket, to name each container's Pod and
+    /// container from the kubelet's labels, and to leave Pod sandboxes out
+    /// (e.g. /run/containerd/containerd.sock).
+    #[arg(long, env = "SYSCENSUS_CRI_SOCKET")]
+    pub cri_socket: Option<PathBuf>,
+    /// The kubelet's cgroup roots, from the cgroup v2 root: every cgroup made
+    /// below one is recorded from its first exec.
+    #[arg(
+        long = "cgroup-root",
+        env = "SYSCENSUS_CGROUP_ROOTS",
+        value_delimiter = ',',
+        default_values_t = [String::from("/kubepods"), String::from("/kubepods.slice")]
+    )]
+    pub cgroup_roots: Vec<String>,
+    /// Runtime base set for the profiles: `auto` (from --runtime, and
+    /// whether the container runs with no_new_privs), or a set's name
+    /// (`runc`, `runc-nnp`, `crun`, `none`).
+    #[arg(long, env = "SYSCENSUS_BASE_SET", default_value = "auto")]
+    pub base_set: String,
+    /// The OCI runtime that starts containers on this node, for `--base-set
+    /// auto`: `runc` or `crun`.
+    #[arg(long, env = "SYSCENSUS_RUNTIME", default_value = "runc")]
+    pub runtime: String,
+    /// Also record the containers already running when the agent starts;
+    /// their recordings miss what they did before and say so.
+    #[arg(long, env = "SYSCENSUS_INCLUDE_RUNNING")]
+    pub include_running: bool,
+    /// How often, in seconds, running containers are read to tell when a
+    /// syscall last appeared.
+    #[arg(long, env = "SYSCENSUS_POLL_INTERVAL", default_value_t = 10)]
+    pub poll_interval: u64,
+    /// Most cgroups recorded at once (the kernel map's capacity; about 650
+    /// bytes of kernel memory each).
+    #[arg(long, env = "SYSCENSUS_MAX_CGROUPS", default_value_t = 4096)]
+    pub max_cgroups: u32,
+    /// This node's name, written into the results (from the downward API in
+    /// a DaemonSet).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The running agent's state directory.
+    #[arg(
+        long,
+        env = "SYSCENSUS_STATE_DIR",
+        default_value = "/var/lib/syscensus"
+    )]
+    pub state_dir: PathBuf,
+    /// Seconds to wait for the agent.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
 }
 
 /// Output formats for profiles.
@@ -130,5 +207,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Record(args) => crate::record::record(args),
         Command::Run(args) => crate::run::run(args),
+        Command::Agent(args) => crate::agent::agent(args),
+        Command::Snapshot(args) => crate::agent::snapshot(args),
     }
 }

@@ -32,8 +32,14 @@ pub mod exit {
 pub enum Error {
     #[error("{what} needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run it with sudo")]
     NotRoot { what: &'static str },
+    #[error("{message}")]
+    Usage { message: String },
     #[error(transparent)]
     BaseSet(#[from] crate::basesets::UnknownBaseSet),
+    #[error(transparent)]
+    State(Box<crate::agent::state::StateError>),
+    #[error(transparent)]
+    Cri(Box<crate::cri::CriError>),
     #[error(transparent)]
     Kernel(#[from] crate::bpf::BpfError),
     #[error(transparent)]
@@ -80,7 +86,9 @@ impl Error {
     pub fn exit_status(&self) -> u8 {
         match self {
             Self::NotRoot { .. } => exit::NO_PERM,
-            Self::BaseSet(_) => exit::USAGE,
+            Self::BaseSet(_) | Self::Usage { .. } => exit::USAGE,
+            Self::State(_) => exit::CANT_CREATE,
+            Self::Cri(_) => exit::UNAVAILABLE,
             Self::Kernel(e) => e.exit_status(),
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),

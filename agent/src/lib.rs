@@ -1,15 +1,19 @@
 //! syscensus: records which syscalls each container really makes, with eBPF,
 //! and turns that census into seccomp profiles.
+pub mod agent;
 pub mod basesets;
 pub mod bpf;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;
+pub mod cri;
 pub mod error;
+pub mod kubepath;
 pub mod logging;
 pub mod output;
 pub mod profile;
 pub mod record;
+pub mod recording;
 pub mod run;
 pub mod seccomp;
 pub mod syscalls;

@@ -65,7 +65,11 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
         None => None,
     };
     let hierarchy = Hierarchy::find()?;
-    let mut tracer = Tracer::load(&TracerOptions::default())?;
+    let mut tracer = Tracer::load(&TracerOptions {
+        // One cgroup, and its 32-bit rows.
+        rows_capacity: 16,
+        ..TracerOptions::default()
+    })?;
     let cgroup =
         hierarchy.create_child_of_own(&format!("syscensus-record-{}", std::process::id()))?;
     tracer.mark(cgroup.id())?;

@@ -80,6 +80,11 @@ pub mod flag {
     /// The row was created by the kernel when the cgroup was made (rather
     /// than by userspace).
     pub const FROM_MKDIR: usize = 4;
+    /// The process whose exec started the recording had `no_new_privs` set
+    /// (`PFA_NO_NEW_PRIVS` in `task_struct.atomic_flags`): the runtime ran the
+    /// container with `noNewPrivileges`, which changes what runc needs after
+    /// it loads the filter.
+    pub const NO_NEW_PRIVS: usize = 5;
     /// Number of flag bytes.
     pub const COUNT: usize = 7;
 }
@@ -146,7 +151,7 @@ pub mod counter {
 /// Name of the map of rows: key [`RowKey`], value [`Row`].
 pub const ROWS_MAP: &str = "ROWS";
 /// Capacity of [`ROWS_MAP`] unless the agent sets another at load time.
-pub const ROWS_CAPACITY: u32 = 16_384;
+pub const ROWS_CAPACITY: u32 = 4096;
 
 /// Name of the prefilter: one array element of [`FILTER_SLOTS`] bytes,
 /// memory-mapped by userspace. Byte `cgroup_id % FILTER_SLOTS` is 1 when a
@@ -188,7 +193,16 @@ pub const EVENTS_BYTES: u32 = 256 * 1024;
 /// Bytes of a cgroup path carried in a [`CgroupEvent`].
 pub const EVENT_PATH_BYTES: usize = 512;
 
-/// A cgroup made below a watched cgroup, and marked.
+/// Kinds of [`CgroupEvent`].
+pub mod event {
+    /// A cgroup made below a watched one, and marked.
+    pub const MARKED: u16 = 0;
+    /// A cgroup made at one of the [`ROOT_PATHS_MAP`](super::ROOT_PATHS_MAP)
+    /// paths, and watched from now on.
+    pub const ROOT: u16 = 1;
+}
+
+/// A cgroup the kernel program acted on as it was made.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CgroupEvent {
@@ -196,11 +210,23 @@ pub struct CgroupEvent {
     /// Depth below the hierarchy's root.
     pub level: u32,
     /// Bytes of `path` used, without the terminating zero.
-    pub path_len: u32,
+    pub path_len: u16,
+    /// One of the [`event`] constants.
+    pub kind: u16,
     /// The cgroup's path from the hierarchy's root, zero-terminated.
     pub path: [u8; EVENT_PATH_BYTES],
 }
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + EVENT_PATH_BYTES);
+
+/// Name of the array of root paths: cgroups made at one of these paths
+/// (zero-terminated, from the hierarchy's root, e.g. `/kubepods`) are watched
+/// as soon as they are made, so that even the first container below a
+/// kubelet root that appears late is marked. Written by userspace only.
+pub const ROOT_PATHS_MAP: &str = "ROOT_PATHS";
+/// Entries in [`ROOT_PATHS_MAP`].
+pub const ROOT_PATHS: u32 = 4;
+/// Bytes of a root path, with its terminating zero.
+pub const ROOT_PATH_BYTES: usize = 64;
 
 /// How deep below a watched cgroup a new cgroup may be and still be marked:
 /// ancestors are compared up to this many levels from the hierarchy's root.
@@ -213,6 +239,7 @@ pub mod program {
     pub const FORK: &str = "sched_process_fork";
     pub const EXIT: &str = "sched_process_exit";
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    pub const CGROUP_ATTACH: &str = "cgroup_attach_task";
 }
 
 /// How the kernel program reads a cgroup's ancestors in `cgroup_mkdir`.
@@ -264,7 +291,8 @@ pub struct KernelOffsets {
     pub cgroup_root: u32,
     /// `cgroup_root.hierarchy_id`: 0 for the cgroup v2 hierarchy.
     pub root_hierarchy_id: u32,
-    pub _pad: u32,
+    /// `task_struct.atomic_flags` (bit 0: `PFA_NO_NEW_PRIVS`); 0 if unknown.
+    pub task_atomic_flags: u32,
 }
 const _: () = assert!(size_of::<KernelOffsets>() == 64);
 

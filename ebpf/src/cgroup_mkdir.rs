@@ -1,15 +1,18 @@
 //! `cgroup_mkdir`: a cgroup made below a watched one (the kubelet's
 //! `kubepods` tree) is marked at once, before any process can be moved into
 //! it, so that no container starts unrecorded however slow userspace is.
-//! Its path goes to userspace through the ring buffer.
+//! Its path goes to userspace through the ring buffer. A cgroup made at one
+//! of the configured root paths is watched from then on.
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use syscensus_common::{CgroupEvent, MAX_WATCH_LEVEL, RowKey, abi, ancestors, counter, flag};
+use syscensus_common::{
+    CgroupEvent, MAX_WATCH_LEVEL, ROOT_PATH_BYTES, RowKey, abi, ancestors, counter, event, flag,
+};
 
-use crate::maps::{EVENTS, ROWS, WATCH, ZERO_ROW, count, filter_set};
+use crate::maps::{EVENTS, ROOT_PATHS, ROWS, WATCH, ZERO_ROW, count, filter_set};
 
 /// `BPF_NOEXIST`: create the element only if it is absent.
 const BPF_NOEXIST: u64 = 1;
@@ -46,11 +49,15 @@ fn try_cgroup_mkdir(cgroup: *const u8, path: *const u8) -> Result<(), i64> {
         return Ok(());
     }
     let level: i32 = read(cgroup, offsets.cgroup_level)?;
-    if !watched(cgroup, level as u32, &offsets)? {
-        return Ok(());
-    }
     let kn: u64 = read(cgroup, offsets.cgroup_kn)?;
     let cgroup_id: u64 = read(kn, offsets.kernfs_node_id)?;
+    if !watched(cgroup, level as u32, &offsets)? {
+        if is_root_path(path) {
+            let _ = WATCH.insert(cgroup_id, 1, 0);
+            send_event(event::ROOT, cgroup_id, level, path);
+        }
+        return Ok(());
+    }
 
     let zero = ZERO_ROW.get(0).ok_or(0)?;
     let key = RowKey::new(cgroup_id, abi::NATIVE);
@@ -66,23 +73,48 @@ fn try_cgroup_mkdir(cgroup: *const u8, path: *const u8) -> Result<(), i64> {
     // for rows using it, never clears a slot a new row needs.
     filter_set(cgroup_id);
     count(counter::MKDIR_MARKED);
+    send_event(event::MARKED, cgroup_id, level, path);
+    Ok(())
+}
 
+/// Tells userspace about a cgroup, with its path.
+#[inline(always)]
+fn send_event(kind: u16, cgroup_id: u64, level: i32, path: *const u8) {
     let Some(mut entry) = EVENTS.reserve::<CgroupEvent>(0) else {
         count(counter::EVENTS_LOST);
-        return Ok(());
+        return;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: `event` points to reserved ring buffer memory of the right size.
     unsafe {
         (*event).cgroup_id = cgroup_id;
         (*event).level = level as u32;
+        (*event).kind = kind;
         (*event).path_len = match bpf_probe_read_kernel_str_bytes(path, &mut (*event).path) {
-            Ok(bytes) => bytes.len() as u32,
+            Ok(bytes) => bytes.len() as u16,
             Err(_) => 0,
         };
     }
     entry.submit(0);
-    Ok(())
+}
+
+/// Whether `path` is one of the configured root paths.
+#[inline(always)]
+fn is_root_path(path: *const u8) -> bool {
+    let mut buf = [0u8; ROOT_PATH_BYTES];
+    // SAFETY: the helper checks the address and fails instead of faulting.
+    if unsafe { bpf_probe_read_kernel_str_bytes(path, &mut buf) }.is_err() {
+        return false;
+    }
+    for i in 0..syscensus_common::ROOT_PATHS {
+        let Some(root) = ROOT_PATHS.get(i) else {
+            continue;
+        };
+        if root[0] != 0 && *root == buf {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether an ancestor of the cgroup (not the cgroup itself) is watched.

@@ -4,15 +4,17 @@
 //! or the command given to `syscensus record`.
 //!
 //! A later exec by a process that is not the first one and whose parent is
-//! outside the cgroup is an exec session (`runc exec`, `kubectl exec`): that
-//! process and its descendants are excluded from the recording.
+//! outside the cgroup is an exec session (`runc exec`, `kubectl exec`) that
+//! entered before the recording started: it is excluded from then on (see
+//! `session.rs`; sessions entering later are excluded as they enter).
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use syscensus_common::{RowKey, abi, counter, flag, state};
 
 use crate::{
-    maps::{EXCLUDED, ROWS, count, filter_hit},
+    maps::{ROWS, count, filter_hit},
+    session::exclude,
     task::{current_cgroup_id, current_task, field, offset, task_cgroup_id},
 };
 
@@ -32,6 +34,7 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     // SAFETY: `row` points into a live map value of type `Row`.
     unsafe {
         if (*row).state == state::WAITING_FOR_EXEC {
+            (*row).flags[flag::NO_NEW_PRIVS] = no_new_privs(task);
             (*row).init_tgid = tgid;
             (*row).state = state::RECORDING;
             count(counter::ARMED);
@@ -46,18 +49,22 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
         if (*row).init_tgid == tgid || !parent_outside(task, cgroup_id) {
             return 0;
         }
-        if EXCLUDED.get_ptr(tgid).is_some() {
-            return 0;
-        }
-        if EXCLUDED.insert(tgid, cgroup_id, 0).is_ok() {
-            (*row).flags[flag::EXEC_SESSION] = 1;
-            count(counter::EXEC_SESSIONS);
-        } else {
-            (*row).flags[flag::SESSION_LOST] = 1;
-            count(counter::SESSIONS_LOST);
-        }
     }
+    exclude(row, cgroup_id, tgid);
     0
+}
+
+/// `PFA_NO_NEW_PRIVS` (bit 0 of `task_struct.atomic_flags`,
+/// include/linux/sched.h at v6.18) of `task`, as 0 or 1.
+#[inline(always)]
+fn no_new_privs(task: *const u8) -> u8 {
+    let offset = offset!(task_atomic_flags);
+    if offset == 0 {
+        return 0;
+    }
+    // SAFETY: a BTF pointer to the current task.
+    let flags: u64 = unsafe { field(task, offset) };
+    (flags & 1) as u8
 }
 
 /// Whether the current task's parent is in another cgroup than `cgroup_id`.

@@ -1,11 +1,14 @@
 //! `sched_process_fork` and `sched_process_exit`: the children of an excluded
-//! exec session are excluded too; a session's entry goes when it exits.
+//! exec session are excluded too; a process created straight into a recorded
+//! cgroup by a parent outside it (`CLONE_INTO_CGROUP`) is a session; a
+//! session's entry goes when it exits.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::counter;
 
 use crate::{
     maps::{EXCLUDED, count},
-    task::{field, offset},
+    session::entered_from_outside,
+    task::{field, offset, task_cgroup_id},
 };
 
 /// Attached to `sched_process_fork`: `(struct task_struct *parent, struct
@@ -26,6 +29,13 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let Some(cgroup_id) = EXCLUDED.get_ptr(parent_tgid) else {
+        if offset!(direct_cgroup_id) != 0 {
+            // SAFETY: BTF pointers from the tracepoint's arguments.
+            let (from, into) = unsafe { (task_cgroup_id(parent), task_cgroup_id(child)) };
+            if from != into {
+                entered_from_outside(into, child_tgid);
+            }
+        }
         return 0;
     };
     // SAFETY: points into a live map value.

@@ -9,14 +9,18 @@
 //! - `sched_process_fork` and `sched_process_exit` carry an exec session's
 //!   exclusion to its children and drop it when it ends;
 //! - `cgroup_mkdir` marks a cgroup made below a watched one before anything
-//!   can run in it.
+//!   can run in it;
+//! - `cgroup_attach_task` excludes processes moved into a recorded cgroup
+//!   (exec sessions).
 #![no_std]
 #![no_main]
 
+mod attach;
 mod cgroup_mkdir;
 mod exec;
 mod fork;
 mod maps;
+mod session;
 mod sys_enter;
 mod task;
 

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use syscensus_common::{
-    EVENTS_BYTES, EXCLUDED_CAPACITY, FILTER_SLOTS, ROWS_CAPACITY, Row, RowKey, WATCH_CAPACITY,
-    counter, filter_slot,
+    EVENTS_BYTES, EXCLUDED_CAPACITY, FILTER_SLOTS, ROOT_PATH_BYTES, ROWS_CAPACITY, Row, RowKey,
+    WATCH_CAPACITY, counter, filter_slot,
 };
 
 /// `BPF_F_MMAPABLE`: userspace maps the array into its memory.
@@ -44,6 +44,12 @@ pub static ZERO_ROW: Array<Row> = Array::with_max_entries(1, 0);
 /// id; value unused. Written by userspace only.
 #[map]
 pub static WATCH: HashMap<u64, u8> = HashMap::with_max_entries(WATCH_CAPACITY, 0);
+
+/// Paths of cgroups to watch as soon as they are made (zero-terminated;
+/// empty entries unused). Written by userspace only.
+#[map]
+pub static ROOT_PATHS: Array<[u8; ROOT_PATH_BYTES]> =
+    Array::with_max_entries(syscensus_common::ROOT_PATHS, 0);
 
 /// Processes excluded from recordings: exec sessions and their descendants.
 /// Key: thread-group id; value: the cgroup id whose recording they are

@@ -25,7 +25,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     cgroup_level: 0,
     cgroup_root: 0,
     root_hierarchy_id: 0,
-    _pad: 0,
+    task_atomic_flags: 0,
 };
 
 /// Reads one field of [`OFFSETS`].

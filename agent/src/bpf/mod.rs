@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, ProgramError, tp_btf::BtfTracePointLinkId},
 };
 use syscensus_common::{
     COUNTERS_MAP, CgroupEvent, EVENTS_MAP, EXCLUDED_MAP, FILTER_MAP, KernelOffsets, OFFSETS_GLOBAL,
-    ROWS_CAPACITY, ROWS_MAP, Row, RowKey, SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter,
-    filter_slot, flag, program, state,
+    ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row, RowKey,
+    SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter, event, filter_slot, flag, program, state,
 };
 use tracing::debug;
 
@@ -63,6 +63,11 @@ pub enum BpfError {
     MapFilter(#[source] std::io::Error),
     #[error("cannot record cgroup {cgroup_id}: {capacity} rows are in use (raise --max-cgroups)")]
     Full { cgroup_id: u64, capacity: u32 },
+    #[error(
+        "too many root paths or a path too long ({path:?}): at most {ROOT_PATHS} paths of {} bytes",
+        ROOT_PATH_BYTES - 1
+    )]
+    RootPath { path: String },
 }
 
 impl BpfError {
@@ -132,6 +137,8 @@ pub struct Snapshot {
     pub session_lost: bool,
     /// The kernel marked the cgroup as it was made.
     pub from_mkdir: bool,
+    /// The first process had `no_new_privs` set when it exec'd.
+    pub no_new_privs: bool,
 }
 
 impl Snapshot {
@@ -175,6 +182,7 @@ pub struct Tracer {
     filter: Filter,
     counters: PerCpuArray<MapData, u64>,
     watch: HashMap<MapData, u64, u8>,
+    root_paths: Array<MapData, [u8; ROOT_PATH_BYTES]>,
     excluded: HashMap<MapData, u32, u64>,
     events: Option<RingBuf<MapData>>,
     sys_enter_link: Option<BtfTracePointLinkId>,
@@ -216,6 +224,8 @@ impl Tracer {
         let counters =
             PerCpuArray::try_from(take(&mut ebpf, COUNTERS_MAP)?).map_err(map_err(COUNTERS_MAP))?;
         let watch = HashMap::try_from(take(&mut ebpf, WATCH_MAP)?).map_err(map_err(WATCH_MAP))?;
+        let root_paths =
+            Array::try_from(take(&mut ebpf, ROOT_PATHS_MAP)?).map_err(map_err(ROOT_PATHS_MAP))?;
         let excluded =
             HashMap::try_from(take(&mut ebpf, EXCLUDED_MAP)?).map_err(map_err(EXCLUDED_MAP))?;
         let events =
@@ -228,6 +238,7 @@ impl Tracer {
             filter,
             counters,
             watch,
+            root_paths,
             excluded,
             events: Some(events),
             sys_enter_link: None,
@@ -239,12 +250,16 @@ impl Tracer {
             program::FORK,
             program::EXIT,
             program::CGROUP_MKDIR,
+            program::CGROUP_ATTACH,
         ] {
             tracer.load_program(name)?;
         }
         let mut always = vec![program::EXEC, program::FORK, program::EXIT];
         if offsets.ancestors_mode != ancestors::NONE {
             always.push(program::CGROUP_MKDIR);
+        }
+        if offsets.cgroup_root != 0 {
+            always.push(program::CGROUP_ATTACH);
         }
         for name in always {
             tracer
@@ -466,6 +481,7 @@ impl Tracer {
             exec_sessions: native.flags[flag::EXEC_SESSION] != 0,
             session_lost: native.flags[flag::SESSION_LOST] != 0,
             from_mkdir: native.flags[flag::FROM_MKDIR] != 0,
+            no_new_privs: native.flags[flag::NO_NEW_PRIVS] != 0,
             ..Snapshot::default()
         };
         snapshot.seen.insert(abi::NATIVE, seen_numbers(&native));
@@ -488,6 +504,31 @@ impl Tracer {
         self.watch
             .insert(cgroup_id, 1, 0)
             .map_err(map_err(WATCH_MAP))
+    }
+
+    /// Sets the paths (from the hierarchy's root, like `/kubepods`) of
+    /// cgroups to watch as soon as they are made.
+    pub fn set_root_paths(&mut self, paths: &[&str]) -> Result<(), BpfError> {
+        if paths.len() > ROOT_PATHS as usize {
+            return Err(BpfError::RootPath {
+                path: paths.join(","),
+            });
+        }
+        for i in 0..ROOT_PATHS {
+            let mut entry = [0u8; ROOT_PATH_BYTES];
+            if let Some(path) = paths.get(i as usize) {
+                if path.len() >= ROOT_PATH_BYTES || path.is_empty() {
+                    return Err(BpfError::RootPath {
+                        path: (*path).to_owned(),
+                    });
+                }
+                entry[..path.len()].copy_from_slice(path.as_bytes());
+            }
+            self.root_paths
+                .set(i, entry, 0)
+                .map_err(map_err(ROOT_PATHS_MAP))?;
+        }
+        Ok(())
     }
 
     /// Stops watching a cgroup.
@@ -543,9 +584,12 @@ impl std::fmt::Debug for Tracer {
     }
 }
 
-/// A cgroup the kernel marked as it was made.
+/// A cgroup the kernel acted on as it was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarkedCgroup {
+    /// Whether it is a root path, now watched (rather than a cgroup below a
+    /// watched one, now marked).
+    pub root: bool,
     pub cgroup_id: u64,
     /// Depth below the hierarchy's root.
     pub level: u32,
@@ -567,14 +611,15 @@ impl Events {
                 continue;
             }
             // SAFETY: the kernel wrote a whole CgroupEvent; read unaligned.
-            let event: CgroupEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let len = (event.path_len as usize).min(event.path.len());
-            let path = String::from_utf8_lossy(&event.path[..len])
+            let raw: CgroupEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let len = (raw.path_len as usize).min(raw.path.len());
+            let path = String::from_utf8_lossy(&raw.path[..len])
                 .trim_end_matches('\0')
                 .to_owned();
             out.push(MarkedCgroup {
-                cgroup_id: event.cgroup_id,
-                level: event.level,
+                root: raw.kind == event::ROOT,
+                cgroup_id: raw.cgroup_id,
+                level: raw.level,
                 path,
             });
         }
@@ -584,6 +629,12 @@ impl Events {
     /// The buffer's file descriptor, readable when events wait.
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.ring)
+    }
+}
+
+impl std::os::fd::AsRawFd for Events {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.ring.as_raw_fd()
     }
 }
 

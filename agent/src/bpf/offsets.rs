@@ -59,15 +59,28 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             _ => (ancestors::NONE, 0),
         };
         match common {
-            Ok([level, root, hierarchy_id]) if mode != ancestors::NONE => {
-                offsets.ancestors_mode = mode;
-                offsets.cgroup_ancestors = ancestors_offset;
-                offsets.cgroup_level = level;
+            Ok([level, root, hierarchy_id]) => {
                 offsets.cgroup_root = root;
                 offsets.root_hierarchy_id = hierarchy_id;
+                if mode != ancestors::NONE {
+                    offsets.ancestors_mode = mode;
+                    offsets.cgroup_ancestors = ancestors_offset;
+                    offsets.cgroup_level = level;
+                } else {
+                    debug!("cgroup ancestors unreadable: new cgroups are not marked by the kernel");
+                }
             }
-            _ => debug!("cgroup ancestors unreadable: new cgroups are marked from userspace"),
+            Err(error) => {
+                debug!(%error, "cgroup roots unreadable: exec sessions are excluded at exec only")
+            }
         }
+    }
+
+    // PFA_NO_NEW_PRIVS is bit 0 of atomic_flags (include/linux/sched.h).
+    if offsets.direct_cgroup_id == 1 {
+        offsets.task_atomic_flags = btf
+            .member_offset("task_struct", "atomic_flags")
+            .unwrap_or(0);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -95,6 +108,7 @@ mod tests {
         assert_eq!(offsets.direct_cgroup_id, 1);
         assert_eq!(offsets.ancestors_mode, ancestors::POINTERS);
         assert!(offsets.task_cgroups > 0 && offsets.task_tgid > 0 && offsets.cgroup_ancestors > 0);
+        assert!(offsets.task_atomic_flags > 0);
         assert_eq!(
             offsets.task_pid + 4,
             offsets.task_tgid,

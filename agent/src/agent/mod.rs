@@ -1,0 +1,216 @@
+//! `syscensus agent`: the node agent. It records every container that a
+//! runtime starts on this node (see [`node`]) and writes each one's result to
+//! the state directory.
+//!
+//! One task owns the loaded kernel program for the whole run; the event loop
+//! wakes on cgroups the kernel marked, on a timer, and on signals:
+//! SIGUSR1 writes a snapshot of every running container (`syscensus
+//! snapshot` sends it), SIGTERM and SIGINT write the state of every running
+//! container and stop.
+use std::{path::Path, process::ExitCode, time::Duration};
+
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{info, warn};
+
+use crate::{
+    Error,
+    bpf::{Tracer, TracerOptions},
+    cgroup::Hierarchy,
+    cli::{AgentArgs, SnapshotArgs},
+    cri::Cri,
+    error::Result,
+};
+
+pub mod node;
+pub mod state;
+
+use node::{BaseSetChoice, NodeOptions, NodeRecorder};
+use state::StateDir;
+
+/// How often the agent looks at the containers it records.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn agent(args: AgentArgs) -> Result<ExitCode> {
+    if !args.no_kube {
+        return Err(Error::Usage {
+            message:
+                "the Kubernetes mode is not built yet: run with --no-kube to record every container"
+                    .into(),
+        });
+    }
+    crate::record::require_root("syscensus agent")?;
+    let base_set = match args.base_set.as_str() {
+        "auto" => BaseSetChoice::Auto {
+            runtime: args.runtime.clone(),
+        },
+        name => BaseSetChoice::Fixed(crate::basesets::find(name)?),
+    };
+    if let BaseSetChoice::Auto { runtime } = &base_set {
+        crate::basesets::find(runtime)?;
+    }
+    let hierarchy = Hierarchy::find()?;
+    let state = StateDir::open(&args.state_dir).map_err(|e| Error::State(Box::new(e)))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::System {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let tracer = Tracer::load(&TracerOptions {
+            rows_capacity: args.max_cgroups,
+            attach_sys_enter: true,
+            cgroup_id_helper: false,
+        })?;
+        let cri = match &args.cri_socket {
+            Some(socket) => {
+                Some(Cri::connect(socket.clone()).map_err(|e| Error::Cri(Box::new(e)))?)
+            }
+            None => None,
+        };
+        let options = NodeOptions {
+            roots: args.cgroup_roots.clone(),
+            base_set,
+            include_running: args.include_running,
+            poll_interval: Duration::from_secs(args.poll_interval),
+            node_name: args.node_name.clone(),
+        };
+        run(tracer, hierarchy, state, cri, options).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(
+    mut tracer: Tracer,
+    hierarchy: Hierarchy,
+    state: StateDir,
+    cri: Option<Cri>,
+    options: NodeOptions,
+) -> Result<()> {
+    let Some(events) = tracer.take_events() else {
+        return Err(Error::Usage {
+            message: "the kernel event buffer is already taken".into(),
+        });
+    };
+    // SAFETY: the ring buffer owns its file descriptor for as long as the
+    // AsyncFd owns the ring buffer, and always returns the same one.
+    let events =
+        unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }.map_err(|e| {
+            Error::System {
+                what: "cannot poll the kernel event buffer".into(),
+                source: e.into(),
+            }
+        })?;
+    let mut recorder =
+        NodeRecorder::start(tracer, hierarchy, state.clone(), cri, options).map_err(node_error)?;
+    let signal_error = |source| Error::System {
+        what: "cannot handle signals".into(),
+        source,
+    };
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    state.write_pid().map_err(|e| Error::State(Box::new(e)))?;
+    let mut snapshots = 0u64;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    info!(state_dir = %state.root().display(), "agent running");
+    let mut events = events;
+    let result = loop {
+        tokio::select! {
+            ready = events.readable_mut() => {
+                let mut guard = match ready {
+                    Ok(guard) => guard,
+                    Err(source) => break Err(Error::System { what: "kernel event buffer".into(), source }),
+                };
+                let drained = guard.get_inner_mut().drain();
+                guard.clear_ready();
+                if let Err(error) = recorder.on_events(drained) {
+                    warn!(%error, "cannot handle new cgroups");
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(error) = recorder.tick().await {
+                    warn!(%error, "periodic work failed");
+                }
+            }
+            _ = usr1.recv() => {
+                snapshots += 1;
+                let done = recorder.snapshot_all().map_err(node_error)
+                    .and_then(|()| state.write_snapshot_count(snapshots).map_err(|e| Error::State(Box::new(e))));
+                match done {
+                    Ok(()) => info!(round = snapshots, "snapshot written"),
+                    Err(error) => warn!(%error, "snapshot failed"),
+                }
+            }
+            _ = term.recv() => break Ok(()),
+            _ = int.recv() => break Ok(()),
+        }
+    };
+    // Whatever ended meanwhile, then what still runs.
+    let drained = events.get_mut().drain();
+    let flushed = recorder
+        .on_events(drained)
+        .map_err(node_error)
+        .and_then(|()| recorder.flush().map_err(node_error));
+    state.remove_pid();
+    info!(written = recorder.written(), "agent stopped");
+    result.and(flushed)
+}
+
+fn node_error(error: node::NodeError) -> Error {
+    match error {
+        node::NodeError::Bpf(e) => Error::Kernel(e),
+        node::NodeError::State(e) => Error::State(Box::new(e)),
+    }
+}
+
+/// `syscensus snapshot`: asks the agent of a state directory to write what
+/// its running containers did so far, and waits until it has.
+pub fn snapshot(args: SnapshotArgs) -> Result<ExitCode> {
+    let pid_file = StateDir::pid_file(&args.state_dir);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| Error::Usage {
+            message: format!(
+                "no agent runs with state directory {}: {} is missing",
+                args.state_dir.display(),
+                pid_file.display()
+            ),
+        })?;
+    let count = || read_count(&StateDir::snapshots_file(&args.state_dir));
+    let before = count();
+    // SAFETY: kill(2) with a signal number has no memory preconditions.
+    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
+        return Err(Error::System {
+            what: format!("cannot signal the agent (PID {pid})"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout);
+    while count() == before {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Usage {
+                message: format!(
+                    "the agent (PID {pid}) did not write a snapshot within {}s",
+                    args.timeout
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_count(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,559 @@
+//! The node side of the agent: which cgroups on this node are containers,
+//! what each has done so far, and its result when it ends.
+//!
+//! The kernel marks every cgroup made below a watched kubelet root as it is
+//! made (see the `cgroup_mkdir` hook), so that no container can start before
+//! it is recorded, however late this code runs. This code then classifies
+//! each marked cgroup by its path: containers are kept, everything else (Pod
+//! and QoS cgroups) is unmarked. A container's recording starts at its
+//! entrypoint's exec and ends when its cgroup is empty or gone; the result is
+//! written to the state directory.
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use tracing::{debug, info, warn};
+
+use super::state::{StateDir, StateError};
+use crate::{
+    basesets,
+    bpf::{BpfError, MarkedCgroup, Snapshot, Tracer},
+    cgroup::Hierarchy,
+    cri::{Cri, Lookup},
+    kubepath::{self, KubeCgroup},
+    profile::{BaseSet, BuildOptions, Profile},
+    record::census_of,
+    recording::{API_VERSION, ContainerRecording, KIND, PodRef, Start, State},
+};
+
+/// How the agent picks each container's runtime base set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseSetChoice {
+    /// From the runtime (`runc` or `crun`) and whether the container's first
+    /// process has `no_new_privs` set.
+    Auto { runtime: String },
+    /// This set for every container (`None`: no base set).
+    Fixed(Option<BaseSet>),
+}
+
+/// The node recorder's settings.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// kubelet roots, from the cgroup2 root (`/kubepods`, `/kubepods.slice`).
+    pub roots: Vec<String>,
+    pub base_set: BaseSetChoice,
+    /// Record containers already running at start (flagged as late).
+    pub include_running: bool,
+    /// How often running containers are read for progress.
+    pub poll_interval: Duration,
+    /// This node's name, for the results.
+    pub node_name: Option<String>,
+}
+
+/// A container being recorded.
+#[derive(Debug)]
+struct Tracked {
+    path: String,
+    container_id: String,
+    pod_uid: String,
+    start: Start,
+    first_seen: jiff::Timestamp,
+    last_seen: jiff::Timestamp,
+    last_new_syscall: Option<jiff::Timestamp>,
+    /// Distinct syscalls at the last read.
+    known: usize,
+    /// The runtime's answer, once asked.
+    lookup: Option<Lookup>,
+    base_set: Option<BaseSet>,
+    base_set_decided: bool,
+    last_poll: Option<Instant>,
+}
+
+/// The agent could not record.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Records the containers of this node.
+#[derive(Debug)]
+pub struct NodeRecorder {
+    tracer: Tracer,
+    hierarchy: Hierarchy,
+    state: StateDir,
+    cri: Option<Cri>,
+    options: NodeOptions,
+    tracked: BTreeMap<u64, Tracked>,
+    /// Results written, for the logs and tests.
+    written: u64,
+}
+
+fn is_populated(dir: &Path) -> Option<bool> {
+    let text = fs::read_to_string(dir.join("cgroup.events")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("populated "))
+        .map(|v| v.trim() == "1")
+}
+
+/// The process in `dir` whose parent is outside it: the container's first
+/// process.
+fn first_process(hierarchy: &Hierarchy, dir: &Path, path: &str) -> u32 {
+    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
+        return 0;
+    };
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The parent PID is the second field after the parenthesised name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let parent_path = ppid.and_then(|p| fs::read_to_string(format!("/proc/{p}/cgroup")).ok());
+        if parent_path
+            .as_deref()
+            .and_then(crate::cgroup::cgroup2_path_in)
+            .as_deref()
+            != Some(path)
+        {
+            let _ = hierarchy;
+            return pid;
+        }
+    }
+    0
+}
+
+impl NodeRecorder {
+    /// Starts recording: watches the roots and, if asked, marks the
+    /// containers already running.
+    pub fn start(
+        mut tracer: Tracer,
+        hierarchy: Hierarchy,
+        state: StateDir,
+        cri: Option<Cri>,
+        options: NodeOptions,
+    ) -> Result<NodeRecorder, NodeError> {
+        let roots: Vec<&str> = options.roots.iter().map(String::as_str).collect();
+        tracer.set_root_paths(&roots)?;
+        for root in &options.roots {
+            let dir = hierarchy.dir(root);
+            if let Ok(meta) = fs::metadata(&dir) {
+                tracer.watch(meta.ino())?;
+                info!(root = %root, "watching");
+            } else {
+                info!(root = %root, "not there yet; watched from when it is made");
+            }
+        }
+        let mut recorder = NodeRecorder {
+            tracer,
+            hierarchy,
+            state,
+            cri,
+            options,
+            tracked: BTreeMap::new(),
+            written: 0,
+        };
+        recorder.scan_running()?;
+        Ok(recorder)
+    }
+
+    /// Containers already running when the agent starts.
+    fn scan_running(&mut self) -> Result<(), NodeError> {
+        let mut found = Vec::new();
+        for root in self.options.roots.clone() {
+            walk(&self.hierarchy.dir(&root), &root, &mut found);
+        }
+        let mut skipped = 0;
+        for (path, id) in found {
+            let Some(KubeCgroup::Container { .. }) = kubepath::classify(&path) else {
+                continue;
+            };
+            if !self.options.include_running {
+                skipped += 1;
+                continue;
+            }
+            let init = first_process(&self.hierarchy, &self.hierarchy.dir(&path), &path);
+            self.tracer.mark_recording(id, init)?;
+            self.track(id, &path, Start::Late);
+        }
+        if skipped > 0 {
+            info!(
+                containers = skipped,
+                "containers already running are not recorded (see --include-running)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The tracer, for the metrics.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Results written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Containers being recorded.
+    pub fn tracked(&self) -> usize {
+        self.tracked.len()
+    }
+
+    fn track(&mut self, cgroup_id: u64, path: &str, start: Start) {
+        let Some(KubeCgroup::Container {
+            container_id,
+            pod_uid,
+            ..
+        }) = kubepath::classify(path)
+        else {
+            return;
+        };
+        let now = jiff::Timestamp::now();
+        debug!(cgroup_id, container = %container_id, "container recorded");
+        self.tracked.insert(
+            cgroup_id,
+            Tracked {
+                path: path.to_owned(),
+                container_id,
+                pod_uid,
+                start,
+                first_seen: now,
+                last_seen: now,
+                last_new_syscall: None,
+                known: 0,
+                lookup: None,
+                base_set: None,
+                base_set_decided: false,
+                last_poll: None,
+            },
+        );
+    }
+
+    /// Handles cgroups the kernel marked or started watching.
+    pub fn on_events(&mut self, events: Vec<MarkedCgroup>) -> Result<(), NodeError> {
+        for event in events {
+            if event.root {
+                info!(root = %event.path, "root appeared; watching");
+                continue;
+            }
+            match kubepath::classify(&event.path) {
+                Some(KubeCgroup::Container { .. }) => {
+                    self.track(event.cgroup_id, &event.path, Start::Exec)
+                }
+                _ => {
+                    // A Pod or QoS cgroup: nothing runs in it.
+                    self.tracer.unmark(event.cgroup_id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic work: asks the runtime about new containers, reads running
+    /// ones, finishes the ones that ended, and picks up rows whose event was
+    /// lost.
+    pub async fn tick(&mut self) -> Result<(), NodeError> {
+        self.adopt_unknown_rows()?;
+        let ids: Vec<u64> = self.tracked.keys().copied().collect();
+        for id in ids {
+            self.resolve(id).await;
+            self.poll(id, false)?;
+        }
+        Ok(())
+    }
+
+    /// Rows the kernel made whose event never arrived (the ring buffer was
+    /// full): resolved by walking the roots.
+    fn adopt_unknown_rows(&mut self) -> Result<(), NodeError> {
+        let marked = self.tracer.marked()?;
+        let unknown: Vec<u64> = marked
+            .into_iter()
+            .filter(|id| !self.tracked.contains_key(id))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        for root in self.options.roots.clone() {
+            walk(&self.hierarchy.dir(&root), &root, &mut found);
+        }
+        let by_id: HashMap<u64, String> = found.into_iter().map(|(path, id)| (id, path)).collect();
+        for id in unknown {
+            match by_id.get(&id).map(|p| (p, kubepath::classify(p))) {
+                Some((path, Some(KubeCgroup::Container { .. }))) => {
+                    let path = path.clone();
+                    self.track(id, &path, Start::Exec);
+                }
+                Some(_) => self.tracer.unmark(id)?,
+                None => {
+                    // Gone before it could be named: keep what it did.
+                    if let Some(snapshot) = self.tracer.snapshot(id)?
+                        && !snapshot.is_empty()
+                    {
+                        warn!(
+                            cgroup_id = id,
+                            "a cgroup ended before it could be named; its result is cgroup-<id>"
+                        );
+                        let recording = self.unnamed_recording(id, &snapshot);
+                        self.state.write(&format!("cgroup-{id}"), &recording)?;
+                        self.written += 1;
+                    }
+                    self.tracer.unmark(id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unnamed_recording(&self, id: u64, snapshot: &Snapshot) -> ContainerRecording {
+        let census = census_of(snapshot);
+        let now = jiff::Timestamp::now().to_string();
+        let base = self.fallback_base_set();
+        ContainerRecording {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            container_id: format!("cgroup-{id}"),
+            container_name: None,
+            pod: None,
+            node: self.options.node_name.clone(),
+            cgroup: String::new(),
+            labels: BTreeMap::new(),
+            image: None,
+            state: State::Exited,
+            start: Start::Exec,
+            first_seen: now.clone(),
+            last_seen: now,
+            last_new_syscall: None,
+            runtime_base_set: base.as_ref().map(|b| b.name.clone()),
+            syscalls: ContainerRecording::syscalls_of(&census),
+            exec_sessions_excluded: snapshot.exec_sessions,
+            warnings: warnings_of(snapshot, Start::Exec),
+            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
+        }
+    }
+
+    /// Asks the runtime who a container is, once.
+    async fn resolve(&mut self, id: u64) {
+        let Some(cri) = self.cri.as_mut() else {
+            return;
+        };
+        let Some(tracked) = self.tracked.get_mut(&id) else {
+            return;
+        };
+        if tracked.lookup.is_some() {
+            return;
+        }
+        match cri.lookup(&tracked.container_id).await {
+            Ok(Lookup::Sandbox) => {
+                debug!(container = %tracked.container_id, "a Pod sandbox; not recorded");
+                self.tracked.remove(&id);
+                if let Err(error) = self.tracer.unmark(id) {
+                    warn!(%error, "cannot unmark a sandbox");
+                }
+            }
+            Ok(lookup) => tracked.lookup = Some(lookup),
+            Err(error) => {
+                warn!(%error, container = %tracked.container_id, "cannot ask the runtime about a container")
+            }
+        }
+    }
+
+    fn fallback_base_set(&self) -> Option<BaseSet> {
+        match &self.options.base_set {
+            BaseSetChoice::Fixed(set) => set.clone(),
+            // Without no_new_privs runc needs more: the superset is safe.
+            BaseSetChoice::Auto { runtime } => basesets::find(runtime).ok().flatten(),
+        }
+    }
+
+    /// Reads a container: progress, base set, and whether it ended (then its
+    /// result is written and its rows dropped). `force` writes a snapshot of
+    /// a running container too.
+    fn poll(&mut self, id: u64, force: bool) -> Result<(), NodeError> {
+        let Some(tracked) = self.tracked.get(&id) else {
+            return Ok(());
+        };
+        let dir = self.hierarchy.dir(&tracked.path);
+        let populated = is_populated(&dir);
+        let Some(snapshot) = self.tracer.snapshot(id)? else {
+            self.tracked.remove(&id);
+            return Ok(());
+        };
+        // Empty after it ran, or gone.
+        let ended = (snapshot.recording && populated != Some(true)) || populated.is_none();
+        let due = tracked
+            .last_poll
+            .is_none_or(|t| t.elapsed() >= self.options.poll_interval);
+        if !(ended || force || due) {
+            return Ok(());
+        }
+        let fallback = self.fallback_base_set();
+        let Some(tracked) = self.tracked.get_mut(&id) else {
+            return Ok(());
+        };
+        let now = jiff::Timestamp::now();
+        tracked.last_poll = Some(Instant::now());
+        tracked.last_seen = now;
+        if snapshot.len() > tracked.known {
+            tracked.known = snapshot.len();
+            tracked.last_new_syscall = Some(now);
+        }
+        if !tracked.base_set_decided && snapshot.recording {
+            tracked.base_set = match &self.options.base_set {
+                BaseSetChoice::Fixed(set) => set.clone(),
+                BaseSetChoice::Auto { runtime } => {
+                    // The kernel saw whether the entrypoint had no_new_privs.
+                    let name = match (runtime.as_str(), snapshot.no_new_privs) {
+                        ("runc", true) => "runc-nnp",
+                        (other, _) => other,
+                    };
+                    basesets::find(name).ok().flatten().or(fallback)
+                }
+            };
+            tracked.base_set_decided = true;
+        }
+        if ended {
+            if snapshot.recording {
+                let recording = self.recording_of(id, &snapshot, State::Exited);
+                if let Some(recording) = recording {
+                    self.write(&recording)?;
+                }
+            } else {
+                debug!(
+                    cgroup_id = id,
+                    "a container cgroup ended before its entrypoint ran"
+                );
+            }
+            self.tracked.remove(&id);
+            self.tracer.unmark(id)?;
+        } else if force
+            && snapshot.recording
+            && let Some(recording) = self.recording_of(id, &snapshot, State::Running)
+        {
+            self.write(&recording)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, recording: &ContainerRecording) -> Result<(), NodeError> {
+        self.state.write(&recording.container_id, recording)?;
+        self.written += 1;
+        info!(
+            container = %recording.container_id,
+            name = recording.container_name.as_deref().unwrap_or(""),
+            pod = recording.pod.as_ref().and_then(|p| p.name.as_deref()).unwrap_or(""),
+            state = ?recording.state,
+            syscalls = recording.syscalls.values().map(Vec::len).sum::<usize>(),
+            "recording written"
+        );
+        Ok(())
+    }
+
+    fn recording_of(
+        &self,
+        id: u64,
+        snapshot: &Snapshot,
+        state: State,
+    ) -> Option<ContainerRecording> {
+        let tracked = self.tracked.get(&id)?;
+        let census = census_of(snapshot);
+        let base = if tracked.base_set_decided {
+            tracked.base_set.clone()
+        } else {
+            self.fallback_base_set()
+        };
+        let meta = match &tracked.lookup {
+            Some(Lookup::Container(meta)) => Some(meta),
+            _ => None,
+        };
+        Some(ContainerRecording {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            container_id: tracked.container_id.clone(),
+            container_name: meta.map(|m| m.name.clone()).filter(|n| !n.is_empty()),
+            pod: Some(PodRef {
+                namespace: meta.and_then(|m| m.pod_namespace.clone()),
+                name: meta.and_then(|m| m.pod_name.clone()),
+                uid: meta
+                    .and_then(|m| m.pod_uid.clone())
+                    .unwrap_or_else(|| tracked.pod_uid.clone()),
+            }),
+            node: self.options.node_name.clone(),
+            cgroup: tracked.path.clone(),
+            labels: meta.map(|m| m.labels.clone()).unwrap_or_default(),
+            image: meta.map(|m| m.image.clone()).filter(|i| !i.is_empty()),
+            state,
+            start: tracked.start,
+            first_seen: tracked.first_seen.to_string(),
+            last_seen: tracked.last_seen.to_string(),
+            last_new_syscall: tracked.last_new_syscall.map(|t| t.to_string()),
+            runtime_base_set: base.as_ref().map(|b| b.name.clone()),
+            syscalls: ContainerRecording::syscalls_of(&census),
+            exec_sessions_excluded: snapshot.exec_sessions,
+            warnings: warnings_of(snapshot, tracked.start),
+            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
+        })
+    }
+
+    /// Writes a snapshot of every running container.
+    pub fn snapshot_all(&mut self) -> Result<(), NodeError> {
+        let ids: Vec<u64> = self.tracked.keys().copied().collect();
+        for id in ids {
+            self.poll(id, true)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the state of every running container before the agent stops.
+    pub fn flush(&mut self) -> Result<(), NodeError> {
+        self.snapshot_all()
+    }
+}
+
+fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if start == Start::Late {
+        warnings
+            .push("recording started after the container did: earlier syscalls are missing".into());
+    }
+    if snapshot.out_of_range {
+        warnings
+            .push("syscall numbers outside the recorded range were made and are missing".into());
+    }
+    if snapshot.row_lost {
+        warnings.push("32-bit syscalls were lost: the kernel map was full".into());
+    }
+    if snapshot.session_lost {
+        warnings.push("an exec session could not be excluded and is in the recording".into());
+    }
+    warnings
+}
+
+/// Every cgroup below `dir` (whose path is `path`), with its id.
+fn walk(dir: &Path, path: &str, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = format!("{}/{name}", path.trim_end_matches('/'));
+        out.push((child.clone(), meta.ino()));
+        let child_dir: PathBuf = entry.path();
+        walk(&child_dir, &child, out);
+    }
+}

@@ -1,0 +1,114 @@
+//! The record of one container's recording, as the agent writes it to its
+//! state directory (`containers/<container-id>.json`): who the container is,
+//! what it did, and the profile that allows exactly that.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{Census, Profile};
+
+/// `apiVersion` of [`ContainerRecording`].
+pub const API_VERSION: &str = "syscensus.io/v1alpha1";
+/// `kind` of [`ContainerRecording`].
+pub const KIND: &str = "ContainerRecording";
+
+/// A Pod, as the runtime's labels name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub uid: String,
+}
+
+/// Whether the container still runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// A snapshot of a running container: more may come.
+    Running,
+    /// The container exited: this is all it did.
+    Exited,
+}
+
+/// When the recording started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Start {
+    /// At the container's entrypoint exec: the recording is complete.
+    Exec,
+    /// The container was already running: what it did before is missing.
+    Late,
+}
+
+/// One container's recording.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecording {
+    pub api_version: String,
+    pub kind: String,
+    pub container_id: String,
+    /// The container's name in its Pod (from the runtime's labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The container's cgroup v2 path.
+    pub cgroup: String,
+    /// The runtime's labels for the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The image, as the runtime names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub state: State,
+    pub start: Start,
+    /// RFC 3339 times: when the container was first seen, when it was last
+    /// read, when a syscall new to the recording last appeared.
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_new_syscall: Option<String>,
+    /// The runtime base set in the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_base_set: Option<String>,
+    /// Syscall names the container made, per architecture (`SCMP_ARCH_*`).
+    pub syscalls: BTreeMap<String, Vec<String>>,
+    /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
+    /// were left out of the recording.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec_sessions_excluded: bool,
+    /// Anything that makes the recording incomplete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub profile: Profile,
+}
+
+impl ContainerRecording {
+    /// The syscalls of a census, keyed by architecture name.
+    pub fn syscalls_of(census: &Census) -> BTreeMap<String, Vec<String>> {
+        census
+            .syscalls
+            .iter()
+            .map(|(arch, names)| {
+                (
+                    arch.scmp_name().to_owned(),
+                    names.iter().map(|n| (*n).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The document as JSON: two-space indentation, trailing newline.
+    pub fn to_json(&self) -> String {
+        #[expect(
+            clippy::unwrap_used,
+            reason = "serializing plain data to a String cannot fail"
+        )]
+        let mut text = serde_json::to_string_pretty(self).unwrap();
+        text.push('\n');
+        text
+    }
+}
