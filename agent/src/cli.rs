@@ -44,6 +44,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Record every container on this node, without the Kubernetes API.
+    /// Otherwise the agent records the containers that ProfileRecordings
+    /// select and writes ContainerProfiles (in a Pod: its service account;
+    /// elsewhere: KUBECONFIG).
     #[arg(long, env = "SYSCENSUS_NO_KUBE")]
     pub no_kube: bool,
     /// Where results go: containers/<id>.json (the recording with its Pod
@@ -89,10 +92,17 @@ pub struct AgentArgs {
     /// bytes of kernel memory each).
     #[arg(long, env = "SYSCENSUS_MAX_CGROUPS", default_value_t = 4096)]
     pub max_cgroups: u32,
-    /// This node's name, written into the results (from the downward API in
-    /// a DaemonSet).
+    /// This node's name: the agent records the containers of the Pods
+    /// scheduled here (from the downward API's spec.nodeName in a DaemonSet).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
+    /// How often, in seconds, changed results are written to the cluster.
+    #[arg(long, env = "SYSCENSUS_FLUSH_INTERVAL", default_value_t = 5)]
+    pub flush_interval: u64,
+    /// Where to serve /metrics, /healthz and /readyz (e.g. 0.0.0.0:9808);
+    /// not served when absent.
+    #[arg(long, env = "SYSCENSUS_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

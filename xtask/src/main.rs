@@ -7,6 +7,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod crds;
 mod demo;
 mod run;
 mod syscalls;
@@ -40,6 +41,12 @@ enum Task {
     /// Set up, build, and record a built-in example: prints the profile,
     /// runs the example under it, and shows a syscall outside it blocked.
     Demo,
+    /// Regenerate the CRD manifests in deploy/ from the types in api/.
+    GenCrds {
+        /// Fail instead of writing when the checked-in manifests differ.
+        #[arg(long)]
+        check: bool,
+    },
     /// Regenerate agent/src/syscalls/tables.rs from the vendored libseccomp
     /// syscall table.
     GenSyscalls {
@@ -55,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { filter, quick } => test::test(filter.as_deref(), quick),
         Task::Lint => test::lint(),
         Task::Demo => demo::demo(),
+        Task::GenCrds { check } => crds::generate(check),
         Task::GenSyscalls { check } => syscalls::generate(check),
     }
 }

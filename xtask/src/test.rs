@@ -16,6 +16,7 @@ pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         lint()?;
         crate::syscalls::generate(true)?;
+        crate::crds::generate(true)?;
     }
     // Unprivileged: unit tests, golden files, parsers.
     let mut unit = cargo();

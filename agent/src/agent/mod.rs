@@ -24,6 +24,8 @@ use crate::{
     error::Result,
 };
 
+pub mod http;
+pub mod kube;
 pub mod node;
 pub mod state;
 
@@ -35,13 +37,6 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn agent(args: AgentArgs) -> Result<ExitCode> {
-    if !args.no_kube {
-        return Err(Error::Usage {
-            message:
-                "the Kubernetes mode is not built yet: run with --no-kube to record every container"
-                    .into(),
-        });
-    }
     crate::record::require_root("syscensus agent")?;
     let base_set = match args.base_set.as_str() {
         "auto" => BaseSetChoice::Auto {
@@ -52,6 +47,15 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
     if let BaseSetChoice::Auto { runtime } = &base_set {
         crate::basesets::find(runtime)?;
     }
+    let node_name = match (&args.node_name, args.no_kube) {
+        (Some(name), _) => Some(name.clone()),
+        (None, true) => None,
+        (None, false) => {
+            return Err(Error::Usage {
+                message: "the node's name is needed to watch its Pods: set NODE_NAME (the downward API's spec.nodeName) or --node-name, or run with --no-kube".into(),
+            });
+        }
+    };
     let hierarchy = Hierarchy::find()?;
     let state = StateDir::open(&args.state_dir).map_err(|e| Error::State(Box::new(e)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -64,33 +68,64 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         let tracer = Tracer::load(&TracerOptions {
             rows_capacity: args.max_cgroups,
-            attach_sys_enter: true,
+            attach_sys_enter: false,
             cgroup_id_helper: false,
         })?;
         let cri = match &args.cri_socket {
-            Some(socket) => {
-                Some(Cri::connect(socket.clone()).map_err(|e| Error::Cri(Box::new(e)))?)
-            }
+            Some(socket) => Some(Cri::connect(socket.clone()).map_err(|e| Error::Cri(Box::new(e)))?),
             None => None,
+        };
+        let kube = if args.no_kube {
+            None
+        } else {
+            let client = ::kube::Client::try_default().await.map_err(|e| Error::Usage {
+                message: format!(
+                    "cannot reach the Kubernetes API: {e}: run in a Pod with a service account, set KUBECONFIG, or use --no-kube"
+                ),
+            })?;
+            Some(kube::KubeSide::start(
+                client,
+                kube::KubeOptions {
+                    node: node_name.clone().unwrap_or_default(),
+                    flush_interval: Duration::from_secs(args.flush_interval),
+                    poll_interval: Duration::from_secs(args.poll_interval),
+                },
+            ))
         };
         let options = NodeOptions {
             roots: args.cgroup_roots.clone(),
             base_set,
             include_running: args.include_running,
             poll_interval: Duration::from_secs(args.poll_interval),
-            node_name: args.node_name.clone(),
+            node_name,
+            require_decision: kube.is_some(),
+            // Without Kubernetes every container is recorded, from now on;
+            // with it, only while a recording is active.
+            active: kube.is_none(),
         };
-        run(tracer, hierarchy, state, cri, options).await
+        let metrics: http::Shared = std::sync::Arc::default();
+        if let Some(addr) = args.listen {
+            http::serve(addr, metrics.clone()).await.map_err(|source| Error::System {
+                what: format!("cannot listen on {addr}"),
+                source,
+            })?;
+            info!(%addr, "serving /metrics, /healthz, /readyz");
+        }
+        run(tracer, hierarchy, state, cri, options, kube, metrics, args.max_cgroups).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+#[expect(clippy::too_many_arguments, reason = "the agent's parts, wired once")]
 async fn run(
     mut tracer: Tracer,
     hierarchy: Hierarchy,
     state: StateDir,
     cri: Option<Cri>,
     options: NodeOptions,
+    mut kube: Option<kube::KubeSide>,
+    metrics: http::Shared,
+    capacity: u32,
 ) -> Result<()> {
     let Some(events) = tracer.take_events() else {
         return Err(Error::Usage {
@@ -119,7 +154,7 @@ async fn run(
     let mut snapshots = 0u64;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!(state_dir = %state.root().display(), "agent running");
+    info!(state_dir = %state.root().display(), kubernetes = kube.is_some(), "agent running");
     let mut events = events;
     let result = loop {
         tokio::select! {
@@ -138,6 +173,12 @@ async fn run(
                 if let Err(error) = recorder.tick().await {
                     warn!(%error, "periodic work failed");
                 }
+                if let Some(kube) = kube.as_mut()
+                    && let Err(error) = kube.tick(&mut recorder).await
+                {
+                    warn!(%error, "periodic Kubernetes work failed");
+                }
+                update_metrics(&metrics, &recorder, kube.as_ref(), capacity);
             }
             _ = usr1.recv() => {
                 snapshots += 1;
@@ -154,13 +195,59 @@ async fn run(
     };
     // Whatever ended meanwhile, then what still runs.
     let drained = events.get_mut().drain();
-    let flushed = recorder
+    let mut flushed = recorder
         .on_events(drained)
         .map_err(node_error)
         .and_then(|()| recorder.flush().map_err(node_error));
+    if let Some(kube) = kube.as_mut() {
+        if let Err(error) = kube.flush_now(&mut recorder).await {
+            flushed = flushed.and(Err(node_error(error)));
+        }
+        if kube.pending() > 0 {
+            warn!(
+                pending = kube.pending(),
+                "results not written to the cluster before stopping"
+            );
+        }
+    }
     state.remove_pid();
     info!(written = recorder.written(), "agent stopped");
     result.and(flushed)
+}
+
+fn update_metrics(
+    metrics: &http::Shared,
+    recorder: &NodeRecorder,
+    kube: Option<&kube::KubeSide>,
+    capacity: u32,
+) {
+    let tracer = recorder.tracer();
+    let counters = tracer.counters().unwrap_or_default();
+    let rows = tracer.marked().map(|m| m.len()).unwrap_or(0);
+    if let Ok(mut m) = metrics.lock() {
+        m.containers_tracked = recorder.tracked() as u64;
+        m.results_written = recorder.written();
+        m.rows_used = rows as u64;
+        m.rows_capacity = u64::from(capacity);
+        m.map_bytes = tracer.map_bytes();
+        m.sys_enter_attached = tracer.sys_enter_attached();
+        m.out_of_range = counters.out_of_range;
+        m.row_map_full = counters.row_map_full;
+        m.events_lost = counters.events_lost;
+        m.exec_sessions = counters.exec_sessions;
+        m.sessions_lost = counters.sessions_lost;
+        m.last_tick = Some(std::time::Instant::now());
+        match kube {
+            Some(kube) => {
+                m.api_errors = kube.api_errors;
+                m.results_pending = kube.pending() as u64;
+                m.recordings_active = kube.active_count() as u64;
+                m.syscalls_recorded = kube.syscalls() as u64;
+                m.ready = kube.ready();
+            }
+            None => m.ready = true,
+        }
+    }
 }
 
 fn node_error(error: node::NodeError) -> Error {

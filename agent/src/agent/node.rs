@@ -52,6 +52,33 @@ pub struct NodeOptions {
     pub poll_interval: Duration,
     /// This node's name, for the results.
     pub node_name: Option<String>,
+    /// Record a container only once told to ([`NodeRecorder::decide`]):
+    /// results of containers nobody decided on are not written.
+    pub require_decision: bool,
+    /// Watch the roots and record from the start (else only after
+    /// [`NodeRecorder::set_active`]).
+    pub active: bool,
+}
+
+/// A container as the kube side sees it.
+#[derive(Clone, Debug)]
+pub struct ContainerView {
+    pub cgroup_id: u64,
+    pub container_id: String,
+    pub pod_uid: String,
+    /// What the runtime said, if asked.
+    pub meta: Option<crate::cri::ContainerMeta>,
+    pub keep: Option<bool>,
+    pub start: Start,
+}
+
+/// A container whose recording ended.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub cgroup_id: u64,
+    pub pod_uid: String,
+    pub keep: Option<bool>,
+    pub recording: ContainerRecording,
 }
 
 /// A container being recorded.
@@ -71,6 +98,8 @@ struct Tracked {
     base_set: Option<BaseSet>,
     base_set_decided: bool,
     last_poll: Option<Instant>,
+    /// Whether to record it (None: not decided yet).
+    keep: Option<bool>,
 }
 
 /// The agent could not record.
@@ -91,6 +120,10 @@ pub struct NodeRecorder {
     cri: Option<Cri>,
     options: NodeOptions,
     tracked: BTreeMap<u64, Tracked>,
+    /// Containers that ended since the kube side last looked.
+    finished: Vec<Finished>,
+    /// Whether the roots are watched and `sys_enter` attached.
+    active: bool,
     /// Results written, for the logs and tests.
     written: u64,
 }
@@ -135,23 +168,13 @@ impl NodeRecorder {
     /// Starts recording: watches the roots and, if asked, marks the
     /// containers already running.
     pub fn start(
-        mut tracer: Tracer,
+        tracer: Tracer,
         hierarchy: Hierarchy,
         state: StateDir,
         cri: Option<Cri>,
         options: NodeOptions,
     ) -> Result<NodeRecorder, NodeError> {
-        let roots: Vec<&str> = options.roots.iter().map(String::as_str).collect();
-        tracer.set_root_paths(&roots)?;
-        for root in &options.roots {
-            let dir = hierarchy.dir(root);
-            if let Ok(meta) = fs::metadata(&dir) {
-                tracer.watch(meta.ino())?;
-                info!(root = %root, "watching");
-            } else {
-                info!(root = %root, "not there yet; watched from when it is made");
-            }
-        }
+        let active = options.active;
         let mut recorder = NodeRecorder {
             tracer,
             hierarchy,
@@ -159,10 +182,144 @@ impl NodeRecorder {
             cri,
             options,
             tracked: BTreeMap::new(),
+            finished: Vec::new(),
+            active: false,
             written: 0,
         };
-        recorder.scan_running()?;
+        if active {
+            recorder.set_active(true)?;
+            recorder.scan_running()?;
+        } else {
+            recorder.tracer.detach_sys_enter()?;
+        }
         Ok(recorder)
+    }
+
+    /// Starts or stops recording new containers: watches the roots and
+    /// attaches `sys_enter`, or undoes both (an idle node then pays nothing
+    /// per syscall). Containers being recorded stay recorded while active.
+    pub fn set_active(&mut self, active: bool) -> Result<(), NodeError> {
+        if active == self.active {
+            return Ok(());
+        }
+        if active {
+            // sys_enter first, so that a container marked from now on loses
+            // nothing.
+            self.tracer.attach_sys_enter()?;
+            let roots: Vec<&str> = self.options.roots.iter().map(String::as_str).collect();
+            self.tracer.set_root_paths(&roots)?;
+            for root in &self.options.roots {
+                let dir = self.hierarchy.dir(root);
+                if let Ok(meta) = fs::metadata(&dir) {
+                    self.tracer.watch(meta.ino())?;
+                    info!(root = %root, "watching");
+                } else {
+                    info!(root = %root, "not there yet; watched from when it is made");
+                }
+            }
+        } else {
+            self.tracer.set_root_paths(&[])?;
+            for root in &self.options.roots {
+                if let Ok(meta) = fs::metadata(self.hierarchy.dir(root)) {
+                    self.tracer.unwatch(meta.ino())?;
+                }
+            }
+            let ids: Vec<u64> = self.tracked.keys().copied().collect();
+            for id in ids {
+                self.tracked.remove(&id);
+                self.tracer.unmark(id)?;
+            }
+            self.tracer.detach_sys_enter()?;
+            info!("idle: no cgroup watched, sys_enter detached");
+        }
+        self.active = active;
+        Ok(())
+    }
+
+    /// Whether new containers are being recorded.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The containers being recorded.
+    pub fn containers(&self) -> Vec<ContainerView> {
+        self.tracked
+            .iter()
+            .map(|(id, t)| ContainerView {
+                cgroup_id: *id,
+                container_id: t.container_id.clone(),
+                pod_uid: t.pod_uid.clone(),
+                meta: match &t.lookup {
+                    Some(Lookup::Container(meta)) => Some(meta.clone()),
+                    _ => None,
+                },
+                keep: t.keep,
+                start: t.start,
+            })
+            .collect()
+    }
+
+    /// Records a container (`keep`), or stops recording it and forgets it.
+    pub fn decide(&mut self, cgroup_id: u64, keep: bool) -> Result<(), NodeError> {
+        if keep {
+            if let Some(t) = self.tracked.get_mut(&cgroup_id) {
+                t.keep = Some(true);
+            }
+        } else if self.tracked.remove(&cgroup_id).is_some() {
+            self.tracer.unmark(cgroup_id)?;
+        }
+        Ok(())
+    }
+
+    /// Containers whose recording ended since the last call.
+    pub fn take_finished(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// What a running container did so far, as a result document.
+    pub fn running_recording(
+        &self,
+        cgroup_id: u64,
+    ) -> Result<Option<ContainerRecording>, NodeError> {
+        let Some(snapshot) = self.tracer.snapshot(cgroup_id)? else {
+            return Ok(None);
+        };
+        if !snapshot.recording {
+            return Ok(None);
+        }
+        Ok(self.recording_of(cgroup_id, &snapshot, State::Running))
+    }
+
+    /// Writes a result to the state directory.
+    pub fn write_result(&mut self, recording: &ContainerRecording) -> Result<(), NodeError> {
+        self.write(recording)
+    }
+
+    /// Starts recording a running container now (its earlier syscalls are
+    /// missed). Returns whether its cgroup was found.
+    pub fn mark_running(&mut self, container_id: &str) -> Result<bool, NodeError> {
+        let mut found = Vec::new();
+        for root in self.options.roots.clone() {
+            walk(&self.hierarchy.dir(&root), &root, &mut found);
+        }
+        let Some((path, id)) = found.into_iter().find(|(path, _)| {
+            kubepath::classify(path)
+                .as_ref()
+                .and_then(KubeCgroup::container_id)
+                == Some(container_id)
+        }) else {
+            return Ok(false);
+        };
+        if self.tracked.contains_key(&id) {
+            return Ok(true);
+        }
+        let init = first_process(&self.hierarchy, &self.hierarchy.dir(&path), &path);
+        self.tracer.mark_recording(id, init)?;
+        self.track(id, &path, Start::Late);
+        if let Some(t) = self.tracked.get_mut(&id) {
+            t.keep = Some(true);
+        }
+        Ok(true)
     }
 
     /// Containers already running when the agent starts.
@@ -234,6 +391,7 @@ impl NodeRecorder {
                 base_set: None,
                 base_set_decided: false,
                 last_poll: None,
+                keep: None,
             },
         );
     }

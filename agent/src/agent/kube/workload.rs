@@ -1,0 +1,210 @@
+//! Which workload a Pod belongs to, through its controllers:
+//! ReplicaSet → Deployment, Job → CronJob, StatefulSet, DaemonSet, or the
+//! bare Pod. ReplicaSets and Jobs are read once each and cached.
+use std::collections::HashMap;
+
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, batch::v1::Job, core::v1::Pod},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{Api, Client};
+use syscensus_api::{WorkloadKind, WorkloadRef};
+
+/// The controller among an object's owners.
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+}
+
+/// The workload a Pod's own controller stands for, when that takes no
+/// lookup; `Err(owner)` when the owner (a ReplicaSet or a Job) must be read.
+pub fn direct_workload(pod: &Pod) -> Result<WorkloadRef, OwnerReference> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let Some(owner) = controller_of(&pod.metadata) else {
+        return Ok(WorkloadRef {
+            kind: WorkloadKind::Pod,
+            name,
+        });
+    };
+    match owner.kind.as_str() {
+        "ReplicaSet" | "Job" => Err(owner.clone()),
+        "StatefulSet" => Ok(WorkloadRef {
+            kind: WorkloadKind::StatefulSet,
+            name: owner.name.clone(),
+        }),
+        "DaemonSet" => Ok(WorkloadRef {
+            kind: WorkloadKind::DaemonSet,
+            name: owner.name.clone(),
+        }),
+        // Static Pods (owned by their Node) and Pods of controllers syscensus
+        // does not patch are recorded as themselves.
+        _ => Ok(WorkloadRef {
+            kind: WorkloadKind::Pod,
+            name,
+        }),
+    }
+}
+
+/// The workload an owner (a ReplicaSet or a Job) stands for, given the
+/// owner's own controller.
+pub fn owner_workload(
+    owner: &OwnerReference,
+    owners_controller: Option<&OwnerReference>,
+) -> WorkloadRef {
+    match (
+        owner.kind.as_str(),
+        owners_controller.map(|c| c.kind.as_str()),
+    ) {
+        ("ReplicaSet", Some("Deployment")) => WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            name: owners_controller
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        },
+        ("Job", Some("CronJob")) => WorkloadRef {
+            kind: WorkloadKind::CronJob,
+            name: owners_controller
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        },
+        ("Job", _) => WorkloadRef {
+            kind: WorkloadKind::Job,
+            name: owner.name.clone(),
+        },
+        _ => WorkloadRef {
+            kind: WorkloadKind::ReplicaSet,
+            name: owner.name.clone(),
+        },
+    }
+}
+
+/// Resolves Pods to workloads, reading ReplicaSets and Jobs as needed.
+#[derive(Clone)]
+pub struct Resolver {
+    client: Client,
+    cache: HashMap<(String, String, String), WorkloadRef>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Resolver {
+    pub fn new(client: Client) -> Resolver {
+        Resolver {
+            client,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The workload of `pod`.
+    pub async fn workload(&mut self, pod: &Pod) -> Result<WorkloadRef, kube::Error> {
+        let owner = match direct_workload(pod) {
+            Ok(workload) => return Ok(workload),
+            Err(owner) => owner,
+        };
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let key = (namespace.clone(), owner.kind.clone(), owner.name.clone());
+        if let Some(workload) = self.cache.get(&key) {
+            return Ok(workload.clone());
+        }
+        let meta = match owner.kind.as_str() {
+            "ReplicaSet" => Api::<ReplicaSet>::namespaced(self.client.clone(), &namespace)
+                .get_opt(&owner.name)
+                .await?
+                .map(|o| o.metadata),
+            _ => Api::<Job>::namespaced(self.client.clone(), &namespace)
+                .get_opt(&owner.name)
+                .await?
+                .map(|o| o.metadata),
+        };
+        // An owner already deleted: its own name is the best left.
+        let workload = owner_workload(&owner, meta.as_ref().and_then(controller_of));
+        self.cache.insert(key, workload.clone());
+        Ok(workload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(kind: &str, name: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn pod(owners: Vec<OwnerReference>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p-1".into()),
+                namespace: Some("ns".into()),
+                owner_references: Some(owners),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn direct_owners() {
+        assert_eq!(
+            direct_workload(&pod(vec![])).unwrap().kind,
+            WorkloadKind::Pod
+        );
+        let sts = direct_workload(&pod(vec![owner("StatefulSet", "db")])).unwrap();
+        assert_eq!(
+            (sts.kind, sts.name.as_str()),
+            (WorkloadKind::StatefulSet, "db")
+        );
+        assert_eq!(
+            direct_workload(&pod(vec![owner("DaemonSet", "d")]))
+                .unwrap()
+                .kind,
+            WorkloadKind::DaemonSet
+        );
+        assert_eq!(
+            direct_workload(&pod(vec![owner("Node", "n1")]))
+                .unwrap()
+                .kind,
+            WorkloadKind::Pod
+        );
+        assert!(direct_workload(&pod(vec![owner("ReplicaSet", "web-5d4")])).is_err());
+        let mut not_controller = owner("StatefulSet", "x");
+        not_controller.controller = None;
+        assert_eq!(
+            direct_workload(&pod(vec![not_controller])).unwrap().kind,
+            WorkloadKind::Pod
+        );
+    }
+
+    #[test]
+    fn owners_of_owners() {
+        let rs = owner("ReplicaSet", "web-5d4");
+        let dep = owner_workload(&rs, Some(&owner("Deployment", "web")));
+        assert_eq!(
+            (dep.kind, dep.name.as_str()),
+            (WorkloadKind::Deployment, "web")
+        );
+        assert_eq!(owner_workload(&rs, None).kind, WorkloadKind::ReplicaSet);
+        let job = owner("Job", "backup-123");
+        let cron = owner_workload(&job, Some(&owner("CronJob", "backup")));
+        assert_eq!(
+            (cron.kind, cron.name.as_str()),
+            (WorkloadKind::CronJob, "backup")
+        );
+        assert_eq!(owner_workload(&job, None).kind, WorkloadKind::Job);
+    }
+}

@@ -1,0 +1,183 @@
+//! `ContainerProfile`: the result of a recording for one workload container.
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of workload a Pod can belong to, through its owners.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    /// A ReplicaSet that no Deployment owns.
+    ReplicaSet,
+    /// A Job that no CronJob owns.
+    Job,
+    CronJob,
+    /// A Pod that no controller owns.
+    Pod,
+}
+
+impl WorkloadKind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+
+    /// The kind from its name.
+    pub fn from_name(name: &str) -> Option<WorkloadKind> {
+        [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::ReplicaSet,
+            WorkloadKind::Job,
+            WorkloadKind::CronJob,
+            WorkloadKind::Pod,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// The `apiVersion` of the kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment
+            | WorkloadKind::StatefulSet
+            | WorkloadKind::DaemonSet
+            | WorkloadKind::ReplicaSet => "apps/v1",
+            WorkloadKind::Job | WorkloadKind::CronJob => "batch/v1",
+            WorkloadKind::Pod => "v1",
+        }
+    }
+}
+
+/// A workload: what a Pod's controllers resolve to.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A runtime base set, as added to the profile.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseSetRef {
+    /// The set's name (several, joined by `+`, when nodes chose differently).
+    pub name: String,
+    pub syscalls: Vec<String>,
+}
+
+/// What one node contributed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeContribution {
+    pub node: String,
+    /// Names of the Pods recorded on the node (the most recent 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
+    /// Container instances recorded on the node (restarts count again).
+    pub containers: i64,
+    pub first_seen: Time,
+    pub last_seen: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_new_syscall: Option<Time>,
+}
+
+/// The syscalls one container of one workload made: the union over every
+/// replica on every node that recorded it, and the runtime's base set kept
+/// apart. `lastNewSyscall` tells when the recording last learned something:
+/// when it is long ago, the recording has converged.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "syscensus.io",
+    version = "v1alpha1",
+    kind = "ContainerProfile",
+    namespaced,
+    status = "ContainerProfileStatus",
+    shortname = "cprof",
+    category = "syscensus",
+    doc = "The syscalls one container of one workload made, merged over replicas and nodes.",
+    printcolumn(name = "Workload", type_ = "string", json_path = ".spec.workload.name"),
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.workload.kind"),
+    printcolumn(name = "Container", type_ = "string", json_path = ".spec.container"),
+    printcolumn(name = "Syscalls", type_ = "integer", json_path = ".spec.syscallCount"),
+    printcolumn(name = "Last-New", type_ = "date", json_path = ".spec.lastNewSyscall"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerProfileSpec {
+    /// The ProfileRecording that made this profile.
+    #[schemars(length(min = 1, max = 253))]
+    pub recording: String,
+    pub workload: WorkloadRef,
+    /// The container's name.
+    #[schemars(length(min = 1, max = 63))]
+    pub container: String,
+    /// Whether it is an init container.
+    #[serde(default)]
+    pub init_container: bool,
+    /// Syscall names per architecture (`SCMP_ARCH_X86_64`, ...), sorted.
+    pub syscalls: BTreeMap<String, Vec<String>>,
+    /// Distinct (architecture, syscall) pairs in `syscalls`.
+    pub syscall_count: i64,
+    /// The runtime base set, kept apart from what the workload made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_base_set: Option<BaseSetRef>,
+    /// Which nodes recorded it, with which Pods.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
+    pub nodes: Vec<NodeContribution>,
+    pub first_seen: Time,
+    pub last_seen: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_new_syscall: Option<Time>,
+    /// Anything that makes the recording incomplete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where the profile is installed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerProfileStatus {
+    /// One entry per node whose agent installed the approved profile into
+    /// the kubelet's seccomp directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
+    pub installed: Vec<NodeInstall>,
+}
+
+/// A profile installed on a node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInstall {
+    pub node: String,
+    /// The `localhostProfile` path, relative to the kubelet's seccomp
+    /// directory.
+    pub path: String,
+    /// SHA-256 of the installed file, hex.
+    pub sha256: String,
+    pub time: Time,
+}
