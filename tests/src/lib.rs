@@ -11,6 +11,8 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod containers;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
