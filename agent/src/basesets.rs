@@ -21,6 +21,7 @@ struct File {
 const FILES: &[&str] = &[
     include_str!("../basesets/syscensus.json"),
     include_str!("../basesets/crun-1.8.json"),
+    include_str!("../basesets/crun-1.8-nnp.json"),
     include_str!("../basesets/runc-1.1.json"),
     include_str!("../basesets/runc-1.1-nnp.json"),
 ];
@@ -28,6 +29,7 @@ const FILES: &[&str] = &[
 /// Short names and the versioned set each stands for today.
 const ALIASES: &[(&str, &str)] = &[
     ("crun", "crun-1.8"),
+    ("crun-nnp", "crun-1.8-nnp"),
     ("runc", "runc-1.1"),
     ("runc-nnp", "runc-1.1-nnp"),
 ];

@@ -71,6 +71,11 @@ pub struct AgentArgs {
         default_values_t = [String::from("/kubepods"), String::from("/kubepods.slice")]
     )]
     pub cgroup_roots: Vec<String>,
+    /// Where the host's cgroup v2 hierarchy is mounted (found in
+    /// /proc/self/mountinfo when absent; in a container, mount the host's
+    /// and name it here).
+    #[arg(long, env = "SYSCENSUS_CGROUP_MOUNT")]
+    pub cgroup_mount: Option<PathBuf>,
     /// Runtime base set for the profiles: `auto` (from --runtime, and
     /// whether the container runs with no_new_privs), or a set's name
     /// (`runc`, `runc-nnp`, `crun`, `none`).

@@ -85,11 +85,13 @@ pub fn label_value(text: &str) -> String {
 }
 
 /// The name of the ContainerProfile of a workload container:
-/// `<recording>.<kind>-<workload>.<container>`, lowercase, shortened with a
-/// hash when longer than 253 characters.
+/// `<recording>.<kind>.<workload>.<container>`, the kind lowercase. Each part
+/// is already a valid name or label, so the whole is a valid DNS subdomain;
+/// when it is longer than 253 characters it is cut and a hash of the whole
+/// added as a last label, so that distinct containers keep distinct names.
 pub fn object_name(recording: &str, kind: &str, workload: &str, container: &str) -> String {
     let full = format!(
-        "{recording}.{}-{workload}.{container}",
+        "{recording}.{}.{workload}.{container}",
         kind.to_ascii_lowercase()
     );
     if full.len() <= 253 {
@@ -98,7 +100,7 @@ pub fn object_name(recording: &str, kind: &str, workload: &str, container: &str)
     let hash = short_hash(&full);
     let keep = 253 - hash.len() - 1;
     let cut = full[..keep].trim_end_matches(['-', '.']).to_owned();
-    format!("{cut}-{hash}")
+    format!("{cut}.{hash}")
 }
 
 #[cfg(test)]
@@ -131,9 +133,14 @@ mod tests {
     fn object_names_are_valid_and_distinct() {
         assert_eq!(
             object_name("rec", "Deployment", "web", "nginx"),
-            "rec.deployment-web.nginx"
+            "rec.deployment.web.nginx"
         );
-        let long = "w".repeat(250);
+        // Valid workload names are dot-separated labels of up to 63
+        // characters each.
+        let label = "w".repeat(63);
+        let long = [label.as_str(); 3].join(".");
+        let edge = object_name("rec", "Deployment", &"x".repeat(63), &"y".repeat(63));
+        validate_dns_subdomain(&edge).expect("valid");
         let a = object_name("rec", "Deployment", &long, "a");
         let b = object_name("rec", "Deployment", &long, "b");
         assert_ne!(a, b);

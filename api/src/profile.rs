@@ -106,6 +106,10 @@ pub struct NodeContribution {
 /// apart. `lastNewSyscall` tells when the recording last learned something:
 /// when it is long ago, the recording has converged.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats `type_`; clippy takes them for one attribute"
+)]
 #[kube(
     group = "syscensus.io",
     version = "v1alpha1",

@@ -15,6 +15,10 @@ fn default_true() -> bool {
 /// agent records its share; the results are ContainerProfiles, one per
 /// workload container.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats `type_`; clippy takes them for one attribute"
+)]
 #[kube(
     group = "syscensus.io",
     version = "v1alpha1",

@@ -70,13 +70,15 @@ pub mod flag {
     /// A compat or x32 syscall was seen but its row could not be created
     /// because the map was full.
     pub const ROW_LOST: usize = 1;
-    /// A process entered the cgroup from outside and exec'd after the
-    /// recording started (`runc exec`, `kubectl exec`): it and its
-    /// descendants are excluded (see [`EXCLUDED_MAP`](super::EXCLUDED_MAP)).
+    /// A process that does not descend from the recorded entrypoint made
+    /// syscalls in the cgroup (an exec session: `runc exec`, `kubectl exec`,
+    /// with the runtime's helper): they are not in the row (see
+    /// [`MEMBERS_MAP`](super::MEMBERS_MAP)).
     pub const EXEC_SESSION: usize = 2;
-    /// An exec session could not be excluded because [`EXCLUDED_MAP`]
-    /// (super::EXCLUDED_MAP) was full; its syscalls are in the row.
-    pub const SESSION_LOST: usize = 3;
+    /// A process of the workload could not be added to
+    /// [`MEMBERS_MAP`](super::MEMBERS_MAP) (it was full): its syscalls are
+    /// missing.
+    pub const MEMBER_LOST: usize = 3;
     /// The row was created by the kernel when the cgroup was made (rather
     /// than by userspace).
     pub const FROM_MKDIR: usize = 4;
@@ -106,7 +108,12 @@ pub struct Row {
     /// Thread-group id (host PID) of the process whose exec started the
     /// recording; 0 before.
     pub init_tgid: u32,
-    pub _pad: u32,
+    /// Mount namespace (inode number) of the process that made the cgroup,
+    /// for rows the kernel made on `cgroup_mkdir`; 0 otherwise. An exec in
+    /// that namespace is the runtime's own (runc re-execs itself from a
+    /// sealed copy after it joined the cgroup), not the container's
+    /// entrypoint, which always runs in a mount namespace of its own.
+    pub creator_mntns: u32,
     /// `seen[nr] == 1` once syscall `nr` was made.
     pub seen: [u8; SYSCALL_SLOTS],
 }
@@ -119,7 +126,7 @@ impl Row {
             state,
             flags: [0; flag::COUNT],
             init_tgid: 0,
-            _pad: 0,
+            creator_mntns: 0,
             seen: [0; SYSCALL_SLOTS],
         }
     }
@@ -138,12 +145,13 @@ pub mod counter {
     pub const MKDIR_MARKED: u32 = 3;
     /// cgroup events lost because the ring buffer was full.
     pub const EVENTS_LOST: u32 = 4;
-    /// Exec sessions excluded from recordings.
-    pub const EXEC_SESSIONS: u32 = 5;
-    /// Syscalls of excluded exec sessions, not recorded.
-    pub const SESSION_SYSCALLS: u32 = 6;
-    /// Exec sessions that could not be excluded: the map was full.
-    pub const SESSIONS_LOST: u32 = 7;
+    /// Processes added to the workloads (forks of members).
+    pub const MEMBERS_ADDED: u32 = 5;
+    /// Syscalls in recorded cgroups by processes outside the workload (exec
+    /// sessions), not recorded.
+    pub const OUTSIDER_SYSCALLS: u32 = 6;
+    /// Workload processes that could not be added: the map was full.
+    pub const MEMBERS_FULL: u32 = 7;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -179,11 +187,15 @@ pub const WATCH_MAP: &str = "WATCH";
 /// Capacity of [`WATCH_MAP`].
 pub const WATCH_CAPACITY: u32 = 64;
 
-/// Name of the map of excluded processes: key thread-group id (`u32`), value
-/// the cgroup id (`u64`) whose recording they are excluded from.
-pub const EXCLUDED_MAP: &str = "EXCLUDED";
-/// Capacity of [`EXCLUDED_MAP`].
-pub const EXCLUDED_CAPACITY: u32 = 4096;
+/// Name of the map of workload processes: key thread-group id (`u32`),
+/// value the cgroup id (`u64`) whose workload it belongs to. A recorded
+/// cgroup's workload is the process whose exec started the recording
+/// ([`Row::init_tgid`], not in the map) and every process forked from a
+/// member since; only their syscalls are recorded. What else runs in the
+/// cgroup (an exec session and the runtime's helper for it) is not.
+pub const MEMBERS_MAP: &str = "MEMBERS";
+/// Capacity of [`MEMBERS_MAP`] (allocated as used).
+pub const MEMBERS_CAPACITY: u32 = 65_536;
 
 /// Name of the ring buffer of [`CgroupEvent`]s.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -293,8 +305,15 @@ pub struct KernelOffsets {
     pub root_hierarchy_id: u32,
     /// `task_struct.atomic_flags` (bit 0: `PFA_NO_NEW_PRIVS`); 0 if unknown.
     pub task_atomic_flags: u32,
+    /// `task_struct.nsproxy`; 0 if unknown.
+    pub task_nsproxy: u32,
+    /// `nsproxy.mnt_ns`.
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum`.
+    pub mnt_ns_inum: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 64);
+const _: () = assert!(size_of::<KernelOffsets>() == 80);
 
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";

@@ -1,9 +1,12 @@
-//! `cgroup_attach_task`: a process moved into a recorded container's cgroup
-//! after the recording started is an exec session (see `session.rs`).
+//! `cgroup_attach_task`: the first process moved into a cgroup that
+//! userspace marked as already recording, with nobody in it yet, is the
+//! workload's first process. (Anyone else who enters later is not a member:
+//! see `members.rs`.)
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use syscensus_common::{RowKey, abi, state};
 
 use crate::{
-    session::entered_from_outside,
+    maps::{ROWS, filter_hit},
     task::{field, offset},
 };
 
@@ -19,16 +22,25 @@ pub fn cgroup_attach_task(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(2);
     // SAFETY: BTF pointers from the tracepoint's arguments and loads through
     // them; the verifier checks each against the kernel's types.
-    unsafe {
+    let (hierarchy_id, cgroup_id, tgid) = unsafe {
         let root: *const u8 = field(cgroup, offset!(cgroup_root));
         let hierarchy_id: i32 = field(root, offset!(root_hierarchy_id));
-        if hierarchy_id != 0 {
-            return 0;
-        }
         let kn: *const u8 = field(cgroup, offset!(cgroup_kn));
         let cgroup_id: u64 = field(kn, offset!(kernfs_node_id));
         let tgid: u32 = field(task, offset!(task_tgid));
-        entered_from_outside(cgroup_id, tgid);
+        (hierarchy_id, cgroup_id, tgid)
+    };
+    if hierarchy_id != 0 || !filter_hit(cgroup_id) {
+        return 0;
+    }
+    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
+        return 0;
+    };
+    // SAFETY: `row` points into a live map value of type `Row`.
+    unsafe {
+        if (*row).state == state::RECORDING && (*row).init_tgid == 0 {
+            (*row).init_tgid = tgid;
+        }
     }
     0
 }

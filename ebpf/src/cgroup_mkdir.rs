@@ -12,7 +12,10 @@ use syscensus_common::{
     CgroupEvent, MAX_WATCH_LEVEL, ROOT_PATH_BYTES, RowKey, abi, ancestors, counter, event, flag,
 };
 
-use crate::maps::{EVENTS, ROOT_PATHS, ROWS, WATCH, ZERO_ROW, count, filter_set};
+use crate::{
+    maps::{EVENTS, ROOT_PATHS, ROWS, WATCH, ZERO_ROW, count, filter_set},
+    task::{current_task, task_mnt_ns},
+};
 
 /// `BPF_NOEXIST`: create the element only if it is absent.
 const BPF_NOEXIST: u64 = 1;
@@ -66,8 +69,12 @@ fn try_cgroup_mkdir(cgroup: *const u8, path: *const u8) -> Result<(), i64> {
         return Ok(());
     }
     if let Some(row) = ROWS.get_ptr_mut(key) {
-        // SAFETY: points into the live map value just created.
-        unsafe { (*row).flags[flag::FROM_MKDIR] = 1 };
+        // SAFETY: points into the live map value just created; the current
+        // task (the runtime making the cgroup) is a BTF pointer.
+        unsafe {
+            (*row).flags[flag::FROM_MKDIR] = 1;
+            (*row).creator_mntns = task_mnt_ns(current_task());
+        }
     }
     // After the row, so that userspace, which clears a slot and then looks
     // for rows using it, never clears a slot a new row needs.

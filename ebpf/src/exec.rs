@@ -3,10 +3,10 @@
 //! it from a process already in the container's cgroup, after their set-up),
 //! or the command given to `syscensus record`.
 //!
-//! A later exec by a process that is not the first one and whose parent is
-//! outside the cgroup is an exec session (`runc exec`, `kubectl exec`) that
-//! entered before the recording started: it is excluded from then on (see
-//! `session.rs`; sessions entering later are excluded as they enter).
+//! The exec'ing process becomes the workload's first process (see
+//! `members.rs`). The runtime's own execs do not count: runc re-execs itself
+//! from a sealed copy after it has joined the cgroup, in the runtime's mount
+//! namespace; the entrypoint always runs in the container's own.
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
@@ -14,8 +14,7 @@ use syscensus_common::{RowKey, abi, counter, flag, state};
 
 use crate::{
     maps::{ROWS, count, filter_hit},
-    session::exclude,
-    task::{current_cgroup_id, current_task, field, offset, task_cgroup_id},
+    task::{current_cgroup_id, current_task, field, offset, task_mnt_ns},
 };
 
 /// Attached to `sched_process_exec`: `(struct task_struct *p, pid_t old_pid,
@@ -34,6 +33,11 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     // SAFETY: `row` points into a live map value of type `Row`.
     unsafe {
         if (*row).state == state::WAITING_FOR_EXEC {
+            let creator = (*row).creator_mntns;
+            if creator != 0 && task_mnt_ns(task) == creator {
+                // The runtime exec'ing in its own namespace: not yet.
+                return 0;
+            }
             (*row).flags[flag::NO_NEW_PRIVS] = no_new_privs(task);
             (*row).init_tgid = tgid;
             (*row).state = state::RECORDING;
@@ -44,13 +48,8 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
         // yet: the first exec is the workload's.
         if (*row).init_tgid == 0 {
             (*row).init_tgid = tgid;
-            return 0;
-        }
-        if (*row).init_tgid == tgid || !parent_outside(task, cgroup_id) {
-            return 0;
         }
     }
-    exclude(row, cgroup_id, tgid);
     0
 }
 
@@ -65,18 +64,4 @@ fn no_new_privs(task: *const u8) -> u8 {
     // SAFETY: a BTF pointer to the current task.
     let flags: u64 = unsafe { field(task, offset) };
     (flags & 1) as u8
-}
-
-/// Whether the current task's parent is in another cgroup than `cgroup_id`.
-/// Without the offsets to tell, no: nothing is excluded.
-#[inline(always)]
-fn parent_outside(task: *const u8, cgroup_id: u64) -> bool {
-    if offset!(direct_cgroup_id) == 0 {
-        return false;
-    }
-    // SAFETY: BTF pointers from the current task, offsets known.
-    unsafe {
-        let parent: *const u8 = field(task, offset!(task_real_parent));
-        task_cgroup_id(parent) != cgroup_id
-    }
 }

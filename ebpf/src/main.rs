@@ -5,13 +5,13 @@
 //!   byte in that cgroup's row (the only hook on the hot path);
 //! - `sched_process_exec` starts recording a marked cgroup at the first exec
 //!   completed inside it, so that a container runtime's own set-up calls
-//!   (mount, pivot_root, ...) are not recorded, and excludes exec sessions;
-//! - `sched_process_fork` and `sched_process_exit` carry an exec session's
-//!   exclusion to its children and drop it when it ends;
+//!   (mount, pivot_root, ...) are not recorded;
+//! - `sched_process_fork` and `sched_process_exit` keep the set of the
+//!   workload's processes (`members.rs`), so that exec sessions are left out;
 //! - `cgroup_mkdir` marks a cgroup made below a watched one before anything
 //!   can run in it;
-//! - `cgroup_attach_task` excludes processes moved into a recorded cgroup
-//!   (exec sessions).
+//! - `cgroup_attach_task` names the first process of a cgroup that userspace
+//!   marked as already recording.
 #![no_std]
 #![no_main]
 
@@ -20,7 +20,7 @@ mod cgroup_mkdir;
 mod exec;
 mod fork;
 mod maps;
-mod session;
+mod members;
 mod sys_enter;
 mod task;
 

@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use syscensus_common::{
-    EVENTS_BYTES, EXCLUDED_CAPACITY, FILTER_SLOTS, ROOT_PATH_BYTES, ROWS_CAPACITY, Row, RowKey,
+    EVENTS_BYTES, FILTER_SLOTS, MEMBERS_CAPACITY, ROOT_PATH_BYTES, ROWS_CAPACITY, Row, RowKey,
     WATCH_CAPACITY, counter, filter_slot,
 };
 
@@ -51,12 +51,17 @@ pub static WATCH: HashMap<u64, u8> = HashMap::with_max_entries(WATCH_CAPACITY, 0
 pub static ROOT_PATHS: Array<[u8; ROOT_PATH_BYTES]> =
     Array::with_max_entries(syscensus_common::ROOT_PATHS, 0);
 
-/// Processes excluded from recordings: exec sessions and their descendants.
-/// Key: thread-group id; value: the cgroup id whose recording they are
-/// excluded from. Written by `sched_process_exec` and `sched_process_fork`,
-/// removed by `sched_process_exit` and by userspace when the recording ends.
+/// `BPF_F_NO_PREALLOC`: entries are allocated as they are inserted.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Workload processes other than the first: key thread-group id, value the
+/// cgroup id of their workload. Added by `sched_process_fork` (children of
+/// the first process or of members) and by userspace (processes already
+/// running when a cgroup is marked late); removed by `sched_process_exit`
+/// and by userspace when the recording ends.
 #[map]
-pub static EXCLUDED: HashMap<u32, u64> = HashMap::with_max_entries(EXCLUDED_CAPACITY, 0);
+pub static MEMBERS: HashMap<u32, u64> =
+    HashMap::with_max_entries(MEMBERS_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// `CgroupEvent`s: cgroups marked by `cgroup_mkdir`, with their paths, for
 /// userspace to resolve. Read by userspace only.

@@ -1,12 +1,11 @@
 //! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{Row, RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
 
 use crate::{
-    maps::{EXCLUDED, ROWS, ZERO_ROW, count, filter_hit},
-    task::{current_cgroup_id, current_task, in_compat_syscall},
+    maps::{ROWS, ZERO_ROW, count, filter_hit},
+    members::is_member,
+    task::{current_cgroup_id, current_task, field, in_compat_syscall, offset},
 };
 
 /// `BPF_NOEXIST`: create the element only if it is absent.
@@ -32,13 +31,24 @@ fn record(task: *const u8, cgroup_id: u64, id: i64) {
         return;
     };
     // SAFETY: `row` points into a live map value of type `Row`.
-    let (row_state, sessions) = unsafe { ((*row).state, (*row).flags[flag::EXEC_SESSION]) };
-    if row_state != state::RECORDING {
+    if unsafe { (*row).state } != state::RECORDING {
         return;
     }
-    if sessions != 0 && excluded() {
-        count(counter::SESSION_SYSCALLS);
-        return;
+    // Only the workload's processes (see `members.rs`). Without the offsets
+    // everything in the cgroup counts.
+    if offset!(direct_cgroup_id) != 0 {
+        // SAFETY: the current task is a BTF pointer.
+        let tgid: u32 = unsafe { field(task, offset!(task_tgid)) };
+        if !is_member(row, cgroup_id, tgid) {
+            // SAFETY: as above.
+            unsafe {
+                if (*row).flags[flag::EXEC_SESSION] == 0 {
+                    (*row).flags[flag::EXEC_SESSION] = 1;
+                }
+            }
+            count(counter::OUTSIDER_SYSCALLS);
+            return;
+        }
     }
     if id < 0 {
         out_of_range(row);
@@ -77,14 +87,6 @@ fn record(task: *const u8, cgroup_id: u64, id: i64) {
             *byte = 1;
         }
     }
-}
-
-/// Whether the current process belongs to an excluded exec session. Only
-/// asked in cgroups that had one.
-#[inline(always)]
-fn excluded() -> bool {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    EXCLUDED.get_ptr(tgid).is_some()
 }
 
 /// The compat or x32 row of a cgroup, created on its first syscall.

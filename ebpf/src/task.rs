@@ -26,6 +26,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     cgroup_root: 0,
     root_hierarchy_id: 0,
     task_atomic_flags: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    mnt_ns_inum: 0,
+    _pad: 0,
 };
 
 /// Reads one field of [`OFFSETS`].
@@ -106,6 +110,24 @@ pub fn in_compat_syscall(task: *const u8) -> bool {
     // SAFETY: the current task is a BTF pointer.
     let status: u32 = unsafe { field(task, offset!(ti_status)) };
     status & ts_compat != 0
+}
+
+/// The inode number of `task`'s mount namespace
+/// (`task->nsproxy->mnt_ns->ns.inum`), or 0 if unknown. `nsproxy` is NULL for
+/// an exiting task; the load then reads 0.
+///
+/// # Safety
+/// `task` must be a BTF pointer to a `task_struct`.
+#[inline(always)]
+pub unsafe fn task_mnt_ns(task: *const u8) -> u32 {
+    if offset!(task_nsproxy) == 0 {
+        return 0;
+    }
+    unsafe {
+        let nsproxy: *const u8 = field(task, offset!(task_nsproxy));
+        let mnt_ns: *const u8 = field(nsproxy, offset!(nsproxy_mnt_ns));
+        field(mnt_ns, offset!(mnt_ns_inum))
+    }
 }
 
 /// All of [`OFFSETS`] at once, for the hooks that are not on the hot path.

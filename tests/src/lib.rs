@@ -6,12 +6,14 @@
     reason = "test helpers panic with context on failure"
 )]
 
+pub mod agent;
+pub mod apiserver;
+pub mod containers;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
-
-pub mod containers;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

@@ -39,8 +39,8 @@ pub struct Metrics {
     pub out_of_range: u64,
     pub row_map_full: u64,
     pub events_lost: u64,
-    pub exec_sessions: u64,
-    pub sessions_lost: u64,
+    pub outsider_syscalls: u64,
+    pub members_full: u64,
     /// API requests that failed, and results not yet written.
     pub api_errors: u64,
     pub results_pending: u64,
@@ -128,16 +128,16 @@ pub fn render(m: &Metrics) -> String {
         m.events_lost,
     );
     metric(
-        "exec_sessions_total",
+        "outsider_syscalls_total",
         "counter",
-        "Exec sessions excluded from recordings.",
-        m.exec_sessions,
+        "Syscalls in recorded containers by processes outside the workload (exec sessions), left out.",
+        m.outsider_syscalls,
     );
     metric(
-        "sessions_lost_total",
+        "members_full_total",
         "counter",
-        "Exec sessions that could not be excluded.",
-        m.sessions_lost,
+        "Workload processes that could not be tracked: the kernel map was full.",
+        m.members_full,
     );
     metric(
         "api_errors_total",
@@ -214,6 +214,7 @@ pub async fn serve(addr: SocketAddr, metrics: Shared) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

@@ -56,7 +56,20 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             });
         }
     };
-    let hierarchy = Hierarchy::find()?;
+    let hierarchy = match &args.cgroup_mount {
+        Some(mount) => {
+            if !mount.join("cgroup.controllers").exists() {
+                return Err(Error::Usage {
+                    message: format!(
+                        "{} is not a cgroup v2 mount: check --cgroup-mount",
+                        mount.display()
+                    ),
+                });
+            }
+            Hierarchy::at(mount)
+        }
+        None => Hierarchy::find()?,
+    };
     let state = StateDir::open(&args.state_dir).map_err(|e| Error::State(Box::new(e)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -234,8 +247,8 @@ fn update_metrics(
         m.out_of_range = counters.out_of_range;
         m.row_map_full = counters.row_map_full;
         m.events_lost = counters.events_lost;
-        m.exec_sessions = counters.exec_sessions;
-        m.sessions_lost = counters.sessions_lost;
+        m.outsider_syscalls = counters.outsider_syscalls;
+        m.members_full = counters.members_full;
         m.last_tick = Some(std::time::Instant::now());
         match kube {
             Some(kube) => {

@@ -124,6 +124,8 @@ pub struct NodeRecorder {
     finished: Vec<Finished>,
     /// Whether the roots are watched and `sys_enter` attached.
     active: bool,
+    /// The watched roots' cgroup ids, by path.
+    roots: HashMap<String, u64>,
     /// Results written, for the logs and tests.
     written: u64,
 }
@@ -135,33 +137,14 @@ fn is_populated(dir: &Path) -> Option<bool> {
         .map(|v| v.trim() == "1")
 }
 
-/// The process in `dir` whose parent is outside it: the container's first
-/// process.
-fn first_process(hierarchy: &Hierarchy, dir: &Path, path: &str) -> u32 {
-    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
-        return 0;
-    };
-    for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The parent PID is the second field after the parenthesised name.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        let parent_path = ppid.and_then(|p| fs::read_to_string(format!("/proc/{p}/cgroup")).ok());
-        if parent_path
-            .as_deref()
-            .and_then(crate::cgroup::cgroup2_path_in)
-            .as_deref()
-            != Some(path)
-        {
-            let _ = hierarchy;
-            return pid;
-        }
-    }
-    0
+/// The processes in the cgroup at `dir`, lowest PID (the oldest, usually
+/// the container's first process) first.
+fn processes_in(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
 }
 
 impl NodeRecorder {
@@ -184,6 +167,7 @@ impl NodeRecorder {
             tracked: BTreeMap::new(),
             finished: Vec::new(),
             active: false,
+            roots: HashMap::new(),
             written: 0,
         };
         if active {
@@ -212,6 +196,7 @@ impl NodeRecorder {
                 let dir = self.hierarchy.dir(root);
                 if let Ok(meta) = fs::metadata(&dir) {
                     self.tracer.watch(meta.ino())?;
+                    self.roots.insert(root.clone(), meta.ino());
                     info!(root = %root, "watching");
                 } else {
                     info!(root = %root, "not there yet; watched from when it is made");
@@ -219,10 +204,8 @@ impl NodeRecorder {
             }
         } else {
             self.tracer.set_root_paths(&[])?;
-            for root in &self.options.roots {
-                if let Ok(meta) = fs::metadata(self.hierarchy.dir(root)) {
-                    self.tracer.unwatch(meta.ino())?;
-                }
+            for (_, id) in self.roots.drain() {
+                self.tracer.unwatch(id)?;
             }
             let ids: Vec<u64> = self.tracked.keys().copied().collect();
             for id in ids {
@@ -313,8 +296,9 @@ impl NodeRecorder {
         if self.tracked.contains_key(&id) {
             return Ok(true);
         }
-        let init = first_process(&self.hierarchy, &self.hierarchy.dir(&path), &path);
-        self.tracer.mark_recording(id, init)?;
+        let pids = processes_in(&self.hierarchy.dir(&path));
+        self.tracer
+            .mark_recording(id, pids.first().copied().unwrap_or(0), &pids)?;
         self.track(id, &path, Start::Late);
         if let Some(t) = self.tracked.get_mut(&id) {
             t.keep = Some(true);
@@ -337,8 +321,9 @@ impl NodeRecorder {
                 skipped += 1;
                 continue;
             }
-            let init = first_process(&self.hierarchy, &self.hierarchy.dir(&path), &path);
-            self.tracer.mark_recording(id, init)?;
+            let pids = processes_in(&self.hierarchy.dir(&path));
+            self.tracer
+                .mark_recording(id, pids.first().copied().unwrap_or(0), &pids)?;
             self.track(id, &path, Start::Late);
         }
         if skipped > 0 {
@@ -401,6 +386,12 @@ impl NodeRecorder {
         for event in events {
             if event.root {
                 info!(root = %event.path, "root appeared; watching");
+                // A root made again: forget the one it replaces.
+                if let Some(old) = self.roots.insert(event.path.clone(), event.cgroup_id)
+                    && old != event.cgroup_id
+                {
+                    self.tracer.unwatch(old)?;
+                }
                 continue;
             }
             match kubepath::classify(&event.path) {
@@ -570,11 +561,12 @@ impl NodeRecorder {
                 BaseSetChoice::Fixed(set) => set.clone(),
                 BaseSetChoice::Auto { runtime } => {
                     // The kernel saw whether the entrypoint had no_new_privs.
-                    let name = match (runtime.as_str(), snapshot.no_new_privs) {
-                        ("runc", true) => "runc-nnp",
-                        (other, _) => other,
+                    let name = if snapshot.no_new_privs {
+                        format!("{runtime}-nnp")
+                    } else {
+                        runtime.clone()
                     };
-                    basesets::find(name).ok().flatten().or(fallback)
+                    basesets::find(&name).ok().flatten().or(fallback)
                 }
             };
             tracked.base_set_decided = true;
@@ -690,8 +682,9 @@ fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
     if snapshot.row_lost {
         warnings.push("32-bit syscalls were lost: the kernel map was full".into());
     }
-    if snapshot.session_lost {
-        warnings.push("an exec session could not be excluded and is in the recording".into());
+    if snapshot.member_lost {
+        warnings
+            .push("a process of the workload could not be tracked: the kernel map was full".into());
     }
     warnings
 }

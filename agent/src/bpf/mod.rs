@@ -11,7 +11,7 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, tp_btf::BtfTracePointLinkId},
 };
 use syscensus_common::{
-    COUNTERS_MAP, CgroupEvent, EVENTS_MAP, EXCLUDED_MAP, FILTER_MAP, KernelOffsets, OFFSETS_GLOBAL,
+    COUNTERS_MAP, CgroupEvent, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, OFFSETS_GLOBAL,
     ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row, RowKey,
     SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter, event, filter_slot, flag, program, state,
 };
@@ -131,10 +131,12 @@ pub struct Snapshot {
     pub out_of_range: bool,
     /// A compat or x32 syscall was lost because the map was full.
     pub row_lost: bool,
-    /// Exec sessions were excluded.
+    /// Processes outside the workload (exec sessions) made syscalls in the
+    /// cgroup; they were left out.
     pub exec_sessions: bool,
-    /// An exec session could not be excluded (the map was full).
-    pub session_lost: bool,
+    /// A workload process could not be tracked (the map was full): its
+    /// syscalls are missing.
+    pub member_lost: bool,
     /// The kernel marked the cgroup as it was made.
     pub from_mkdir: bool,
     /// The first process had `no_new_privs` set when it exec'd.
@@ -168,9 +170,9 @@ pub struct Counters {
     pub armed: u64,
     pub mkdir_marked: u64,
     pub events_lost: u64,
-    pub exec_sessions: u64,
-    pub session_syscalls: u64,
-    pub sessions_lost: u64,
+    pub members_added: u64,
+    pub outsider_syscalls: u64,
+    pub members_full: u64,
 }
 
 /// The loaded and attached kernel program.
@@ -183,7 +185,7 @@ pub struct Tracer {
     counters: PerCpuArray<MapData, u64>,
     watch: HashMap<MapData, u64, u8>,
     root_paths: Array<MapData, [u8; ROOT_PATH_BYTES]>,
-    excluded: HashMap<MapData, u32, u64>,
+    members: HashMap<MapData, u32, u64>,
     events: Option<RingBuf<MapData>>,
     sys_enter_link: Option<BtfTracePointLinkId>,
     rows_capacity: u32,
@@ -226,8 +228,8 @@ impl Tracer {
         let watch = HashMap::try_from(take(&mut ebpf, WATCH_MAP)?).map_err(map_err(WATCH_MAP))?;
         let root_paths =
             Array::try_from(take(&mut ebpf, ROOT_PATHS_MAP)?).map_err(map_err(ROOT_PATHS_MAP))?;
-        let excluded =
-            HashMap::try_from(take(&mut ebpf, EXCLUDED_MAP)?).map_err(map_err(EXCLUDED_MAP))?;
+        let members =
+            HashMap::try_from(take(&mut ebpf, MEMBERS_MAP)?).map_err(map_err(MEMBERS_MAP))?;
         let events =
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
         let mut tracer = Tracer {
@@ -239,7 +241,7 @@ impl Tracer {
             counters,
             watch,
             root_paths,
-            excluded,
+            members,
             events: Some(events),
             sys_enter_link: None,
             rows_capacity: options.rows_capacity,
@@ -356,10 +358,21 @@ impl Tracer {
 
     /// Marks a cgroup whose processes already run the workload: recording
     /// starts at once. An existing row is set to recording. `init_tgid` is
-    /// the workload's first process (whose parent is outside the cgroup), if
-    /// known: an exec from outside by another process is then an exec
-    /// session; if 0, the next exec in the cgroup is taken as the workload's.
-    pub fn mark_recording(&mut self, cgroup_id: u64, init_tgid: u32) -> Result<(), BpfError> {
+    /// the workload's first process and `members` the others already
+    /// running (their children join as they are forked); with no
+    /// `init_tgid`, the first process to enter or exec in the cgroup is the
+    /// workload's.
+    pub fn mark_recording(
+        &mut self,
+        cgroup_id: u64,
+        init_tgid: u32,
+        members: &[u32],
+    ) -> Result<(), BpfError> {
+        for &tgid in members.iter().filter(|&&t| t != init_tgid) {
+            self.members
+                .insert(tgid, cgroup_id, 0)
+                .map_err(map_err(MEMBERS_MAP))?;
+        }
         self.mark_in_state(cgroup_id, state::RECORDING, init_tgid)
     }
 
@@ -421,15 +434,15 @@ impl Tracer {
                 Err(other) => return Err(map_err(ROWS_MAP)(other)),
             }
         }
-        let sessions: Vec<u32> = self
-            .excluded
+        let members: Vec<u32> = self
+            .members
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, id)| *id == cgroup_id)
             .map(|(tgid, _)| tgid)
             .collect();
-        for tgid in sessions {
-            let _ = self.excluded.remove(&tgid);
+        for tgid in members {
+            let _ = self.members.remove(&tgid);
         }
         self.release_slot(cgroup_id)?;
         debug!(cgroup_id, "cgroup unmarked");
@@ -479,7 +492,7 @@ impl Tracer {
             out_of_range: native.flags[flag::OUT_OF_RANGE] != 0,
             row_lost: native.flags[flag::ROW_LOST] != 0,
             exec_sessions: native.flags[flag::EXEC_SESSION] != 0,
-            session_lost: native.flags[flag::SESSION_LOST] != 0,
+            member_lost: native.flags[flag::MEMBER_LOST] != 0,
             from_mkdir: native.flags[flag::FROM_MKDIR] != 0,
             no_new_privs: native.flags[flag::NO_NEW_PRIVS] != 0,
             ..Snapshot::default()
@@ -569,9 +582,9 @@ impl Tracer {
             armed: sum(counter::ARMED)?,
             mkdir_marked: sum(counter::MKDIR_MARKED)?,
             events_lost: sum(counter::EVENTS_LOST)?,
-            exec_sessions: sum(counter::EXEC_SESSIONS)?,
-            session_syscalls: sum(counter::SESSION_SYSCALLS)?,
-            sessions_lost: sum(counter::SESSIONS_LOST)?,
+            members_added: sum(counter::MEMBERS_ADDED)?,
+            outsider_syscalls: sum(counter::OUTSIDER_SYSCALLS)?,
+            members_full: sum(counter::MEMBERS_FULL)?,
         })
     }
 }

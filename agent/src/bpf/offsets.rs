@@ -76,11 +76,30 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         }
     }
 
-    // PFA_NO_NEW_PRIVS is bit 0 of atomic_flags (include/linux/sched.h).
+    // PFA_NO_NEW_PRIVS is bit 0 of atomic_flags (include/linux/sched.h);
+    // task->nsproxy->mnt_ns->ns.inum (include/linux/nsproxy.h,
+    // fs/mount.h) tells the runtime's execs from the container's.
     if offsets.direct_cgroup_id == 1 {
         offsets.task_atomic_flags = btf
             .member_offset("task_struct", "atomic_flags")
             .unwrap_or(0);
+        let mnt_ns = (|| -> Result<[u32; 3], BtfError> {
+            Ok([
+                btf.member_offset("task_struct", "nsproxy")?,
+                btf.member_offset("nsproxy", "mnt_ns")?,
+                btf.member_offset("mnt_namespace", "ns.inum")?,
+            ])
+        })();
+        match mnt_ns {
+            Ok([nsproxy, mnt, inum]) => {
+                offsets.task_nsproxy = nsproxy;
+                offsets.nsproxy_mnt_ns = mnt;
+                offsets.mnt_ns_inum = inum;
+            }
+            Err(error) => {
+                warn!(%error, "mount namespaces unreadable: a runtime's own exec may start a recording early")
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -109,6 +128,7 @@ mod tests {
         assert_eq!(offsets.ancestors_mode, ancestors::POINTERS);
         assert!(offsets.task_cgroups > 0 && offsets.task_tgid > 0 && offsets.cgroup_ancestors > 0);
         assert!(offsets.task_atomic_flags > 0);
+        assert!(offsets.task_nsproxy > 0 && offsets.nsproxy_mnt_ns > 0 && offsets.mnt_ns_inum > 0);
         assert_eq!(
             offsets.task_pid + 4,
             offsets.task_tgid,

@@ -294,19 +294,19 @@ fn main() -> anyhow::Result<()> {
                     Config::FloorBtf => empty_btf.attach(false)?,
                     Config::Other => {
                         tracer.attach_sys_enter()?;
-                        tracer.mark_recording(other_cgroup.id(), 0)?;
+                        tracer.mark_recording(other_cgroup.id(), 0, &[])?;
                     }
                     Config::Recorded => {
                         tracer.attach_sys_enter()?;
-                        tracer.mark_recording(loop_cgroup.id(), 0)?;
+                        tracer.mark_recording(loop_cgroup.id(), 0, &[])?;
                     }
                     Config::OtherHelper => {
                         helper_tracer.attach_sys_enter()?;
-                        helper_tracer.mark_recording(other_cgroup.id(), 0)?;
+                        helper_tracer.mark_recording(other_cgroup.id(), 0, &[])?;
                     }
                     Config::RecordedHelper => {
                         helper_tracer.attach_sys_enter()?;
-                        helper_tracer.mark_recording(loop_cgroup.id(), 0)?;
+                        helper_tracer.mark_recording(loop_cgroup.id(), 0, &[])?;
                     }
                 }
                 let ns = measure(&options, &loop_cgroup, syscall)?;

@@ -276,6 +276,7 @@ pub fn merge(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use syscensus_api::WorkloadKind;
 
     use super::*;

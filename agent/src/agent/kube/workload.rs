@@ -133,6 +133,7 @@ impl Resolver {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn owner(kind: &str, name: &str) -> OwnerReference {

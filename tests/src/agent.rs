@@ -1,0 +1,168 @@
+//! A `syscensus agent` process for tests: started with a state directory of
+//! its own, stopped with SIGTERM when dropped.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::syscensus_bin;
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    child: Option<Child>,
+    state: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `syscensus agent ARGS --state-dir <temp>` and waits until it
+    /// records (it wrote its PID file).
+    pub fn start(args: &[&str]) -> Agent {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`start`](Self::start), with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let state = tempfile::tempdir().expect("temp dir");
+        let log = state.path().join("agent.log");
+        let log_file = fs::File::create(&log).expect("log file");
+        let child = Command::new(syscensus_bin())
+            .arg("agent")
+            .args(args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .env("SYSCENSUS_LOG", "info,syscensus=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start the agent");
+        let mut agent = Agent {
+            child: Some(child),
+            state,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !agent.state.path().join("agent.pid").exists() {
+            if let Some(child) = agent.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the agent exited ({status}) before it was ready:\n{}",
+                    agent.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not start:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    /// The agent's state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The PID of the agent.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The recording of a container, if written.
+    pub fn recording(&self, container_id: &str) -> Option<Value> {
+        let path = self
+            .state_dir()
+            .join("containers")
+            .join(format!("{container_id}.json"));
+        let text = fs::read_to_string(path).ok()?;
+        Some(serde_json::from_str(&text).expect("a recording is JSON"))
+    }
+
+    /// Waits for a container's recording in `state` (`Exited` or `Running`).
+    pub fn wait_for_recording(&self, container_id: &str, state: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(recording) = self.recording(container_id)
+                && recording["state"] == state
+            {
+                return recording;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {state} recording of {container_id} after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `syscensus snapshot` against this agent.
+    pub fn snapshot(&self) {
+        let output = Command::new(syscensus_bin())
+            .args(["snapshot", "--state-dir"])
+            .arg(self.state_dir())
+            .output()
+            .expect("run syscensus snapshot");
+        assert!(
+            output.status.success(),
+            "snapshot failed: {output:?}\n{}",
+            self.log()
+        );
+    }
+
+    /// Stops the agent with SIGTERM and waits; returns its log.
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        self.log()
+    }
+
+    fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// The syscall names of a recording, for one architecture.
+pub fn recorded(recording: &Value, arch: &str) -> std::collections::BTreeSet<String> {
+    recording["syscalls"][arch]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

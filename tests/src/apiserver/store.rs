@@ -1,0 +1,789 @@
+//! The object store: objects by resource, namespace and name, one global
+//! resourceVersion, a bounded history of changes for watches, and the
+//! write semantics of the real server (status subresource, generation,
+//! preconditions, finalizers, managed fields).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::{Value, json};
+
+use super::{
+    apply,
+    fields::{self, Manager},
+    patch::{self, PatchType},
+    resources::{self, Gvr, ResourceDef},
+    selector::Selectors,
+    status::ApiError,
+    strategy::{
+        check_name, check_namespace_of, checked_body, now, prepare_update, random_suffix,
+        random_uid, record_update, same_object, spec_changed,
+    },
+};
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, kept for watches.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryEvent {
+    pub(crate) rv: u64,
+    pub(crate) gvr: Gvr,
+    pub(crate) namespace: String,
+    pub(crate) kind: EventType,
+    pub(crate) object: Value,
+    /// The object before a modification, to turn a change across a
+    /// selector into ADDED or DELETED for a watch with that selector.
+    pub(crate) previous: Option<Value>,
+}
+
+/// How a write is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) subresource: Option<&'a str>,
+    pub(crate) manager: &'a str,
+    pub(crate) dry_run: bool,
+}
+
+/// The objects and their history.
+#[derive(Debug)]
+pub(crate) struct Store {
+    defs: Vec<ResourceDef>,
+    objects: BTreeMap<Gvr, BTreeMap<(String, String), Value>>,
+    rv: u64,
+    history: VecDeque<HistoryEvent>,
+    history_limit: usize,
+    /// Watches from a resourceVersion older than this get 410 Gone.
+    compacted: u64,
+}
+
+const NAMESPACES: &str = "namespaces";
+
+impl Store {
+    /// A store with the built-in resources and the namespaces a new
+    /// cluster has, whose resourceVersions count from `base`.
+    pub(crate) fn new(history_limit: usize, base: u64) -> Self {
+        let mut store = Self {
+            defs: resources::builtins(),
+            objects: BTreeMap::new(),
+            rv: base,
+            history: VecDeque::new(),
+            history_limit,
+            compacted: base,
+        };
+        let namespaces = Gvr::new("", "v1", NAMESPACES);
+        let write = Write {
+            subresource: None,
+            manager: "kube-apiserver",
+            dry_run: false,
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            store
+                .create(&namespaces, None, object, write)
+                .expect("a new store takes its namespaces");
+        }
+        store
+    }
+
+    /// The current resourceVersion.
+    pub(crate) fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Registers (or replaces) a resource.
+    pub(crate) fn register(&mut self, def: ResourceDef) {
+        self.defs.retain(|d| d.gvr() != def.gvr());
+        self.defs.push(def);
+    }
+
+    /// Every registered resource.
+    pub(crate) fn defs(&self) -> &[ResourceDef] {
+        &self.defs
+    }
+
+    /// The definition of `gvr`, or 404.
+    pub(crate) fn def(&self, gvr: &Gvr) -> Result<&ResourceDef, ApiError> {
+        self.defs
+            .iter()
+            .find(|d| d.gvr() == *gvr)
+            .ok_or_else(ApiError::no_route)
+    }
+
+    /// Sets how many changes are kept for watches.
+    pub(crate) fn set_history_limit(&mut self, limit: usize) {
+        self.history_limit = limit.max(1);
+        self.trim();
+    }
+
+    /// Forgets every change so far: a watch from an older resourceVersion
+    /// gets 410 Gone and must list again.
+    pub(crate) fn compact(&mut self) {
+        self.history.clear();
+        self.compacted = self.rv;
+    }
+
+    /// The changes after `since`, or None when some of them were forgotten.
+    pub(crate) fn events_since(&self, since: u64) -> Option<Vec<HistoryEvent>> {
+        if since < self.compacted {
+            return None;
+        }
+        let start = self.history.partition_point(|e| e.rv <= since);
+        Some(self.history.iter().skip(start).cloned().collect())
+    }
+
+    /// The oldest resourceVersion a watch may start from.
+    pub(crate) fn oldest_watchable(&self) -> u64 {
+        self.compacted
+    }
+
+    fn key(def: &ResourceDef, namespace: Option<&str>) -> Result<String, ApiError> {
+        match (def.namespaced, namespace) {
+            (true, Some(ns)) => Ok(ns.to_owned()),
+            (true, None) => Err(ApiError::no_route()),
+            (false, _) => Ok(String::new()),
+        }
+    }
+
+    /// One object.
+    pub(crate) fn get(
+        &self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(gvr)?;
+        let ns = Self::key(def, namespace)?;
+        self.objects
+            .get(gvr)
+            .and_then(|objects| objects.get(&(ns, name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group_resource(), name))
+    }
+
+    /// The objects of `gvr` in `namespace` (all namespaces when None) that
+    /// match `selectors`, sorted by namespace and name.
+    pub(crate) fn list(
+        &self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        selectors: &Selectors,
+    ) -> Result<Vec<Value>, ApiError> {
+        let def = self.def(gvr)?;
+        let ns = if def.namespaced { namespace } else { None };
+        Ok(self
+            .objects
+            .get(gvr)
+            .into_iter()
+            .flatten()
+            .filter(|((o_ns, _), _)| ns.is_none_or(|ns| ns == o_ns))
+            .map(|(_, o)| o)
+            .filter(|o| selectors.matches(o))
+            .cloned()
+            .collect())
+    }
+
+    /// POST: creates an object; its namespace must exist.
+    pub(crate) fn create(
+        &mut self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        body: Value,
+        write: Write<'_>,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(gvr)?.clone();
+        if write.subresource.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let mut object = checked_body(&def, body)?;
+        let meta = object["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        if meta
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+        {
+            let name = format!("{prefix}{}", random_suffix());
+            meta.insert("name".to_owned(), json!(name));
+        }
+        self.insert_new(&def, namespace, object, None, write)
+    }
+
+    /// Stores a new object (from a create or an apply that creates),
+    /// `managers` being the applier's entry or None for an `Update` entry
+    /// owning every field.
+    fn insert_new(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        mut object: Value,
+        managers: Option<Vec<Manager>>,
+        write: Write<'_>,
+    ) -> Result<Value, ApiError> {
+        let gr = def.group_resource();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                &gr,
+                "",
+                "metadata.name: Required value: name or generateName is required",
+            ));
+        }
+        let ns = self.check_namespace(def, namespace, &object)?;
+        if object["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        if self
+            .objects
+            .get(&def.gvr())
+            .is_some_and(|o| o.contains_key(&(ns.clone(), name.clone())))
+        {
+            return Err(ApiError::already_exists(&gr, &name));
+        }
+        if def.status_subresource
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
+        }
+        match def.kind.as_str() {
+            "Pod" if def.group.is_empty() => object["status"] = json!({"phase": "Pending"}),
+            "Namespace" if def.group.is_empty() => object["status"] = json!({"phase": "Active"}),
+            _ => {}
+        }
+        let meta = object["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        meta.insert("uid".to_owned(), json!(random_uid()));
+        meta.insert("creationTimestamp".to_owned(), json!(now()));
+        meta.insert("generation".to_owned(), json!(1));
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
+            meta.remove(k);
+        }
+        if def.namespaced {
+            meta.insert("namespace".to_owned(), json!(ns));
+        } else {
+            meta.remove("namespace");
+        }
+        let managers = match managers {
+            Some(m) => m,
+            None => {
+                let mut m = Vec::new();
+                record_update(&mut m, None, &object, def, write);
+                m
+            }
+        };
+        let crd_defs = self.crd_hook(def, &mut object)?;
+        let created = self.commit(def, &ns, &name, None, object, &managers, write.dry_run)?;
+        if !write.dry_run {
+            crd_defs.into_iter().for_each(|d| self.register(d));
+        }
+        Ok(created)
+    }
+
+    /// PUT: replaces an object (or its status); a resourceVersion in the
+    /// body is a precondition.
+    pub(crate) fn update(
+        &mut self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        write: Write<'_>,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(gvr)?.clone();
+        let old = self.get(gvr, namespace, name)?;
+        let body = checked_body(&def, body)?;
+        check_name(&body, name)?;
+        check_namespace_of(&def, &body, namespace)?;
+        let rv = body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        if !rv.is_empty() && rv != old["metadata"]["resourceVersion"] {
+            return Err(ApiError::stale(&def.group_resource(), name));
+        }
+        self.write_existing(&def, old, body, write)
+    }
+
+    /// PATCH in any of the four formats; an apply creates a missing object.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per part of a PATCH request"
+    )]
+    pub(crate) fn patch(
+        &mut self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        body: &Value,
+        force: bool,
+        write: Write<'_>,
+    ) -> Result<(Value, bool), ApiError> {
+        let def = self.def(gvr)?.clone();
+        let gr = def.group_resource();
+        if write.subresource.is_some_and(|s| s != "status")
+            || (write.subresource.is_some() && !def.status_subresource)
+        {
+            return Err(ApiError::no_route());
+        }
+        let existing = self.get(gvr, namespace, name);
+        if patch_type == PatchType::Apply {
+            return self.apply(&def, namespace, name, existing.ok(), body, force, write);
+        }
+        let old = existing?;
+        let mut patched = old.clone();
+        match patch_type {
+            PatchType::Merge => patch::merge_patch(&mut patched, body),
+            PatchType::Strategic if def.custom => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/strategic-merge-patch+json",
+                ));
+            }
+            PatchType::Strategic => patch::strategic_merge(&mut patched, body, &def, ""),
+            PatchType::Json => patch::json_patch(&mut patched, body)?,
+            PatchType::Apply => unreachable!("handled above"),
+        }
+        if patched["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
+            return Err(ApiError::stale(&gr, name));
+        }
+        check_name(&patched, name)?;
+        Ok((self.write_existing(&def, old, patched, write)?, false))
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per part of an apply request"
+    )]
+    fn apply(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        live: Option<Value>,
+        body: &Value,
+        force: bool,
+        write: Write<'_>,
+    ) -> Result<(Value, bool), ApiError> {
+        let gr = def.group_resource();
+        if write.manager.is_empty() {
+            return Err(ApiError::bad_request(
+                "PATCH requests with an apply patch need a fieldManager",
+            ));
+        }
+        if !body.is_object() {
+            return Err(ApiError::bad_request(
+                "the apply configuration must be an object",
+            ));
+        }
+        if body["apiVersion"].as_str().is_none_or(str::is_empty)
+            || body["kind"].as_str().is_none_or(str::is_empty)
+        {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an apply configuration",
+            ));
+        }
+        let mut config = checked_body(def, body.clone())?;
+        if config["metadata"]["name"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            config["metadata"]["name"] = json!(name);
+        }
+        check_name(&config, name)?;
+        check_namespace_of(def, &config, namespace)?;
+        let rv = config["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match live {
+            Some(old) => {
+                if !rv.is_empty() && rv != old["metadata"]["resourceVersion"] {
+                    return Err(ApiError::stale(&gr, name));
+                }
+                let applied =
+                    apply::apply(&old, &config, def, write.subresource, write.manager, force)?;
+                let ns = Self::key(def, namespace)?;
+                let mut object = prepare_update(def, &old, applied.object, write.subresource);
+                let crd_defs = self.crd_hook(def, &mut object)?;
+                let written = self.commit(
+                    def,
+                    &ns,
+                    name,
+                    Some(&old),
+                    object,
+                    &applied.managers,
+                    write.dry_run,
+                )?;
+                if !write.dry_run {
+                    crd_defs.into_iter().for_each(|d| self.register(d));
+                }
+                Ok((written, false))
+            }
+            None => {
+                if write.subresource.is_some() {
+                    return Err(ApiError::not_found(&gr, name));
+                }
+                if !rv.is_empty() {
+                    return Err(ApiError::stale(&gr, name));
+                }
+                let mut identity = json!({
+                    "apiVersion": def.api_version(),
+                    "kind": def.kind,
+                    "metadata": {"name": name},
+                });
+                if let Some(ns) = namespace.filter(|_| def.namespaced) {
+                    identity["metadata"]["namespace"] = json!(ns);
+                }
+                let applied = apply::apply(&identity, &config, def, None, write.manager, force)?;
+                let created = self.insert_new(
+                    def,
+                    namespace,
+                    applied.object,
+                    Some(applied.managers),
+                    write,
+                )?;
+                Ok((created, true))
+            }
+        }
+    }
+
+    /// Writes a new version of an existing object: the strategy keeps what
+    /// the write may not change, managed fields follow the changes.
+    fn write_existing(
+        &mut self,
+        def: &ResourceDef,
+        old: Value,
+        new: Value,
+        write: Write<'_>,
+    ) -> Result<Value, ApiError> {
+        let ns = old["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let name = old["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut object = prepare_update(def, &old, new, write.subresource);
+        let mut managers = fields::read_managers(&old);
+        record_update(&mut managers, Some(&old), &object, def, write);
+        let crd_defs = self.crd_hook(def, &mut object)?;
+        let written = self.commit(
+            def,
+            &ns,
+            &name,
+            Some(&old),
+            object,
+            &managers,
+            write.dry_run,
+        )?;
+        if !write.dry_run {
+            crd_defs.into_iter().for_each(|d| self.register(d));
+        }
+        Ok(written)
+    }
+
+    /// DELETE: removes an object, or marks it for deletion while it has
+    /// finalizers. `options` is the DeleteOptions body (preconditions).
+    pub(crate) fn delete(
+        &mut self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        name: &str,
+        options: &Value,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(gvr)?.clone();
+        let gr = def.group_resource();
+        let old = self.get(gvr, namespace, name)?;
+        let pre = &options["preconditions"];
+        if let Some(uid) = pre["uid"].as_str()
+            && uid != old["metadata"]["uid"]
+        {
+            return Err(ApiError::conflict(
+                &gr,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    old["metadata"]["uid"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(rv) = pre["resourceVersion"].as_str()
+            && rv != old["metadata"]["resourceVersion"]
+        {
+            return Err(ApiError::conflict(
+                &gr,
+                name,
+                &format!(
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                    old["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        let ns = old["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let has_finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if old["metadata"].get("deletionTimestamp").is_some() {
+                return Ok(old);
+            }
+            let mut marked = old.clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let managers = fields::read_managers(&old);
+            return self.commit(&def, &ns, name, Some(&old), marked, &managers, false);
+        }
+        if def.group.is_empty() && def.plural == NAMESPACES {
+            self.delete_contents(name);
+        }
+        if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+            for served in resources::from_crd(&old).unwrap_or_default() {
+                self.drop_resource(&served.gvr());
+            }
+        }
+        let removed = self.remove(&def.gvr(), &ns, name);
+        if options["propagationPolicy"] != "Orphan" && options["orphanDependents"] != true {
+            self.collect_garbage(removed["metadata"]["uid"].as_str().unwrap_or_default());
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the dependents of a deleted owner (by `ownerReferences`), as
+    /// the garbage collector does with background propagation, but at once.
+    fn collect_garbage(&mut self, owner_uid: &str) {
+        if owner_uid.is_empty() {
+            return;
+        }
+        let owned_by = |object: &Value| {
+            object["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+        };
+        let dependents: Vec<(Gvr, String, String)> = self
+            .objects
+            .iter()
+            .flat_map(|(gvr, objects)| {
+                objects
+                    .iter()
+                    .filter(|(_, o)| owned_by(o))
+                    .map(|((ns, name), _)| (gvr.clone(), ns.clone(), name.clone()))
+            })
+            .collect();
+        for (gvr, ns, name) in dependents {
+            let ns = (!ns.is_empty()).then_some(ns.as_str());
+            // A dependent already gone or held by finalizers is fine.
+            let _ = self.delete(&gvr, ns, &name, &Value::Null);
+        }
+    }
+
+    fn remove(&mut self, gvr: &Gvr, ns: &str, name: &str) -> Value {
+        let mut object = self
+            .objects
+            .get_mut(gvr)
+            .and_then(|o| o.remove(&(ns.to_owned(), name.to_owned())))
+            .unwrap_or(Value::Null);
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.record(gvr, ns, EventType::Deleted, &object, None);
+        object
+    }
+
+    fn delete_contents(&mut self, namespace: &str) {
+        let doomed: Vec<(Gvr, String)> = self
+            .objects
+            .iter()
+            .flat_map(|(gvr, objects)| {
+                objects
+                    .keys()
+                    .filter(|(ns, _)| ns == namespace)
+                    .map(|(_, name)| (gvr.clone(), name.clone()))
+            })
+            .collect();
+        for (gvr, name) in doomed {
+            self.remove(&gvr, namespace, &name);
+        }
+    }
+
+    fn drop_resource(&mut self, gvr: &Gvr) {
+        let doomed: Vec<(String, String)> = self
+            .objects
+            .get(gvr)
+            .into_iter()
+            .flat_map(|o| o.keys().cloned())
+            .collect();
+        for (ns, name) in doomed {
+            self.remove(gvr, &ns, &name);
+        }
+        self.defs.retain(|d| d.gvr() != *gvr);
+    }
+
+    /// For a CustomResourceDefinition being written: its resources (to
+    /// register once stored) and the status the real server gives an
+    /// accepted definition.
+    fn crd_hook(
+        &self,
+        def: &ResourceDef,
+        object: &mut Value,
+    ) -> Result<Vec<ResourceDef>, ApiError> {
+        if def.group != "apiextensions.k8s.io" || def.plural != "customresourcedefinitions" {
+            return Ok(Vec::new());
+        }
+        let defs = resources::from_crd(object)?;
+        let condition = |kind: &str| json!({"type": kind, "status": "True", "reason": kind, "message": "", "lastTransitionTime": now()});
+        let served: Vec<&str> = defs.iter().map(|d| d.version.as_str()).collect();
+        object["status"] = json!({
+            "acceptedNames": object["spec"]["names"],
+            "conditions": [condition("NamesAccepted"), condition("Established")],
+            "storedVersions": served,
+        });
+        Ok(defs)
+    }
+
+    fn check_namespace(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> Result<String, ApiError> {
+        if !def.namespaced {
+            return Ok(String::new());
+        }
+        let Some(ns) = namespace else {
+            return Err(ApiError::no_route());
+        };
+        if object["metadata"]["namespace"]
+            .as_str()
+            .is_some_and(|o| !o.is_empty() && o != ns)
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let exists = self
+            .objects
+            .get(&Gvr::new("", "v1", NAMESPACES))
+            .is_some_and(|o| o.contains_key(&(String::new(), ns.to_owned())));
+        if !exists {
+            return Err(ApiError::not_found(NAMESPACES, ns));
+        }
+        Ok(ns.to_owned())
+    }
+
+    /// Stores `new` (unless it changes nothing, which is no write at all, as
+    /// on the real server), with a new resourceVersion and generation, and
+    /// records the change.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one write")]
+    fn commit(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        old: Option<&Value>,
+        mut new: Value,
+        managers: &[Manager],
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        fields::write_managers(&mut new, managers, &now());
+        if let Some(old) = old {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            let bump = i64::from(spec_changed(def, old, &new));
+            new["metadata"]["generation"] = json!(generation + bump);
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+            if same_object(old, &new) {
+                return Ok(old.clone());
+            }
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        self.rv += 1;
+        new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let finished = new["metadata"].get("deletionTimestamp").is_some()
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
+        let gvr = def.gvr();
+        if finished {
+            self.objects
+                .entry(gvr.clone())
+                .or_default()
+                .remove(&(ns.to_owned(), name.to_owned()));
+            self.record(&gvr, ns, EventType::Deleted, &new, None);
+            self.collect_garbage(new["metadata"]["uid"].as_str().unwrap_or_default());
+            return Ok(new);
+        }
+        self.objects
+            .entry(gvr.clone())
+            .or_default()
+            .insert((ns.to_owned(), name.to_owned()), new.clone());
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(&gvr, ns, kind, &new, old);
+        Ok(new)
+    }
+
+    fn record(
+        &mut self,
+        gvr: &Gvr,
+        ns: &str,
+        kind: EventType,
+        object: &Value,
+        previous: Option<&Value>,
+    ) {
+        self.history.push_back(HistoryEvent {
+            rv: self.rv,
+            gvr: gvr.clone(),
+            namespace: ns.to_owned(),
+            kind,
+            object: object.clone(),
+            previous: previous.cloned(),
+        });
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        while self.history.len() > self.history_limit {
+            if let Some(e) = self.history.pop_front() {
+                self.compacted = e.rv;
+            }
+        }
+    }
+}

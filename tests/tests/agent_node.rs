@@ -1,0 +1,258 @@
+//! `syscensus agent --no-kube` against real runtimes: every container runc,
+//! crun or containerd starts below the kubelet's cgroup roots is recorded
+//! from its entrypoint's exec; the profile it writes runs the same workload
+//! under the same runtime, 20 times in a row, and blocks what the workload
+//! never did.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use syscensus_tests::{
+    agent::{Agent, recorded},
+    containers::{
+        BUSYBOX_IMAGE, Bundle, CgroupStyle, ContainerSpec, Containerd, CrunCgroups, Detached,
+        PodSpec, Qos, Rootfs, Runtime, Seccomp, Spec, run,
+    },
+    require_root,
+};
+
+const X86_64: &str = "SCMP_ARCH_X86_64";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The workload: a shell that lists, reads and prints, as a small service
+/// would at start.
+const WORKLOAD: [&str; 3] = [
+    "sh",
+    "-c",
+    "echo ready; ls / >/dev/null; cat /etc/passwd >/dev/null; uname -a",
+];
+
+/// What the runtime does to set a container up: never the workload's.
+const RUNTIME_SETUP: [&str; 6] = [
+    "mount",
+    "pivot_root",
+    "umount2",
+    "sethostname",
+    "mknodat",
+    "setns",
+];
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Records WORKLOAD under `runtime` with the given cgroup style and
+/// no_new_privs, then proves the profile: the workload passes 20 times, mkdir
+/// fails with EPERM.
+fn record_and_enforce(
+    agent: &Agent,
+    runtime: Runtime,
+    style: CgroupStyle,
+    no_new_privileges: bool,
+) {
+    let rootfs = Rootfs::busybox();
+    let spec = Spec::new(&WORKLOAD)
+        .cgroup(style, Qos::BestEffort)
+        .no_new_privileges(no_new_privileges);
+    let bundle = Bundle::new(rootfs.path(), spec);
+    let output = run(runtime, &bundle);
+    assert!(output.status.success(), "{runtime:?}: {output:?}");
+    let recording = agent.wait_for_recording(bundle.id(), "Exited", WAIT);
+    let what = format!("{runtime:?} {style:?} no_new_privileges={no_new_privileges}");
+
+    let syscalls = recorded(&recording, X86_64);
+    for expected in ["write", "getdents64", "uname", "openat", "exit_group"] {
+        assert!(
+            syscalls.contains(expected),
+            "{what}: {expected} missing: {syscalls:?}"
+        );
+    }
+    for setup in RUNTIME_SETUP {
+        assert!(
+            !syscalls.contains(setup),
+            "{what}: runtime set-up {setup} recorded: {syscalls:?}"
+        );
+    }
+    let expected_base = match (runtime, no_new_privileges) {
+        (Runtime::Crun, true) => "crun-1.8-nnp",
+        (Runtime::Crun, false) => "crun-1.8",
+        (Runtime::Runc, true) => "runc-1.1-nnp",
+        (Runtime::Runc, false) => "runc-1.1",
+    };
+    assert_eq!(recording["runtimeBaseSet"], expected_base, "{what}");
+    assert_eq!(recording["start"], "Exec", "{what}");
+    let profile: Value = recording["profile"].clone();
+
+    for attempt in 1..=20 {
+        let spec = Spec::new(&WORKLOAD)
+            .cgroup(style, Qos::BestEffort)
+            .no_new_privileges(no_new_privileges)
+            .seccomp(profile.clone());
+        let output = run(runtime, &Bundle::new(rootfs.path(), spec));
+        assert!(
+            output.status.success() && text(&output.stdout).starts_with("ready\n"),
+            "{what}: attempt {attempt} under the recorded profile failed: {output:?}\nprofile: {profile}"
+        );
+    }
+    let spec = Spec::new(&["mkdir", "/tmp/made"])
+        .cgroup(style, Qos::BestEffort)
+        .no_new_privileges(no_new_privileges)
+        .seccomp(profile);
+    let output = run(runtime, &Bundle::new(rootfs.path(), spec));
+    assert!(
+        !output.status.success(),
+        "{what}: mkdir was allowed: {output:?}"
+    );
+    assert!(
+        text(&output.stderr).contains("Operation not permitted"),
+        "{what}: mkdir did not fail with EPERM: {output:?}"
+    );
+}
+
+#[test]
+fn runc_containers_are_recorded_and_their_profiles_run() {
+    require_root();
+    let agent = Agent::start(&["--no-kube"]);
+    for style in [CgroupStyle::Cgroupfs, CgroupStyle::Systemd] {
+        for no_new_privileges in [true, false] {
+            record_and_enforce(&agent, Runtime::Runc, style, no_new_privileges);
+        }
+    }
+}
+
+#[test]
+fn crun_containers_are_recorded_and_their_profiles_run() {
+    require_root();
+    let _crun = CrunCgroups::acquire();
+    let agent = Agent::start(&["--no-kube", "--runtime", "crun"]);
+    for style in [CgroupStyle::Cgroupfs, CgroupStyle::Systemd] {
+        for no_new_privileges in [true, false] {
+            record_and_enforce(&agent, Runtime::Crun, style, no_new_privileges);
+        }
+    }
+}
+
+#[test]
+fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
+    require_root();
+    let agent = Agent::start(&["--no-kube"]);
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&["sh", "-c", "echo up; while true; do sleep 0.1; done"]),
+    );
+    let container = Detached::run(Runtime::Runc, &bundle);
+    std::thread::sleep(Duration::from_millis(300));
+    // kubectl exec: runc exec runs its own helper inside the container's
+    // cgroup, then the command. Neither is the workload.
+    let exec = container.exec(&["mkdir", "/tmp/from-exec"]);
+    assert!(exec.status.success(), "{exec:?}");
+    let exec = container.exec(&["sh", "-c", "ls /tmp; df / >/dev/null"]);
+    assert!(exec.status.success(), "{exec:?}");
+
+    agent.snapshot();
+    let running = agent.wait_for_recording(bundle.id(), "Running", WAIT);
+    let syscalls = recorded(&running, X86_64);
+    assert!(
+        syscalls.contains("clock_nanosleep") || syscalls.contains("nanosleep"),
+        "{syscalls:?}"
+    );
+    for from_exec in [
+        "mkdir",
+        "mkdirat",
+        "statfs",
+        "getdents64",
+        "epoll_pwait",
+        "futex",
+    ] {
+        assert!(
+            !syscalls.contains(from_exec),
+            "exec session's {from_exec} recorded: {syscalls:?}"
+        );
+    }
+    assert_eq!(running["execSessionsExcluded"], true, "{running}");
+
+    container.kill("KILL");
+    container.wait_stopped(WAIT);
+    container.delete();
+    let exited = agent.wait_for_recording(bundle.id(), "Exited", WAIT);
+    assert!(!recorded(&exited, X86_64).contains("mkdir"));
+}
+
+#[test]
+fn containerd_pods_are_recorded_per_container_with_their_labels() {
+    require_root();
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
+
+    let pod = cri.run_pod(PodSpec::new("two").namespace("shop").label("app", "shop"));
+    // Two containers doing different things: one reads a file (cat uses
+    // sendfile), the other sleeps.
+    let reader = pod.run_container(&ContainerSpec::new(
+        "reader",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "cat /etc/passwd; echo read"],
+    ));
+    let sleeper = pod.run_container(&ContainerSpec::new(
+        "sleeper",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "sleep 0.2; echo slept"],
+    ));
+    assert_eq!(reader.wait_exited(WAIT), 0, "{:?}", reader.logs());
+    assert_eq!(sleeper.wait_exited(WAIT), 0, "{:?}", sleeper.logs());
+
+    let read = agent.wait_for_recording(reader.id(), "Exited", WAIT);
+    let slept = agent.wait_for_recording(sleeper.id(), "Exited", WAIT);
+    for (recording, name) in [(&read, "reader"), (&slept, "sleeper")] {
+        assert_eq!(recording["containerName"], name, "{recording}");
+        assert_eq!(recording["pod"]["name"], "two");
+        assert_eq!(recording["pod"]["namespace"], "shop");
+        assert_eq!(recording["pod"]["uid"], pod.uid());
+        assert_eq!(recording["labels"]["io.kubernetes.container.name"], name);
+        assert_eq!(recording["runtimeBaseSet"], "runc-1.1");
+    }
+    let (read_calls, slept_calls) = (recorded(&read, X86_64), recorded(&slept, X86_64));
+    assert!(
+        read_calls.contains("sendfile") && !slept_calls.contains("sendfile"),
+        "{read_calls:?} {slept_calls:?}"
+    );
+    assert!(
+        slept_calls.contains("clock_nanosleep") && !read_calls.contains("clock_nanosleep"),
+        "{read_calls:?} {slept_calls:?}"
+    );
+    // The Pod's sandbox (pause) container is not a workload.
+    assert!(
+        agent.recording(pod.id()).is_none(),
+        "the sandbox was recorded"
+    );
+
+    // The reader's profile, as a Localhost profile through CRI: the
+    // workload runs; mkdir does not.
+    let profiles = tempfile::tempdir().unwrap();
+    let path = profiles.path().join("reader.json");
+    std::fs::write(&path, read["profile"].to_string()).unwrap();
+    let again = pod.run_container(
+        &ContainerSpec::new(
+            "reader-again",
+            BUSYBOX_IMAGE,
+            &["sh", "-c", "cat /etc/passwd; echo read"],
+        )
+        .seccomp(Seccomp::Localhost(path.clone())),
+    );
+    assert_eq!(again.wait_exited(WAIT), 0, "{:?}", again.logs());
+    assert!(again.logs().stdout.ends_with("read\n"));
+    let blocked = pod.run_container(
+        &ContainerSpec::new("blocked", BUSYBOX_IMAGE, &["mkdir", "/tmp/x"])
+            .seccomp(Seccomp::Localhost(path)),
+    );
+    assert_eq!(blocked.wait_exited(WAIT), 1, "{:?}", blocked.logs());
+    assert!(
+        blocked.logs().stderr.contains("Operation not permitted"),
+        "{:?}",
+        blocked.logs()
+    );
+}
