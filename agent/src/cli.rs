@@ -39,6 +39,109 @@ pub enum Command {
     /// Ask the running agent to write what its running containers did so
     /// far (to <state-dir>/containers), and wait until it has.
     Snapshot(SnapshotArgs),
+    /// Write the recorded profiles to a directory for review in git: one OCI
+    /// profile per workload container, patches that make the workloads use
+    /// them, and a kustomize Component that ties the patches together.
+    ///
+    /// Reads the cluster's ContainerProfiles (KUBECONFIG, or the Pod's
+    /// service account), or the files given with --from. Files an earlier
+    /// export wrote that this one does not are removed.
+    Export(ExportArgs),
+    /// Compare two profiles, or two directories of profiles (matched by
+    /// relative path): the syscalls added and removed per container and
+    /// architecture. Exits 0 when they are equal, 1 when they differ.
+    Diff(DiffArgs),
+    /// Merge profiles into one that allows what any of them allows. They
+    /// must agree on the default action and errno, architectures and flags.
+    Merge(MergeArgs),
+    /// Make the live workloads use the profiles of an export: server-side
+    /// apply of each workload's patch (field manager `syscensus`).
+    ///
+    /// Refuses, patching nothing, while a profile is not installed on every
+    /// Node that matches the workload's nodeSelector (affinity and taints
+    /// are not evaluated).
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The export directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Read profiles from files instead of the cluster: ContainerProfile
+    /// objects (`kubectl get cprof -o yaml`, single or a List), an agent's
+    /// state directory, or ContainerRecording files; directories are
+    /// searched for .json, .yaml and .yml files. Repeatable.
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub from: Vec<PathBuf>,
+    /// Only this namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Only the ContainerProfiles of this ProfileRecording.
+    #[arg(long)]
+    pub recording: Option<String>,
+    /// Workload manifests (a directory or a file): RFC 6902 JSON patches are
+    /// written against them (they address containers by index), and they
+    /// tell init containers from containers.
+    #[arg(long, value_name = "DIR")]
+    pub base: Option<PathBuf>,
+    /// Also write Security Profiles Operator SeccompProfile objects.
+    #[arg(long)]
+    pub spo: bool,
+    /// Commit the export to the git repository DIR lies in, when it changed,
+    /// with the syscalls added and removed per container in the message.
+    #[arg(long)]
+    pub git: bool,
+    /// Push the current branch to this remote (a name, or a local path)
+    /// after committing.
+    #[arg(long, value_name = "REMOTE", requires = "git")]
+    pub push: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old profile or directory.
+    pub a: PathBuf,
+    /// The new profile or directory.
+    pub b: PathBuf,
+    /// Print JSON (schema `syscensus.io/diff/v1`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The profiles (any format `run` reads).
+    #[arg(required = true, value_name = "PROFILE")]
+    pub profiles: Vec<PathBuf>,
+    /// Write the result here (atomically) instead of to stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Profile format.
+    #[arg(long, value_enum, default_value_t = Format::Oci)]
+    pub format: Format,
+    /// `metadata.name` of an SPO object (default: from --output, else
+    /// `merged`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// `metadata.namespace` of an SPO object.
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The export directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print what would change (each container's seccompProfile before and
+    /// after) without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Patch even where the profile is not installed on every matching Node
+    /// (Pods scheduled there fail to start until it is).
+    #[arg(long)]
+    pub force_uninstalled: bool,
 }
 
 #[derive(Debug, Args)]
@@ -224,5 +327,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => crate::run::run(args),
         Command::Agent(args) => crate::agent::agent(args),
         Command::Snapshot(args) => crate::agent::snapshot(args),
+        Command::Export(args) => crate::export::export(args),
+        Command::Diff(args) => crate::export::diff(args),
+        Command::Merge(args) => crate::export::merge(args),
+        Command::Apply(args) => crate::export::apply(args),
     }
 }

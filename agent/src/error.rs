@@ -19,6 +19,9 @@ pub mod exit {
     pub const SOFTWARE: u8 = 70;
     /// The output could not be written.
     pub const CANT_CREATE: u8 = 73;
+    /// Not yet possible; try again later (`apply` before the profiles are
+    /// installed on the nodes).
+    pub const TEMP_FAIL: u8 = 75;
     /// Not privileged enough.
     pub const NO_PERM: u8 = 77;
     /// The command to run exists but cannot be executed.
@@ -48,6 +51,8 @@ pub enum Error {
     Profile(#[from] crate::profile::ProfileError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Export(Box<crate::export::ExportError>),
     #[error("command not found: {command}: check the name and PATH")]
     CommandNotFound { command: String },
     #[error("cannot execute {command}: {source}")]
@@ -93,11 +98,18 @@ impl Error {
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),
             Self::Seccomp(e) => e.exit_status(),
+            Self::Export(e) => e.exit_status(),
             Self::CommandNotFound { .. } => exit::NOT_FOUND,
             Self::CommandNotExecutable { .. } => exit::CANNOT_EXECUTE,
             Self::Spawn { .. } | Self::System { .. } => exit::SOFTWARE,
             Self::Output { .. } => exit::CANT_CREATE,
         }
+    }
+}
+
+impl From<crate::export::ExportError> for Error {
+    fn from(error: crate::export::ExportError) -> Self {
+        Self::Export(Box::new(error))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod cri;
 pub mod error;
+pub mod export;
 pub mod kubepath;
 pub mod logging;
 pub mod output;

@@ -571,11 +571,28 @@ impl NodeRecorder {
             };
             tracked.base_set_decided = true;
         }
+        let keep = self.tracked.get(&id).and_then(|t| t.keep);
+        // With Kubernetes, only what a recording selected is written.
+        let writable = !self.options.require_decision || keep == Some(true);
         if ended {
             if snapshot.recording {
-                let recording = self.recording_of(id, &snapshot, State::Exited);
-                if let Some(recording) = recording {
-                    self.write(&recording)?;
+                if let Some(recording) = self.recording_of(id, &snapshot, State::Exited) {
+                    if writable {
+                        self.write(&recording)?;
+                    }
+                    if self.options.require_decision {
+                        let pod_uid = self
+                            .tracked
+                            .get(&id)
+                            .map(|t| t.pod_uid.clone())
+                            .unwrap_or_default();
+                        self.finished.push(Finished {
+                            cgroup_id: id,
+                            pod_uid,
+                            keep,
+                            recording,
+                        });
+                    }
                 }
             } else {
                 debug!(
@@ -586,6 +603,7 @@ impl NodeRecorder {
             self.tracked.remove(&id);
             self.tracer.unmark(id)?;
         } else if force
+            && writable
             && snapshot.recording
             && let Some(recording) = self.recording_of(id, &snapshot, State::Running)
         {

@@ -14,10 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::syscalls::Arch;
 
 mod error;
+mod groups;
 mod host;
 mod parse;
 mod spo;
 pub use error::{Invalid, ProfileError, SpoProblem};
+pub use groups::{
+    BASE_SET_COMMENT, Mismatch, RECORDED_COMMENT, RuleRole, UnionMismatch, action_name,
+};
 pub use host::{Host, KernelVersion, capability_number};
 pub use parse::{ARCH_NAMES, FLAG_NAMES, SPO_GROUP};
 pub use spo::{

@@ -76,6 +76,11 @@ pub struct KubeSide {
     chosen: HashMap<u64, Chosen>,
     /// Undecided containers, with when they were first seen.
     waiting: HashMap<u64, Instant>,
+    /// Containers that ended before they were decided, with when.
+    undecided: Vec<(Finished, Instant)>,
+    /// No decision that needs the API server before this, after it failed.
+    decide_after: Option<Instant>,
+    decide_backoff: Duration,
     contributions: BTreeMap<Key, Contribution>,
     /// Recordings' names whose containers finished (for the status).
     finished_containers: BTreeMap<(String, String), i64>,
@@ -187,6 +192,9 @@ impl KubeSide {
             recordings,
             chosen: HashMap::new(),
             waiting: HashMap::new(),
+            undecided: Vec::new(),
+            decide_after: None,
+            decide_backoff: Duration::ZERO,
             contributions: BTreeMap::new(),
             finished_containers: BTreeMap::new(),
             last_flush: Instant::now(),
@@ -226,9 +234,25 @@ impl KubeSide {
         if self.ready() {
             node.set_active(needed)?;
         }
-        self.decide(node, &active).await?;
-        let finished = node.take_finished();
-        self.on_finished(node, finished, &active).await?;
+        let errors = self.api_errors;
+        if self.decide_after.is_none_or(|t| Instant::now() >= t) {
+            self.decide(node, &active).await?;
+            let finished = node.take_finished();
+            self.on_finished(node, finished, &active).await?;
+        } else {
+            let finished = node.take_finished();
+            self.undecided
+                .extend(finished.into_iter().map(|f| (f, Instant::now())));
+        }
+        // Back off from the API server while it fails, up to 30 s.
+        if self.api_errors > errors {
+            self.decide_backoff = (self.decide_backoff * 2)
+                .clamp(Duration::from_millis(500), Duration::from_secs(30));
+            self.decide_after = Some(Instant::now() + self.decide_backoff);
+        } else if self.decide_after.is_some_and(|t| Instant::now() >= t) {
+            self.decide_after = None;
+            self.decide_backoff = Duration::ZERO;
+        }
         self.merge_running(node)?;
         self.flush().await;
         let recordings = self.recordings.state();
@@ -264,14 +288,12 @@ impl KubeSide {
     async fn choose(
         &mut self,
         pod: &Pod,
-        view_meta: Option<&crate::cri::ContainerMeta>,
+        runtime_name: Option<&str>,
         container_id: &str,
         recordings: &[Arc<ProfileRecording>],
     ) -> Option<Result<Chosen, kube::Error>> {
-        let (name, init) = match view_meta {
-            Some(meta) if !meta.name.is_empty() => {
-                (meta.name.clone(), is_init_container(pod, &meta.name))
-            }
+        let (name, init) = match runtime_name {
+            Some(name) if !name.is_empty() => (name.to_owned(), is_init_container(pod, name)),
             _ => container_in_status(pod, container_id)?,
         };
         let namespace = pod.namespace().unwrap_or_default();
@@ -336,6 +358,7 @@ impl KubeSide {
                 .entry(view.cgroup_id)
                 .or_insert_with(Instant::now);
             let Some(pod) = self.pod(&view.pod_uid) else {
+                debug!(pod_uid = %view.pod_uid, container = %view.container_id, "its Pod is not known yet");
                 if since.elapsed() > POD_TIMEOUT {
                     debug!(container = %view.container_id, "its Pod never appeared on this node; dropped");
                     self.waiting.remove(&view.cgroup_id);
@@ -344,10 +367,15 @@ impl KubeSide {
                 continue;
             };
             match self
-                .choose(&pod, view.meta.as_ref(), &view.container_id, recordings)
+                .choose(
+                    &pod,
+                    view.meta.as_ref().map(|m| m.name.as_str()),
+                    &view.container_id,
+                    recordings,
+                )
                 .await
             {
-                None => {} // the name is not in the Pod's status yet
+                None => debug!(container = %view.container_id, "its name is not known yet"),
                 Some(Err(error)) => {
                     self.api_errors += 1;
                     debug!(%error, "cannot resolve a Pod's workload yet");
@@ -355,6 +383,7 @@ impl KubeSide {
                 Some(Ok(chosen)) => {
                     self.waiting.remove(&view.cgroup_id);
                     if chosen.keys.is_empty() {
+                        debug!(pod = %chosen.pod_name, container = %chosen.container, "not selected");
                         node.decide(view.cgroup_id, false)?;
                     } else {
                         info!(
@@ -395,33 +424,57 @@ impl KubeSide {
         }
     }
 
+    /// Containers that ended: their results go to their keys. Those not
+    /// decided yet wait until they can be (their Pod or name not known yet,
+    /// the API server away), never dropped while a decision may come.
     async fn on_finished(
         &mut self,
         node: &mut NodeRecorder,
         finished: Vec<Finished>,
         recordings: &[Arc<ProfileRecording>],
     ) -> Result<(), NodeError> {
-        for done in finished {
+        let mut queue: Vec<(Finished, Instant)> = std::mem::take(&mut self.undecided);
+        queue.extend(finished.into_iter().map(|f| (f, Instant::now())));
+        for (done, since) in queue {
             self.waiting.remove(&done.cgroup_id);
-            let chosen = match self.chosen.remove(&done.cgroup_id) {
-                Some(chosen) => Some(chosen),
-                // Ended before it was decided: a last chance.
-                None => match self.pod(&done.pod_uid) {
-                    Some(pod) => match self
-                        .choose(&pod, None, &done.recording.container_id, recordings)
-                        .await
-                    {
-                        Some(Ok(chosen)) if !chosen.keys.is_empty() => {
-                            let mut recording = done.recording.clone();
-                            recording.container_name = Some(chosen.container.clone());
-                            recording.pod = Some(chosen.pod.clone());
-                            node.write_result(&recording)?;
-                            Some(chosen)
-                        }
-                        _ => None,
-                    },
+            let chosen = if let Some(chosen) = self.chosen.remove(&done.cgroup_id) {
+                Some(chosen)
+            } else if let Some(pod) = self.pod(&done.pod_uid) {
+                let runtime_name = done.recording.container_name.clone();
+                let choice = self
+                    .choose(
+                        &pod,
+                        runtime_name.as_deref(),
+                        &done.recording.container_id,
+                        recordings,
+                    )
+                    .await;
+                match choice {
+                    Some(Ok(chosen)) if chosen.keys.is_empty() => None,
+                    Some(Ok(chosen)) => {
+                        let mut recording = done.recording.clone();
+                        recording.container_name = Some(chosen.container.clone());
+                        recording.pod = Some(chosen.pod.clone());
+                        node.write_result(&recording)?;
+                        Some(chosen)
+                    }
+                    Some(Err(error)) => {
+                        self.api_errors += 1;
+                        debug!(%error, "an ended container waits for its workload");
+                        self.undecided.push((done, since));
+                        continue;
+                    }
+                    None if since.elapsed() < POD_TIMEOUT => {
+                        self.undecided.push((done, since));
+                        continue;
+                    }
                     None => None,
-                },
+                }
+            } else if since.elapsed() < POD_TIMEOUT {
+                self.undecided.push((done, since));
+                continue;
+            } else {
+                None
             };
             let Some(chosen) = chosen else {
                 continue;

@@ -114,21 +114,42 @@ impl Resolver {
         if let Some(workload) = self.cache.get(&key) {
             return Ok(workload.clone());
         }
-        let meta = match owner.kind.as_str() {
+        let read = match owner.kind.as_str() {
             "ReplicaSet" => Api::<ReplicaSet>::namespaced(self.client.clone(), &namespace)
                 .get_opt(&owner.name)
-                .await?
-                .map(|o| o.metadata),
+                .await
+                .map(|o| o.map(|o| o.metadata)),
             _ => Api::<Job>::namespaced(self.client.clone(), &namespace)
                 .get_opt(&owner.name)
-                .await?
-                .map(|o| o.metadata),
+                .await
+                .map(|o| o.map(|o| o.metadata)),
+        };
+        let meta = match read {
+            Ok(meta) => meta,
+            // The API server is away: a Deployment's ReplicaSet is named
+            // after it and its Pods' template hash, which is enough.
+            Err(error) => return deployment_by_name(pod, &owner).ok_or(error),
         };
         // An owner already deleted: its own name is the best left.
         let workload = owner_workload(&owner, meta.as_ref().and_then(controller_of));
         self.cache.insert(key, workload.clone());
         Ok(workload)
     }
+}
+
+/// The Deployment of a Pod whose ReplicaSet is `owner`, from names alone:
+/// the Deployment controller names each ReplicaSet `<deployment>-<hash>`
+/// and labels its Pods `pod-template-hash=<hash>`; nothing else does.
+pub fn deployment_by_name(pod: &Pod, owner: &OwnerReference) -> Option<WorkloadRef> {
+    if owner.kind != "ReplicaSet" {
+        return None;
+    }
+    let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+    let name = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+    (!name.is_empty()).then(|| WorkloadRef {
+        kind: WorkloadKind::Deployment,
+        name: name.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -189,6 +210,24 @@ mod tests {
             direct_workload(&pod(vec![not_controller])).unwrap().kind,
             WorkloadKind::Pod
         );
+    }
+
+    #[test]
+    fn deployments_by_name_need_the_template_hash() {
+        let mut p = pod(vec![owner("ReplicaSet", "web-5d4f")]);
+        let rs = owner("ReplicaSet", "web-5d4f");
+        assert_eq!(deployment_by_name(&p, &rs), None);
+        p.metadata.labels = Some([("pod-template-hash".to_owned(), "5d4f".to_owned())].into());
+        let dep = deployment_by_name(&p, &rs).unwrap();
+        assert_eq!(
+            (dep.kind, dep.name.as_str()),
+            (WorkloadKind::Deployment, "web")
+        );
+        assert_eq!(
+            deployment_by_name(&p, &owner("ReplicaSet", "other-1")),
+            None
+        );
+        assert_eq!(deployment_by_name(&p, &owner("Job", "web-5d4f")), None);
     }
 
     #[test]

@@ -1,0 +1,236 @@
+//! What an export directory holds, computed from the profiles: every file's
+//! relative path and content. Pure: no I/O, and the same profiles always
+//! give the same files.
+//!
+//! ```text
+//! kustomization.yaml                               kustomize Component: every patch.yaml
+//! <namespace>/<kind>-<workload>/<container>.json   the OCI seccomp profile
+//! <namespace>/<kind>-<workload>/patch.yaml         strategic merge patch
+//! <namespace>/<kind>-<workload>/patch.rfc6902.json JSON patch (with --base)
+//! <namespace>/<kind>-<workload>/<container>.spo.yaml  SPO SeccompProfile (with --spo)
+//! ```
+//!
+//! Container names are DNS labels (no dots), so no container's profile can
+//! be named like the patch files.
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use syscensus_api::{ContainerProfileSpec, WorkloadKind, WorkloadRef};
+
+use super::{
+    ExportError,
+    patch::{self, ManifestWorkload, PatchContainer, WorkloadPatch},
+    path::{localhost_profile, slash_path, workload_dir},
+    render::{merge_spec, spec_profile},
+};
+
+/// The strategic merge patch of a workload, in its directory.
+pub const PATCH_FILE: &str = "patch.yaml";
+/// The RFC 6902 JSON patch of a workload, in its directory.
+pub const JSON_PATCH_FILE: &str = "patch.rfc6902.json";
+/// The kustomize Component, at the top of the export.
+pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
+
+/// One workload container's profile to export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub namespace: String,
+    pub spec: ContainerProfileSpec,
+}
+
+/// Manifests of workloads (`--base`), to write JSON patches against and to
+/// tell init containers from containers.
+#[derive(Clone, Debug, Default)]
+pub struct Base {
+    /// By namespace ("" when the manifest has none), kind and name.
+    workloads: BTreeMap<(String, WorkloadKind, String), ManifestWorkload>,
+}
+
+impl Base {
+    /// Adds the workloads in `object` (a manifest, or a `List` of them);
+    /// other kinds are ignored.
+    pub fn add(&mut self, object: &Value) {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind == "List" {
+            for item in object
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.add(item);
+            }
+            return;
+        }
+        let Some(kind) = WorkloadKind::from_name(kind) else {
+            return;
+        };
+        let meta = |field: &str| {
+            object
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        self.workloads.insert(
+            (meta("namespace"), kind, meta("name")),
+            ManifestWorkload::of(object, kind),
+        );
+    }
+
+    /// The manifest of a workload: the one in `namespace`, else one without
+    /// a namespace (a kustomize base often leaves it to the overlay).
+    pub fn find(
+        &self,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+    ) -> Option<&ManifestWorkload> {
+        self.workloads
+            .get(&(namespace.to_owned(), kind, name.to_owned()))
+            .or_else(|| self.workloads.get(&(String::new(), kind, name.to_owned())))
+    }
+
+    /// How many workloads it holds.
+    pub fn len(&self) -> usize {
+        self.workloads.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.workloads.is_empty()
+    }
+}
+
+/// What else to write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Security Profiles Operator `SeccompProfile` objects too.
+    pub spo: bool,
+}
+
+/// The files of an export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Relative path (`/`-separated) → content.
+    pub files: BTreeMap<String, String>,
+    /// Profiles (workload containers) exported.
+    pub profiles: usize,
+    /// Workloads exported.
+    pub workloads: usize,
+    /// Things a reviewer should know (containers missing from `--base`).
+    pub warnings: Vec<String>,
+}
+
+/// The files for `entries`. Entries for the same workload container (from
+/// several recordings or recordings of several Pods) are merged into one
+/// profile that allows what any of them saw.
+pub fn plan(
+    entries: Vec<Entry>,
+    base: Option<&Base>,
+    options: &PlanOptions,
+) -> Result<Plan, ExportError> {
+    let mut merged: BTreeMap<(String, WorkloadRef, String), ContainerProfileSpec> = BTreeMap::new();
+    for entry in entries {
+        let key = (
+            entry.namespace,
+            entry.spec.workload.clone(),
+            entry.spec.container.clone(),
+        );
+        match merged.get_mut(&key) {
+            Some(spec) => merge_spec(spec, &entry.spec),
+            None => {
+                merged.insert(key, entry.spec);
+            }
+        }
+    }
+
+    let mut out = Plan::default();
+    let mut workloads: BTreeMap<(String, WorkloadRef), Vec<PatchContainer>> = BTreeMap::new();
+    for ((namespace, workload, container), spec) in &merged {
+        let dir = workload_dir(namespace, workload.kind, &workload.name)?;
+        let localhost = localhost_profile(namespace, workload.kind, &workload.name, container)?;
+        let profile = spec_profile(spec);
+        let dir = slash_path(&dir);
+        out.files
+            .insert(format!("{dir}/{container}.json"), profile.to_oci_json());
+        if options.spo {
+            let name = syscensus_api::object_name(
+                namespace,
+                workload.kind.as_str(),
+                &workload.name,
+                container,
+            );
+            let yaml = profile.to_spo_yaml(&name, Some(namespace))?;
+            out.files
+                .insert(format!("{dir}/{container}.spo.yaml"), yaml);
+        }
+        let manifest = base.and_then(|b| b.find(namespace, workload.kind, &workload.name));
+        let init = manifest
+            .and_then(|m| m.is_init(container))
+            .unwrap_or(spec.init_container);
+        workloads
+            .entry((namespace.clone(), workload.clone()))
+            .or_default()
+            .push(PatchContainer {
+                name: container.clone(),
+                init,
+                localhost_profile: localhost,
+            });
+        out.profiles += 1;
+    }
+
+    let mut patches = Vec::new();
+    for ((namespace, workload), mut containers) in workloads {
+        containers.sort();
+        let dir = slash_path(&workload_dir(&namespace, workload.kind, &workload.name)?);
+        let p = WorkloadPatch {
+            namespace,
+            workload,
+            containers,
+        };
+        let path = format!("{dir}/{PATCH_FILE}");
+        out.files
+            .insert(path.clone(), patch::strategic_merge_patch(&p));
+        if let Some(base) = base {
+            match base.find(&p.namespace, p.workload.kind, &p.workload.name) {
+                None => out.warnings.push(format!(
+                    "{} {}/{} is not in the base manifests: no JSON patch written",
+                    p.workload.kind.as_str(),
+                    p.namespace,
+                    p.workload.name
+                )),
+                Some(manifest) => {
+                    let (json, missing) = patch::json_patch(&p, manifest);
+                    for name in missing {
+                        out.warnings.push(format!(
+                            "container {name} of {} {}/{} is not in its base manifest: left out of the JSON patch",
+                            p.workload.kind.as_str(),
+                            p.namespace,
+                            p.workload.name
+                        ));
+                    }
+                    if let Some(json) = json {
+                        out.files.insert(format!("{dir}/{JSON_PATCH_FILE}"), json);
+                    }
+                }
+            }
+        }
+        patches.push((path, p));
+    }
+    patches.sort_by(|(a, _), (b, _)| a.cmp(b));
+    out.workloads = patches.len();
+    out.files.insert(
+        KUSTOMIZATION_FILE.to_owned(),
+        patch::kustomization(&patches),
+    );
+    Ok(out)
+}
+
+/// Whether a relative path of an export is a profile (`<container>.json`,
+/// not a patch).
+pub fn is_profile_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_suffix(".json")
+        .is_some_and(|stem| !stem.is_empty() && !stem.contains('.'))
+}

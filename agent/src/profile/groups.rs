@@ -1,0 +1,430 @@
+//! Which rule of a profile holds what: the syscalls recorded for one
+//! architecture, the runtime base set, or anything else; profiles built from
+//! syscall names (a ContainerProfile's spec), and the union of profiles.
+//! Pure: no I/O.
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Action, Arg, BaseSet, BuildOptions, Profile, Rule};
+use crate::syscalls::Arch;
+
+/// Comment prefix of a rule that holds what was recorded on one
+/// architecture (`recorded: SCMP_ARCH_X86_64`).
+pub const RECORDED_COMMENT: &str = "recorded: ";
+/// Comment prefix of the rule that holds the runtime base set
+/// (`runtime base set: runc-1.1`).
+pub const BASE_SET_COMMENT: &str = "runtime base set: ";
+
+/// What a rule is for, as syscensus writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleRole<'a> {
+    /// Syscalls recorded on the named architecture.
+    Recorded(&'a str),
+    /// The runtime base set with this name (several joined by `+`).
+    BaseSet(&'a str),
+    /// Any other rule.
+    Other,
+}
+
+impl Rule {
+    /// What the rule is for: only unconditional allow rules with a
+    /// syscensus comment are recorded or base-set rules.
+    pub fn role(&self) -> RuleRole<'_> {
+        if self.action != Action::Allow || !self.args.is_empty() || self.errno_ret.is_some() {
+            return RuleRole::Other;
+        }
+        match self.comment.as_deref() {
+            Some(c) if c.starts_with(RECORDED_COMMENT) => {
+                RuleRole::Recorded(&c[RECORDED_COMMENT.len()..])
+            }
+            Some(c) if c.starts_with(BASE_SET_COMMENT) => {
+                RuleRole::BaseSet(&c[BASE_SET_COMMENT.len()..])
+            }
+            _ => RuleRole::Other,
+        }
+    }
+}
+
+/// Sort key of an architecture name: the ones with syscall tables in
+/// [`Arch::ALL`] order (the order [`Profile::from_census`] writes), then the
+/// others by name.
+fn arch_rank(name: &str) -> (usize, &str) {
+    let rank = Arch::ALL
+        .iter()
+        .position(|a| a.scmp_name() == name)
+        .unwrap_or(Arch::ALL.len());
+    (rank, name)
+}
+
+/// The architectures a profile of `recorded` architectures lists: those,
+/// and the native architecture of each compat ABI (x86_64 for ia32 and
+/// x32), since the recorder only runs on x86_64 and aarch64.
+fn listed_architectures<'a>(recorded: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for name in recorded {
+        names.insert(name);
+        if let Some(arch) = Arch::from_scmp_name(name) {
+            for native in [Arch::X86_64, Arch::Aarch64] {
+                if native.with_sub_arches().contains(&arch) {
+                    names.insert(native.scmp_name());
+                }
+            }
+        }
+    }
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_by_key(|n| arch_rank(n));
+    names.into_iter().map(str::to_owned).collect()
+}
+
+fn allow_rule(names: Vec<String>, comment: String) -> Rule {
+    Rule {
+        names,
+        action: Action::Allow,
+        errno_ret: None,
+        args: Vec::new(),
+        comment: Some(comment),
+    }
+}
+
+impl Profile {
+    /// The profile that allows the syscalls named in `syscalls` (names per
+    /// `SCMP_ARCH_*` architecture, as a ContainerProfile holds them), plus
+    /// `base`.
+    ///
+    /// The layout is [`from_census`](Self::from_census)'s: one rule per
+    /// architecture with a `recorded:` comment, then the base set's rule.
+    /// Unlike `from_census` it does not depend on the machine it runs on:
+    /// the architectures are the recorded ones, with the native architecture
+    /// of any compat ABI (x86_64 for ia32 and x32). For a census recorded on
+    /// x86_64 or aarch64 both give the same profile.
+    pub fn from_syscall_names(
+        syscalls: &BTreeMap<String, Vec<String>>,
+        base: Option<&BaseSet>,
+        options: &BuildOptions,
+    ) -> Profile {
+        let recorded: BTreeMap<&str, BTreeSet<&str>> = syscalls
+            .iter()
+            .map(|(arch, names)| (arch.as_str(), names.iter().map(String::as_str).collect()))
+            .filter(|(_, names): &(&str, BTreeSet<&str>)| !names.is_empty())
+            .collect();
+        let architectures = listed_architectures(recorded.keys().copied());
+        let mut rules: Vec<Rule> = architectures
+            .iter()
+            .filter_map(|arch| {
+                let names = recorded.get(arch.as_str())?;
+                Some(allow_rule(
+                    names.iter().map(|n| (*n).to_owned()).collect(),
+                    format!("{RECORDED_COMMENT}{arch}"),
+                ))
+            })
+            .collect();
+        if let Some(base) = base.filter(|b| !b.syscalls.is_empty()) {
+            rules.push(allow_rule(
+                base.syscalls.iter().cloned().collect(),
+                format!("{BASE_SET_COMMENT}{}", base.name),
+            ));
+        }
+        Profile {
+            default_action: options.default_action,
+            default_errno_ret: (options.default_action == Action::Errno)
+                .then_some(options.errno_ret),
+            architectures,
+            flags: Vec::new(),
+            syscalls: rules,
+        }
+    }
+
+    /// The syscalls of the `recorded:` rules, per architecture: what a
+    /// syscensus profile says each ABI made. Empty for other profiles.
+    pub fn recorded_names(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for rule in &self.syscalls {
+            if let RuleRole::Recorded(arch) = rule.role() {
+                out.entry(arch.to_owned())
+                    .or_default()
+                    .extend(rule.names.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The errno a blocked syscall fails with, when the default action
+    /// returns one (EPERM when the profile leaves it out, as runtimes do).
+    pub fn effective_default_errno(&self) -> Option<u32> {
+        matches!(self.default_action, Action::Errno | Action::Trace)
+            .then(|| self.default_errno_ret.unwrap_or(libc::EPERM as u32))
+    }
+
+    /// The profile that allows whatever `self` or any of `others` allows.
+    ///
+    /// All must agree on the default action, its errno, the set of
+    /// architectures and the flags. Rules are merged by what they are:
+    /// `recorded:` rules per architecture, the base-set rules into one (their
+    /// names joined with `+`), other rules when action, errno, arguments and
+    /// comment are equal. The result has the recorded rules in the order of
+    /// `self`'s architectures, then the base set, then the other rules in
+    /// the order they first appear; names are sorted.
+    pub fn union(&self, others: &[Profile]) -> Result<Profile, UnionMismatch> {
+        let sorted = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
+        for (index, other) in others.iter().enumerate() {
+            let mismatch = if self.default_action != other.default_action {
+                Some(Mismatch::DefaultAction {
+                    a: self.default_action,
+                    b: other.default_action,
+                })
+            } else if self.effective_default_errno() != other.effective_default_errno() {
+                Some(Mismatch::DefaultErrno {
+                    a: self.effective_default_errno(),
+                    b: other.effective_default_errno(),
+                })
+            } else if sorted(&self.architectures) != sorted(&other.architectures) {
+                Some(Mismatch::Architectures {
+                    a: self.architectures.clone(),
+                    b: other.architectures.clone(),
+                })
+            } else if sorted(&self.flags) != sorted(&other.flags) {
+                Some(Mismatch::Flags {
+                    a: self.flags.clone(),
+                    b: other.flags.clone(),
+                })
+            } else {
+                None
+            };
+            if let Some(mismatch) = mismatch {
+                return Err(UnionMismatch { index, mismatch });
+            }
+        }
+
+        let mut recorded: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut base_names: BTreeSet<String> = BTreeSet::new();
+        let mut base_syscalls: BTreeSet<String> = BTreeSet::new();
+        let mut others_rules: Vec<(OtherKey, BTreeSet<String>)> = Vec::new();
+        for profile in std::iter::once(self).chain(others) {
+            for rule in &profile.syscalls {
+                match rule.role() {
+                    RuleRole::Recorded(arch) => recorded
+                        .entry(arch.to_owned())
+                        .or_default()
+                        .extend(rule.names.iter().cloned()),
+                    RuleRole::BaseSet(name) => {
+                        base_names.extend(name.split('+').map(str::to_owned));
+                        base_syscalls.extend(rule.names.iter().cloned());
+                    }
+                    RuleRole::Other => {
+                        let key = OtherKey {
+                            action: rule.action,
+                            errno_ret: rule.errno_ret,
+                            args: rule.args.clone(),
+                            comment: rule.comment.clone(),
+                        };
+                        match others_rules.iter_mut().find(|(k, _)| *k == key) {
+                            Some((_, names)) => names.extend(rule.names.iter().cloned()),
+                            None => others_rules.push((key, rule.names.iter().cloned().collect())),
+                        }
+                    }
+                }
+            }
+        }
+
+        let position = |arch: &str| {
+            self.architectures
+                .iter()
+                .position(|a| a == arch)
+                .unwrap_or(self.architectures.len())
+        };
+        let mut recorded: Vec<(String, BTreeSet<String>)> = recorded.into_iter().collect();
+        recorded.sort_by(|(a, _), (b, _)| (position(a), a).cmp(&(position(b), b)));
+        let mut rules: Vec<Rule> = recorded
+            .into_iter()
+            .map(|(arch, names)| {
+                allow_rule(
+                    names.into_iter().collect(),
+                    format!("{RECORDED_COMMENT}{arch}"),
+                )
+            })
+            .collect();
+        if !base_names.is_empty() {
+            rules.push(allow_rule(
+                base_syscalls.into_iter().collect(),
+                format!(
+                    "{BASE_SET_COMMENT}{}",
+                    base_names.into_iter().collect::<Vec<_>>().join("+")
+                ),
+            ));
+        }
+        rules.extend(others_rules.into_iter().map(|(key, names)| Rule {
+            names: names.into_iter().collect(),
+            action: key.action,
+            errno_ret: key.errno_ret,
+            args: key.args,
+            comment: key.comment,
+        }));
+        Ok(Profile {
+            default_action: self.default_action,
+            default_errno_ret: self.default_errno_ret,
+            architectures: self.architectures.clone(),
+            flags: self
+                .flags
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            syscalls: rules,
+        })
+    }
+}
+
+/// What identifies an "other" rule for merging.
+#[derive(PartialEq)]
+struct OtherKey {
+    action: Action,
+    errno_ret: Option<u32>,
+    args: Vec<Arg>,
+    comment: Option<String>,
+}
+
+/// Profiles that cannot be merged: `others[index]` differs from the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnionMismatch {
+    pub index: usize,
+    pub mismatch: Mismatch,
+}
+
+/// How two profiles differ where a union needs them equal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("their default actions differ ({} vs {})", action_name(*a), action_name(*b))]
+    DefaultAction { a: Action, b: Action },
+    #[error("their default errnos differ ({} vs {})", errno_name(*a), errno_name(*b))]
+    DefaultErrno { a: Option<u32>, b: Option<u32> },
+    #[error("their architectures differ ([{}] vs [{}])", a.join(", "), b.join(", "))]
+    Architectures { a: Vec<String>, b: Vec<String> },
+    #[error("their flags differ ([{}] vs [{}])", a.join(", "), b.join(", "))]
+    Flags { a: Vec<String>, b: Vec<String> },
+}
+
+/// The name of an action as profiles write it (`SCMP_ACT_ERRNO`).
+pub fn action_name(action: Action) -> String {
+    serde_json::to_value(action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{action:?}"))
+}
+
+fn errno_name(errno: Option<u32>) -> String {
+    errno.map_or_else(|| "none".to_owned(), |e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::profile::Census;
+
+    fn names(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(arch, names)| {
+                (
+                    (*arch).to_owned(),
+                    names.iter().map(|n| (*n).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn from_names_matches_from_census_for_native_recordings() {
+        let native = Arch::native();
+        let mut census = Census::default();
+        census
+            .syscalls
+            .insert(native, ["read", "write"].into_iter().collect());
+        if native == Arch::X86_64 {
+            census
+                .syscalls
+                .insert(Arch::X86, ["exit_group"].into_iter().collect());
+        }
+        let base = BaseSet {
+            name: "runc-1.1".into(),
+            syscalls: ["execve".to_owned()].into_iter().collect(),
+        };
+        let options = BuildOptions::default();
+        let a = Profile::from_census(&census, Some(&base), &options);
+        let map = crate::recording::ContainerRecording::syscalls_of(&census);
+        let b = Profile::from_syscall_names(&map, Some(&base), &options);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn compat_abis_bring_their_native_architecture() {
+        let p = Profile::from_syscall_names(
+            &names(&[("SCMP_ARCH_X86", &["read"]), ("SCMP_ARCH_X32", &[])]),
+            None,
+            &BuildOptions::default(),
+        );
+        assert_eq!(p.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        assert_eq!(p.syscalls.len(), 1);
+        assert_eq!(p.syscalls[0].role(), RuleRole::Recorded("SCMP_ARCH_X86"));
+    }
+
+    #[test]
+    fn union_merges_rules_by_role() {
+        let base = |name: &str, calls: &[&str]| BaseSet {
+            name: name.into(),
+            syscalls: calls.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let o = BuildOptions::default();
+        let a = Profile::from_syscall_names(
+            &names(&[("SCMP_ARCH_X86_64", &["read", "write"])]),
+            Some(&base("runc-1.1", &["execve"])),
+            &o,
+        );
+        let b = Profile::from_syscall_names(
+            &names(&[("SCMP_ARCH_X86_64", &["openat", "read"])]),
+            Some(&base("crun-1.8", &["execve", "close"])),
+            &o,
+        );
+        let u = a.union(std::slice::from_ref(&b)).unwrap();
+        assert_eq!(u.syscalls[0].names, ["openat", "read", "write"]);
+        assert_eq!(
+            u.syscalls[1].comment.as_deref(),
+            Some("runtime base set: crun-1.8+runc-1.1")
+        );
+        assert_eq!(u.syscalls[1].names, ["close", "execve"]);
+        // Order does not matter for the content.
+        let v = b.union(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(u, v);
+    }
+
+    #[test]
+    fn union_refuses_mismatches() {
+        let o = BuildOptions::default();
+        let a = Profile::from_syscall_names(&names(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
+        let mut b = a.clone();
+        b.default_action = Action::Log;
+        b.default_errno_ret = None;
+        let err = a.union(&[a.clone(), b]).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert_eq!(
+            err.mismatch.to_string(),
+            "their default actions differ (SCMP_ACT_ERRNO vs SCMP_ACT_LOG)"
+        );
+        let mut c = a.clone();
+        c.architectures.push("SCMP_ARCH_X86".into());
+        assert!(matches!(
+            a.union(&[c]).unwrap_err().mismatch,
+            Mismatch::Architectures { .. }
+        ));
+        let mut d = a.clone();
+        d.default_errno_ret = Some(38);
+        assert!(matches!(
+            a.union(&[d]).unwrap_err().mismatch,
+            Mismatch::DefaultErrno { .. }
+        ));
+        // An errno left out is EPERM.
+        let mut e = a.clone();
+        e.default_errno_ret = None;
+        assert!(a.union(&[e]).is_ok());
+    }
+}

@@ -1,0 +1,401 @@
+//! The agent in Kubernetes mode. The API server is simulated (a test server
+//! speaking real Kubernetes JSON to the real kube client, in this process);
+//! the containers are real, started through containerd's CRI like a kubelet
+//! does, and the test posts the matching Pod objects (same UIDs, the
+//! containers' ids in their status) as the kubelet would.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use syscensus_api::{ContainerProfile, ProfileRecording};
+use syscensus_tests::{
+    agent::Agent,
+    apiserver::{FakeApiServer, Gvr},
+    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec},
+    require_root,
+};
+
+const NS: &str = "shop";
+const WAIT: Duration = Duration::from_secs(40);
+
+fn pods() -> Gvr {
+    Gvr::new("", "v1", "pods")
+}
+
+fn profiles() -> Gvr {
+    Gvr::of::<ContainerProfile>()
+}
+
+fn recordings() -> Gvr {
+    Gvr::of::<ProfileRecording>()
+}
+
+/// The fake API server with syscensus's CRDs, a namespace, a ProfileRecording
+/// of `app=web` Pods, and the Deployment → ReplicaSet chain the Pods of
+/// `web` belong to.
+fn cluster() -> (FakeApiServer, tempfile::TempDir) {
+    let server = FakeApiServer::start();
+    server.create_crd_of::<ProfileRecording>().unwrap();
+    server.create_crd_of::<ContainerProfile>().unwrap();
+    server
+        .create(
+            &Gvr::new("", "v1", "namespaces"),
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        )
+        .unwrap();
+    server
+        .create(
+            &Gvr::new("apps", "v1", "deployments"),
+            Some(NS),
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": NS, "uid": "dep-uid"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}
+            }),
+        )
+        .unwrap();
+    server
+        .create(
+            &Gvr::new("apps", "v1", "replicasets"),
+            Some(NS),
+            json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "web-5d4f", "namespace": NS,
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "dep-uid", "controller": true}]},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}
+            }),
+        )
+        .unwrap();
+    server
+        .create(
+            &recordings(),
+            Some(NS),
+            json!({
+                "apiVersion": "syscensus.io/v1alpha1", "kind": "ProfileRecording",
+                "metadata": {"name": "rec", "namespace": NS},
+                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "includeInitContainers": true}
+            }),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+    (server, dir)
+}
+
+/// A Pod object as a controller would create it (the API server gives it
+/// its UID).
+fn pod_object(
+    name: &str,
+    node: &str,
+    mut labels: Value,
+    owned: bool,
+    init: &[&str],
+    containers: &[&str],
+) -> Value {
+    if owned {
+        // The Deployment controller's label on its Pods.
+        labels["pod-template-hash"] = json!("5d4f");
+    }
+    let mut metadata = json!({"name": name, "namespace": NS, "labels": labels});
+    if owned {
+        metadata["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f", "uid": "rs-uid", "controller": true}]);
+    }
+    let spec_containers = |names: &[&str]| -> Vec<Value> {
+        names
+            .iter()
+            .map(|n| json!({"name": n, "image": "busybox"}))
+            .collect()
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"nodeName": node, "initContainers": spec_containers(init), "containers": spec_containers(containers)},
+    })
+}
+
+/// The Pod's status, with its containers' ids, as the kubelet reports it.
+fn report_status(
+    server: &FakeApiServer,
+    name: &str,
+    init: &[(&str, &str)],
+    containers: &[(&str, &str)],
+) {
+    let statuses = |list: &[(&str, &str)]| -> Vec<Value> {
+        list.iter()
+            .map(|(n, id)| json!({"name": n, "containerID": format!("containerd://{id}"), "image": "busybox", "imageID": "", "ready": false, "restartCount": 0, "state": {"running": {}}}))
+            .collect()
+    };
+    server
+        .apply_status(&pods(), Some(NS), name, json!({"phase": "Running", "initContainerStatuses": statuses(init), "containerStatuses": statuses(containers)}))
+        .unwrap();
+}
+
+fn wait_for<T>(what: &str, agents: &[&Agent], mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = agents.iter().map(|a| a.log()).collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n-----\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn names(profile: &Value) -> Vec<String> {
+    profile["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn start_agent(node: &str, kubeconfig: &std::path::Path, socket: &str) -> Agent {
+    Agent::start_with_env(
+        &[
+            "--cri-socket",
+            socket,
+            "--flush-interval",
+            "1",
+            "--poll-interval",
+            "1",
+        ],
+        &[
+            ("NODE_NAME", node),
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ],
+    )
+}
+
+#[test]
+fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
+    require_root();
+    let (server, dir) = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let node_a = start_agent("node-a", &kubeconfig, &socket);
+    let node_b = start_agent("node-b", &kubeconfig, &socket);
+    let agents = [&node_a, &node_b];
+
+    // Two replicas of web, one per node, doing different things; and a Pod
+    // the recording does not select. The API server names the Pods' UIDs;
+    // the kubelet passes them to the runtime.
+    let run = |name: &str, node: &str, app: &str, owned: bool, init: &[&str]| {
+        let object = pod_object(name, node, json!({"app": app}), owned, init, &["app"]);
+        let created = server.create(&pods(), Some(NS), object).unwrap();
+        let mut spec = PodSpec::new(name).namespace(NS).label("app", app);
+        spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+        cri.run_pod(spec)
+    };
+    let web_a = run("web-5d4f-a", "node-a", "web", true, &["init"]);
+    let web_b = run("web-5d4f-b", "node-b", "web", true, &[]);
+    let other = run("other", "node-a", "other", false, &[]);
+    let init_a = web_a.run_container(&ContainerSpec::new(
+        "init",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "cat /etc/passwd >/dev/null"],
+    ));
+    assert_eq!(init_a.wait_exited(WAIT), 0);
+    let app_a = web_a.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "uname; sleep 0.5"],
+    ));
+    let app_b = web_b.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "ls / >/dev/null; sleep 0.5"],
+    ));
+    let app_other = other.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "df / >/dev/null; sleep 0.5"],
+    ));
+    report_status(
+        &server,
+        "web-5d4f-a",
+        &[("init", init_a.id())],
+        &[("app", app_a.id())],
+    );
+    report_status(&server, "web-5d4f-b", &[], &[("app", app_b.id())]);
+    report_status(&server, "other", &[], &[("app", app_other.id())]);
+    for c in [&app_a, &app_b, &app_other] {
+        assert_eq!(c.wait_exited(WAIT), 0);
+    }
+
+    // One profile for web's app container, merged from both nodes.
+    let app = wait_for("the merged profile of web/app", &agents, || {
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        let n = names(&p);
+        let nodes = p["spec"]["nodes"].as_array().map(Vec::len).unwrap_or(0);
+        (n.iter().any(|s| s == "uname") && n.iter().any(|s| s == "getdents64") && nodes == 2)
+            .then_some(p)
+    });
+    let spec = &app["spec"];
+    assert_eq!(spec["recording"], "rec");
+    assert_eq!(
+        spec["workload"],
+        json!({"kind": "Deployment", "name": "web"})
+    );
+    assert_eq!(spec["container"], "app");
+    assert_eq!(spec["initContainer"], false);
+    // (The order of a list map after a merge is the server's business.)
+    let node = |name: &str| {
+        spec["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == name)
+            .cloned()
+    };
+    assert_eq!(node("node-a").unwrap()["pods"], json!(["web-5d4f-a"]));
+    assert_eq!(node("node-b").unwrap()["pods"], json!(["web-5d4f-b"]));
+    assert_eq!(spec["runtimeBaseSet"]["name"], "runc-1.1");
+    assert!(spec["lastNewSyscall"].is_string(), "{spec}");
+    assert_eq!(
+        spec["syscallCount"].as_u64().unwrap() as usize,
+        names(&app).len()
+    );
+    // Runtime set-up is not in it; the Pod that was not selected added
+    // nothing (df's statfs).
+    for absent in ["mount", "pivot_root", "statfs"] {
+        assert!(
+            !names(&app).iter().any(|s| s == absent),
+            "{absent} in {:?}",
+            names(&app)
+        );
+    }
+    assert_eq!(
+        app["metadata"]["labels"]["syscensus.io/workload-kind"],
+        "deployment"
+    );
+    let managers: Vec<&str> = app["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"syscensus"), "{managers:?}");
+
+    // The init container has a profile of its own.
+    let init = wait_for("the init container's profile", &agents, || {
+        server
+            .get(&profiles(), Some(NS), "rec.deployment.web.init")
+            .ok()
+    });
+    assert_eq!(init["spec"]["initContainer"], true);
+    assert!(
+        names(&init).iter().any(|s| s == "sendfile"),
+        "{:?}",
+        names(&init)
+    );
+
+    // Nothing for the Pod the selector does not match.
+    let all = server.list(&profiles(), Some(NS)).unwrap();
+    let kept: Vec<&str> = all
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+
+    // Each node wrote its part of the recording's status.
+    let status = wait_for("both nodes in the status", &agents, || {
+        let r = server.get(&recordings(), Some(NS), "rec").ok()?;
+        (r["status"]["nodes"].as_array().map(Vec::len) == Some(2)).then_some(r)
+    });
+    assert_eq!(status["status"]["phase"], "Recording");
+    let entry = status["status"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "node-a")
+        .unwrap()
+        .clone();
+    assert!(
+        entry["workloads"][0]["containers"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2,
+        "{entry}"
+    );
+}
+
+#[test]
+fn results_wait_out_an_api_server_outage() {
+    require_root();
+    let (server, dir) = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let agent = start_agent("node-a", &kubeconfig, &socket);
+
+    let created = server
+        .create(
+            &pods(),
+            Some(NS),
+            pod_object(
+                "web-5d4f-x",
+                "node-a",
+                json!({"app": "web"}),
+                true,
+                &[],
+                &["app"],
+            ),
+        )
+        .unwrap();
+    let mut spec = PodSpec::new("web-5d4f-x").namespace(NS).label("app", "web");
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod = cri.run_pod(spec);
+    // Let the agent see the Pod, then take the API server away.
+    wait_for("the agent to be ready", &[&agent], || {
+        (agent.log().contains("watching") || agent.log().contains("root appeared")).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    server.set_unavailable(true);
+    let app = pod.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "uname; sleep 0.3"],
+    ));
+    assert_eq!(app.wait_exited(WAIT), 0);
+    std::thread::sleep(Duration::from_secs(4));
+    // The result waits in the agent, and on disk.
+    let on_disk = agent.wait_for_recording(app.id(), "Exited", WAIT);
+    assert!(
+        on_disk["syscalls"]["SCMP_ARCH_X86_64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "uname")
+    );
+    server.set_unavailable(false);
+    let profile = wait_for("the profile after the outage", &[&agent], || {
+        server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()
+    });
+    assert!(
+        names(&profile).iter().any(|s| s == "uname"),
+        "{:?}",
+        names(&profile)
+    );
+    assert!(
+        agent.log().contains("cannot write a ContainerProfile"),
+        "the outage was not noticed"
+    );
+}
