@@ -207,6 +207,14 @@ pub struct AgentArgs {
     /// How often, in seconds, changed results are written to the cluster.
     #[arg(long, env = "SYSCENSUS_FLUSH_INTERVAL", default_value_t = 5)]
     pub flush_interval: u64,
+    /// The kubelet's root directory: approved ContainerProfiles are
+    /// installed into its seccomp directory (<root>/seccomp/syscensus/...),
+    /// where Localhost seccomp profiles are looked up.
+    #[arg(long, env = "SYSCENSUS_KUBELET_ROOT", default_value = "/var/lib/kubelet")]
+    pub kubelet_root: PathBuf,
+    /// Do not install approved profiles on this node.
+    #[arg(long, env = "SYSCENSUS_NO_INSTALL")]
+    pub no_install: bool,
     /// Where to serve /metrics, /healthz and /readyz (e.g. 0.0.0.0:9808);
     /// not served when absent.
     #[arg(long, env = "SYSCENSUS_LISTEN")]

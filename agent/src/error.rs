@@ -44,6 +44,8 @@ pub enum Error {
     #[error(transparent)]
     Cri(Box<crate::cri::CriError>),
     #[error(transparent)]
+    Install(Box<crate::agent::kube::installer::InstallError>),
+    #[error(transparent)]
     Kernel(#[from] crate::bpf::BpfError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
@@ -94,6 +96,7 @@ impl Error {
             Self::BaseSet(_) | Self::Usage { .. } => exit::USAGE,
             Self::State(_) => exit::CANT_CREATE,
             Self::Cri(_) => exit::UNAVAILABLE,
+            Self::Install(_) => exit::CANT_CREATE,
             Self::Kernel(e) => e.exit_status(),
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),

@@ -166,6 +166,7 @@ fn start_agent(node: &str, kubeconfig: &std::path::Path, socket: &str) -> Agent 
             "1",
             "--poll-interval",
             "1",
+            "--no-install",
         ],
         &[
             ("NODE_NAME", node),

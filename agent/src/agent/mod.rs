@@ -96,14 +96,13 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
                     "cannot reach the Kubernetes API: {e}: run in a Pod with a service account, set KUBECONFIG, or use --no-kube"
                 ),
             })?;
-            Some(kube::KubeSide::start(
-                client,
-                kube::KubeOptions {
-                    node: node_name.clone().unwrap_or_default(),
-                    flush_interval: Duration::from_secs(args.flush_interval),
-                    poll_interval: Duration::from_secs(args.poll_interval),
-                },
-            ))
+            let options = kube::KubeOptions {
+                node: node_name.clone().unwrap_or_default(),
+                flush_interval: Duration::from_secs(args.flush_interval),
+                poll_interval: Duration::from_secs(args.poll_interval),
+                kubelet_root: (!args.no_install).then(|| args.kubelet_root.clone()),
+            };
+            Some(kube::KubeSide::start(client, options).map_err(|e| Error::Install(Box::new(e)))?)
         };
         let options = NodeOptions {
             roots: args.cgroup_roots.clone(),

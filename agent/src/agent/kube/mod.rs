@@ -33,12 +33,16 @@ use crate::{
 };
 
 pub mod aggregate;
+pub mod installer;
 pub mod selection;
 mod status;
 pub mod workload;
 mod writer;
 
 use aggregate::{Contribution, Key};
+
+/// How often approved profiles are installed or removed.
+const INSTALL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a container may wait for its Pod to appear in the watch before
 /// it is dropped.
@@ -52,6 +56,9 @@ pub struct KubeOptions {
     pub flush_interval: Duration,
     /// How often running containers' progress is merged.
     pub poll_interval: Duration,
+    /// The kubelet's root directory, where approved profiles are installed
+    /// (`<root>/seccomp/syscensus`); none: nothing is installed.
+    pub kubelet_root: Option<std::path::PathBuf>,
 }
 
 /// A container's Pod and identity, once known.
@@ -87,6 +94,8 @@ pub struct KubeSide {
     last_flush: Instant,
     backoff: Duration,
     status: status::StatusWriter,
+    installer: Option<installer::Installer>,
+    last_install: Instant,
     /// API errors since start, for the metrics.
     pub api_errors: u64,
 }
@@ -153,7 +162,7 @@ impl KubeSide {
     /// Starts the watches (Pods of this node, every ProfileRecording) in
     /// background tasks; they retry with backoff while the API server is
     /// unreachable.
-    pub fn start(client: Client, options: KubeOptions) -> KubeSide {
+    pub fn start(client: Client, options: KubeOptions) -> Result<KubeSide, installer::InstallError> {
         let (pods, pod_writer) = reflector::store::<Pod>();
         let pod_api: Api<Pod> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("spec.nodeName={}", options.node));
@@ -183,7 +192,13 @@ impl KubeSide {
                 }
             }
         });
-        KubeSide {
+        let installer = match &options.kubelet_root {
+            Some(root) => Some(installer::Installer::start(client.clone(), options.node.clone(), root)?),
+            None => None,
+        };
+        Ok(KubeSide {
+            installer,
+            last_install: Instant::now() - INSTALL_INTERVAL,
             resolver: workload::Resolver::new(client.clone()),
             status: status::StatusWriter::new(client.clone(), options.node.clone()),
             client,
@@ -200,7 +215,7 @@ impl KubeSide {
             last_flush: Instant::now(),
             backoff: Duration::ZERO,
             api_errors: 0,
-        }
+        })
     }
 
     /// Whether the first lists arrived.
@@ -255,6 +270,12 @@ impl KubeSide {
         }
         self.merge_running(node)?;
         self.flush().await;
+        if let Some(installer) = self.installer.as_mut()
+            && self.last_install.elapsed() >= INSTALL_INTERVAL
+        {
+            self.last_install = Instant::now();
+            installer.sync().await;
+        }
         let recordings = self.recordings.state();
         self.status
             .update(

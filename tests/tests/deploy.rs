@@ -1,0 +1,254 @@
+//! The manifests in deploy/: they render with kustomize, validate against
+//! the Kubernetes schemas, keep the agent unprivileged, and grant exactly the
+//! API calls the agent makes.
+//!
+//! The last check runs a real agent (real kernel program, real containerd
+//! Pods) against the simulated API server of `syscensus_tests::apiserver`
+//! through everything it does in a cluster, and compares the requests it made
+//! with the ClusterRole.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::{
+    collections::BTreeSet,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use syscensus_api::{ContainerProfile, ProfileRecording};
+use syscensus_tests::{
+    agent::Agent,
+    apiserver::{FakeApiServer, Gvr, RequestRecord},
+    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec},
+    require_program, require_root, workspace_root,
+};
+
+/// `kubectl kustomize DIR`, as YAML documents.
+fn render(dir: &str) -> Vec<Value> {
+    require_program("kubectl", "kubectl");
+    let output = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(workspace_root().join(dir))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            serde_json::to_value(v).unwrap()
+        })
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+#[test]
+fn manifests_render_and_validate() {
+    for dir in ["deploy/base", "deploy/overlays/crio"] {
+        let docs = render(dir);
+        let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        for kind in [
+            "Namespace",
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "DaemonSet",
+        ] {
+            assert!(kinds.contains(kind), "{dir}: no {kind}");
+        }
+        // kubernetes-validate (PyPI) checks every object against the
+        // Kubernetes JSON schemas, CRDs included.
+        let rendered = tempfile::NamedTempFile::new().unwrap();
+        let yaml: String = docs.iter().map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap())).collect();
+        std::fs::write(rendered.path(), yaml).unwrap();
+        let validate = Command::new("python3")
+            .args(["-m", "kubernetes_validate", "--strict"])
+            .arg(rendered.path())
+            .output()
+            .unwrap();
+        assert!(
+            validate.status.success(),
+            "{dir} does not validate: {}{}",
+            String::from_utf8_lossy(&validate.stdout),
+            String::from_utf8_lossy(&validate.stderr)
+        );
+    }
+    let crio = render("deploy/overlays/crio");
+    let env = &find(&crio, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["env"];
+    let runtime = env.as_array().unwrap().iter().find(|e| e["name"] == "SYSCENSUS_RUNTIME").unwrap();
+    assert_eq!(runtime["value"], "crun");
+}
+
+#[test]
+fn the_agent_runs_unprivileged_with_two_capabilities() {
+    let docs = render("deploy/base");
+    let pod = &find(&docs, "DaemonSet")["spec"]["template"]["spec"];
+    assert_ne!(pod["hostPID"], true);
+    assert_ne!(pod["hostNetwork"], true);
+    let agent = &pod["containers"][0];
+    let security = &agent["securityContext"];
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(security["capabilities"]["add"], json!(["BPF", "PERFMON"]));
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert!(agent[probe]["httpGet"]["path"].is_string(), "{probe}");
+    }
+    for kind in ["requests", "limits"] {
+        assert!(agent["resources"][kind]["memory"].is_string(), "{kind}");
+    }
+    let env: Vec<&str> = agent["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(env.contains(&"NODE_NAME"));
+    // Every flag the manifest sets exists: the agent accepts its environment.
+    let help = Command::new(syscensus_tests::syscensus_bin()).args(["agent", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in env.iter().filter(|n| n.starts_with("SYSCENSUS_") && **n != "SYSCENSUS_LOG") {
+        assert!(help.contains(name), "{name} is not an agent setting");
+    }
+    // Host paths: read-only where the agent only reads.
+    let mounts = agent["volumeMounts"].as_array().unwrap();
+    let cgroup = mounts.iter().find(|m| m["name"] == "cgroup").unwrap();
+    assert_eq!(cgroup["readOnly"], true);
+}
+
+/// (API group, resource, verb) of a request, as RBAC names it.
+fn rbac_of(request: &RequestRecord) -> Option<(String, String, String)> {
+    let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => return None,
+    };
+    let rest: Vec<&str> = match rest {
+        ["namespaces", _ns, more @ ..] if !more.is_empty() => more.to_vec(),
+        other => other.to_vec(),
+    };
+    let (resource, named) = match rest.as_slice() {
+        [resource] => ((*resource).to_owned(), false),
+        [resource, _name] => ((*resource).to_owned(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => return None,
+    };
+    let verb = match (request.method.as_str(), named) {
+        ("GET", true) => "get",
+        ("GET", false) if request.is_watch() => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((group, resource, verb.to_owned()))
+}
+
+#[test]
+fn the_cluster_role_grants_exactly_what_the_agent_calls() {
+    require_root();
+    let docs = render("deploy/base");
+    let role = find(&docs, "ClusterRole");
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.insert((
+                        group.as_str().unwrap().to_owned(),
+                        resource.as_str().unwrap().to_owned(),
+                        verb.as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    assert!(!granted.iter().any(|(_, r, _)| r == "secrets" || r == "*"), "{granted:?}");
+
+    // Everything the agent does in a cluster: Pods of a Deployment and of a
+    // CronJob recorded, results written, status reported, an approved
+    // profile installed.
+    let ns = "shop";
+    let server = FakeApiServer::start();
+    server.create_crd_of::<ProfileRecording>().unwrap();
+    server.create_crd_of::<ContainerProfile>().unwrap();
+    server
+        .create(&Gvr::new("", "v1", "namespaces"), None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .unwrap();
+    for (gvr, object) in [
+        (Gvr::new("apps", "v1", "replicasets"), json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1a", "namespace": ns, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}})),
+        (Gvr::new("batch", "v1", "jobs"), json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "backup-1", "namespace": ns, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "backup", "uid": "c", "controller": true}]}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "x"}]}}}})),
+        (Gvr::of::<ProfileRecording>(), json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec", "namespace": ns}, "spec": {"podSelector": {}}})),
+    ] {
+        server.create(&gvr, Some(ns), object).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let root = dir.path().join("kubelet");
+    let agent = Agent::start_with_env(
+        &["--cri-socket", &containerd.socket().display().to_string(), "--kubelet-root", &root.display().to_string(), "--flush-interval", "1"],
+        &[("NODE_NAME", "node-a"), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let run = |name: &str, owner_kind: &str, owner: &str, command: &[&str]| {
+        let created = server
+            .create(
+                &Gvr::new("", "v1", "pods"),
+                Some(ns),
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "namespace": ns, "labels": {"app": name},
+                                    "ownerReferences": [{"apiVersion": "v1", "kind": owner_kind, "name": owner, "uid": "o", "controller": true}]},
+                       "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "busybox"}]}}),
+            )
+            .unwrap();
+        let mut spec = PodSpec::new(name).namespace(ns);
+        spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+        let pod = cri.run_pod(spec);
+        let container = pod.run_container(&ContainerSpec::new("app", BUSYBOX_IMAGE, command));
+        assert_eq!(container.wait_exited(Duration::from_secs(20)), 0);
+    };
+    run("web-1a-x", "ReplicaSet", "web-1a", &["sh", "-c", "echo hi"]);
+    run("backup-1-x", "Job", "backup-1", &["sh", "-c", "echo hi"]);
+    let profiles = Gvr::of::<ContainerProfile>();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let name = "rec.deployment.web.app";
+    while server.get(&profiles, Some(ns), name).is_err() || server.get(&profiles, Some(ns), "rec.cronjob.backup.app").is_err() {
+        assert!(Instant::now() < deadline, "no results:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second replica that does more: its syscalls are merged in.
+    run("web-1a-y", "ReplicaSet", "web-1a", &["sh", "-c", "uname; echo hi"]);
+    while !server.get(&profiles, Some(ns), name).unwrap()["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "uname")
+    {
+        assert!(Instant::now() < deadline, "not merged:
+{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut approved = server.get(&profiles, Some(ns), name).unwrap();
+    approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
+    server.update(&profiles, Some(ns), approved).unwrap();
+    while server.get(&profiles, Some(ns), name).unwrap()["status"]["installed"].as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "not installed:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(agent);
+
+    let used: BTreeSet<(String, String, String)> = server.requests().iter().filter_map(rbac_of).collect();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    assert!(missing.is_empty(), "the agent called what the ClusterRole does not grant: {missing:?}");
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(unused.is_empty(), "the ClusterRole grants what the agent never called: {unused:?}");
+}
