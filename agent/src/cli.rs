@@ -210,7 +210,11 @@ pub struct AgentArgs {
     /// The kubelet's root directory: approved ContainerProfiles are
     /// installed into its seccomp directory (<root>/seccomp/syscensus/...),
     /// where Localhost seccomp profiles are looked up.
-    #[arg(long, env = "SYSCENSUS_KUBELET_ROOT", default_value = "/var/lib/kubelet")]
+    #[arg(
+        long,
+        env = "SYSCENSUS_KUBELET_ROOT",
+        default_value = "/var/lib/kubelet"
+    )]
     pub kubelet_root: PathBuf,
     /// Do not install approved profiles on this node.
     #[arg(long, env = "SYSCENSUS_NO_INSTALL")]

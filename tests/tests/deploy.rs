@@ -31,7 +31,11 @@ fn render(dir: &str) -> Vec<Value> {
         .arg(workspace_root().join(dir))
         .output()
         .unwrap();
-    assert!(output.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| {
@@ -65,7 +69,10 @@ fn manifests_render_and_validate() {
         // kubernetes-validate (PyPI) checks every object against the
         // Kubernetes JSON schemas, CRDs included.
         let rendered = tempfile::NamedTempFile::new().unwrap();
-        let yaml: String = docs.iter().map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap())).collect();
+        let yaml: String = docs
+            .iter()
+            .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+            .collect();
         std::fs::write(rendered.path(), yaml).unwrap();
         let validate = Command::new("python3")
             .args(["-m", "kubernetes_validate", "--strict"])
@@ -81,7 +88,12 @@ fn manifests_render_and_validate() {
     }
     let crio = render("deploy/overlays/crio");
     let env = &find(&crio, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["env"];
-    let runtime = env.as_array().unwrap().iter().find(|e| e["name"] == "SYSCENSUS_RUNTIME").unwrap();
+    let runtime = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SYSCENSUS_RUNTIME")
+        .unwrap();
     assert_eq!(runtime["value"], "crun");
 }
 
@@ -104,12 +116,23 @@ fn the_agent_runs_unprivileged_with_two_capabilities() {
     for kind in ["requests", "limits"] {
         assert!(agent["resources"][kind]["memory"].is_string(), "{kind}");
     }
-    let env: Vec<&str> = agent["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let env: Vec<&str> = agent["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert!(env.contains(&"NODE_NAME"));
     // Every flag the manifest sets exists: the agent accepts its environment.
-    let help = Command::new(syscensus_tests::syscensus_bin()).args(["agent", "--help"]).output().unwrap();
+    let help = Command::new(syscensus_tests::syscensus_bin())
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for name in env.iter().filter(|n| n.starts_with("SYSCENSUS_") && **n != "SYSCENSUS_LOG") {
+    for name in env
+        .iter()
+        .filter(|n| n.starts_with("SYSCENSUS_") && **n != "SYSCENSUS_LOG")
+    {
         assert!(help.contains(name), "{name} is not an agent setting");
     }
     // Host paths: read-only where the agent only reads.
@@ -169,7 +192,10 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
             }
         }
     }
-    assert!(!granted.iter().any(|(_, r, _)| r == "secrets" || r == "*"), "{granted:?}");
+    assert!(
+        !granted.iter().any(|(_, r, _)| r == "secrets" || r == "*"),
+        "{granted:?}"
+    );
 
     // Everything the agent does in a cluster: Pods of a Deployment and of a
     // CronJob recorded, results written, status reported, an approved
@@ -179,12 +205,25 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     server.create_crd_of::<ProfileRecording>().unwrap();
     server.create_crd_of::<ContainerProfile>().unwrap();
     server
-        .create(&Gvr::new("", "v1", "namespaces"), None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .create(
+            &Gvr::new("", "v1", "namespaces"),
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
         .unwrap();
     for (gvr, object) in [
-        (Gvr::new("apps", "v1", "replicasets"), json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1a", "namespace": ns, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}})),
-        (Gvr::new("batch", "v1", "jobs"), json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "backup-1", "namespace": ns, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "backup", "uid": "c", "controller": true}]}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "x"}]}}}})),
-        (Gvr::of::<ProfileRecording>(), json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec", "namespace": ns}, "spec": {"podSelector": {}}})),
+        (
+            Gvr::new("apps", "v1", "replicasets"),
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1a", "namespace": ns, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}}),
+        ),
+        (
+            Gvr::new("batch", "v1", "jobs"),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "backup-1", "namespace": ns, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "backup", "uid": "c", "controller": true}]}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "x"}]}}}}),
+        ),
+        (
+            Gvr::of::<ProfileRecording>(),
+            json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "ProfileRecording", "metadata": {"name": "rec", "namespace": ns}, "spec": {"podSelector": {}}}),
+        ),
     ] {
         server.create(&gvr, Some(ns), object).unwrap();
     }
@@ -196,8 +235,18 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     let cri = containerd.cri();
     let root = dir.path().join("kubelet");
     let agent = Agent::start_with_env(
-        &["--cri-socket", &containerd.socket().display().to_string(), "--kubelet-root", &root.display().to_string(), "--flush-interval", "1"],
-        &[("NODE_NAME", "node-a"), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        &[
+            "--cri-socket",
+            &containerd.socket().display().to_string(),
+            "--kubelet-root",
+            &root.display().to_string(),
+            "--flush-interval",
+            "1",
+        ],
+        &[
+            ("NODE_NAME", "node-a"),
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ],
     );
     let run = |name: &str, owner_kind: &str, owner: &str, command: &[&str]| {
         let created = server
@@ -221,34 +270,57 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     let profiles = Gvr::of::<ContainerProfile>();
     let deadline = Instant::now() + Duration::from_secs(30);
     let name = "rec.deployment.web.app";
-    while server.get(&profiles, Some(ns), name).is_err() || server.get(&profiles, Some(ns), "rec.cronjob.backup.app").is_err() {
+    while server.get(&profiles, Some(ns), name).is_err()
+        || server
+            .get(&profiles, Some(ns), "rec.cronjob.backup.app")
+            .is_err()
+    {
         assert!(Instant::now() < deadline, "no results:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
     // A second replica that does more: its syscalls are merged in.
-    run("web-1a-y", "ReplicaSet", "web-1a", &["sh", "-c", "uname; echo hi"]);
+    run(
+        "web-1a-y",
+        "ReplicaSet",
+        "web-1a",
+        &["sh", "-c", "uname; echo hi"],
+    );
     while !server.get(&profiles, Some(ns), name).unwrap()["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
         .as_array()
         .unwrap()
         .iter()
         .any(|s| s == "uname")
     {
-        assert!(Instant::now() < deadline, "not merged:
-{}", agent.log());
+        assert!(
+            Instant::now() < deadline,
+            "not merged:
+{}",
+            agent.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut approved = server.get(&profiles, Some(ns), name).unwrap();
     approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
     server.update(&profiles, Some(ns), approved).unwrap();
-    while server.get(&profiles, Some(ns), name).unwrap()["status"]["installed"].as_array().is_none_or(Vec::is_empty) {
+    while server.get(&profiles, Some(ns), name).unwrap()["status"]["installed"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
         assert!(Instant::now() < deadline, "not installed:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(agent);
 
-    let used: BTreeSet<(String, String, String)> = server.requests().iter().filter_map(rbac_of).collect();
+    let used: BTreeSet<(String, String, String)> =
+        server.requests().iter().filter_map(rbac_of).collect();
     let missing: Vec<_> = used.difference(&granted).collect();
-    assert!(missing.is_empty(), "the agent called what the ClusterRole does not grant: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the agent called what the ClusterRole does not grant: {missing:?}"
+    );
     let unused: Vec<_> = granted.difference(&used).collect();
-    assert!(unused.is_empty(), "the ClusterRole grants what the agent never called: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole grants what the agent never called: {unused:?}"
+    );
 }

@@ -44,7 +44,9 @@ impl Cluster {
             )
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        server.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+        server
+            .write_kubeconfig(&dir.path().join("kubeconfig"))
+            .unwrap();
         std::fs::create_dir(dir.path().join("kubelet")).unwrap();
         Cluster { server, dir }
     }
@@ -63,11 +65,21 @@ impl Cluster {
 
     fn agent(&self, node: &str, extra: &[&str]) -> Agent {
         let root = self.kubelet_root().display().to_string();
-        let mut args = vec!["--kubelet-root", root.as_str(), "--flush-interval", "1", "--poll-interval", "1"];
+        let mut args = vec![
+            "--kubelet-root",
+            root.as_str(),
+            "--flush-interval",
+            "1",
+            "--poll-interval",
+            "1",
+        ];
         args.extend_from_slice(extra);
         Agent::start_with_env(
             &args,
-            &[("NODE_NAME", node), ("KUBECONFIG", self.kubeconfig().to_str().unwrap())],
+            &[
+                ("NODE_NAME", node),
+                ("KUBECONFIG", self.kubeconfig().to_str().unwrap()),
+            ],
         )
     }
 }
@@ -101,7 +113,11 @@ fn wait_until<T>(what: &str, agent: &Agent, mut check: impl FnMut() -> Option<T>
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", agent.log());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            agent.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -125,12 +141,21 @@ fn exported(profile: &Value, relative: &str) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    let out = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write as _;
     let mut child = out;
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     let output = child.wait_with_output().unwrap();
-    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -139,32 +164,75 @@ fn approved_profiles_are_installed_byte_identical_and_reported() {
     let cluster = Cluster::new();
     let agent = cluster.agent("node-a", &[]);
     let server = &cluster.server;
-    let approved = server.create(&profiles(), Some(NS), container_profile("web", "app", &["read", "write", "uname"], true)).unwrap();
-    server.create(&profiles(), Some(NS), container_profile("web", "sidecar", &["read"], false)).unwrap();
+    let approved = server
+        .create(
+            &profiles(),
+            Some(NS),
+            container_profile("web", "app", &["read", "write", "uname"], true),
+        )
+        .unwrap();
+    server
+        .create(
+            &profiles(),
+            Some(NS),
+            container_profile("web", "sidecar", &["read"], false),
+        )
+        .unwrap();
 
     let relative = "shop/deployment-web/app.json";
     let path = cluster.installed(relative);
-    let bytes = wait_until("the approved profile on disk", &agent, || std::fs::read(&path).ok());
-    assert_eq!(bytes, exported(&approved, relative), "installed bytes differ from the export");
-    assert!(!cluster.installed("shop/deployment-web/sidecar.json").exists(), "an unapproved profile was installed");
+    let bytes = wait_until("the approved profile on disk", &agent, || {
+        std::fs::read(&path).ok()
+    });
+    assert_eq!(
+        bytes,
+        exported(&approved, relative),
+        "installed bytes differ from the export"
+    );
+    assert!(
+        !cluster
+            .installed("shop/deployment-web/sidecar.json")
+            .exists(),
+        "an unapproved profile was installed"
+    );
 
     let status = wait_until("the node's entry in the status", &agent, || {
-        let p = server.get(&profiles(), Some(NS), "rec.deployment.web.app").ok()?;
-        p["status"]["installed"].as_array().filter(|a| !a.is_empty()).cloned()
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        p["status"]["installed"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .cloned()
     });
     assert_eq!(status[0]["node"], "node-a");
     assert_eq!(status[0]["path"], format!("syscensus/{relative}"));
     assert_eq!(status[0]["sha256"], sha256(&bytes));
 
     // Approval taken back: the file goes, and the node's entry with it.
-    let mut unapproved = server.get(&profiles(), Some(NS), "rec.deployment.web.app").unwrap();
-    unapproved["metadata"]["labels"].as_object_mut().unwrap().remove("syscensus.io/approved");
+    let mut unapproved = server
+        .get(&profiles(), Some(NS), "rec.deployment.web.app")
+        .unwrap();
+    unapproved["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("syscensus.io/approved");
     server.update(&profiles(), Some(NS), unapproved).unwrap();
-    wait_until("the profile to be removed", &agent, || (!path.exists()).then_some(()));
-    assert!(!cluster.installed("shop").exists(), "empty directories left behind");
+    wait_until("the profile to be removed", &agent, || {
+        (!path.exists()).then_some(())
+    });
+    assert!(
+        !cluster.installed("shop").exists(),
+        "empty directories left behind"
+    );
     wait_until("the status entry to go", &agent, || {
-        let p = server.get(&profiles(), Some(NS), "rec.deployment.web.app").ok()?;
-        p["status"]["installed"].as_array().is_none_or(Vec::is_empty).then_some(())
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        p["status"]["installed"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+            .then_some(())
     });
 }
 
@@ -173,21 +241,63 @@ fn crafted_names_never_write_outside_the_directory() {
     require_root();
     let cluster = Cluster::new();
     let agent = cluster.agent("node-a", &[]);
-    for (workload, container) in [("../../../../tmp/escape", "x"), ("web", "../../escape"), ("web/..", "x"), ("Web", "x")] {
+    for (workload, container) in [
+        ("../../../../tmp/escape", "x"),
+        ("web", "../../escape"),
+        ("web/..", "x"),
+        ("Web", "x"),
+    ] {
         let mut profile = container_profile(workload, container, &["read"], true);
-        profile["metadata"]["name"] = json!(format!("crafted-{}", profile["metadata"]["name"].as_str().unwrap().len()));
-        cluster.server.create(&profiles(), Some(NS), profile).unwrap();
+        profile["metadata"]["name"] = json!(format!(
+            "crafted-{}",
+            profile["metadata"]["name"].as_str().unwrap().len()
+        ));
+        cluster
+            .server
+            .create(&profiles(), Some(NS), profile)
+            .unwrap();
     }
-    cluster.server.create(&profiles(), Some(NS), container_profile("web", "app", &["read"], true)).unwrap();
-    wait_until("the valid profile", &agent, || cluster.installed("shop/deployment-web/app.json").exists().then_some(()));
+    cluster
+        .server
+        .create(
+            &profiles(),
+            Some(NS),
+            container_profile("web", "app", &["read"], true),
+        )
+        .unwrap();
+    wait_until("the valid profile", &agent, || {
+        cluster
+            .installed("shop/deployment-web/app.json")
+            .exists()
+            .then_some(())
+    });
     wait_until("the refusals in the log", &agent, || {
-        (agent.log().matches("refusing to install ContainerProfile").count() >= 4).then_some(())
+        (agent
+            .log()
+            .matches("refusing to install ContainerProfile")
+            .count()
+            >= 4)
+            .then_some(())
     });
     // Everything under the kubelet root is the one valid profile.
     let mut files = Vec::new();
     collect(&cluster.kubelet_root(), &mut files);
-    let names: Vec<String> = files.iter().map(|f| f.strip_prefix(cluster.kubelet_root()).unwrap().display().to_string()).collect();
-    assert_eq!(names, vec!["seccomp/syscensus/.syscensus-installed", "seccomp/syscensus/shop/deployment-web/app.json"]);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(cluster.kubelet_root())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "seccomp/syscensus/.syscensus-installed",
+            "seccomp/syscensus/shop/deployment-web/app.json"
+        ]
+    );
     assert!(!Path::new("/tmp/escape").exists() && !cluster.dir.path().join("escape").exists());
 }
 
@@ -214,7 +324,11 @@ fn a_crash_mid_write_never_leaves_a_partial_profile() {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let profile = cluster
             .server
-            .create(&profiles(), Some(NS), container_profile(&format!("web{i}"), "app", &names, true))
+            .create(
+                &profiles(),
+                Some(NS),
+                container_profile(&format!("web{i}"), "app", &names, true),
+            )
             .unwrap();
         let relative = format!("shop/deployment-web{i}/app.json");
         expected.push((cluster.installed(&relative), exported(&profile, &relative)));
@@ -228,14 +342,21 @@ fn a_crash_mid_write_never_leaves_a_partial_profile() {
         std::thread::sleep(Duration::from_millis(50));
         for (path, bytes) in &expected {
             if let Ok(found) = std::fs::read(path) {
-                assert_eq!(&found, bytes, "round {round}: {} is partial or wrong", path.display());
+                assert_eq!(
+                    &found,
+                    bytes,
+                    "round {round}: {} is partial or wrong",
+                    path.display()
+                );
             }
         }
         drop(agent);
     }
     // A clean run finishes the job and clears what the crashes left.
     let agent = cluster.agent("node-a", &[]);
-    wait_until("every profile", &agent, || expected.iter().all(|(p, _)| p.exists()).then_some(()));
+    wait_until("every profile", &agent, || {
+        expected.iter().all(|(p, _)| p.exists()).then_some(())
+    });
     for (path, bytes) in &expected {
         assert_eq!(&std::fs::read(path).unwrap(), bytes);
     }
@@ -243,7 +364,10 @@ fn a_crash_mid_write_never_leaves_a_partial_profile() {
     collect(&cluster.kubelet_root(), &mut files);
     let leftovers: Vec<_> = files
         .iter()
-        .filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy().contains(".tmp")))
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(".tmp"))
+        })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
@@ -286,7 +410,9 @@ fn record_export_install_and_run_under_the_installed_profile() {
     assert_eq!(first.wait_exited(WAIT), 0);
 
     let name = "rec.pod.solo.app";
-    let recorded = wait_until("the ContainerProfile", &agent, || server.get(&profiles(), Some(NS), name).ok());
+    let recorded = wait_until("the ContainerProfile", &agent, || {
+        server.get(&profiles(), Some(NS), name).ok()
+    });
 
     // Review: export, then approve.
     let relative = "shop/pod-solo/app.json";
@@ -295,15 +421,23 @@ fn record_export_install_and_run_under_the_installed_profile() {
     approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
     server.update(&profiles(), Some(NS), approved).unwrap();
     let installed = cluster.installed(relative);
-    wait_until("the installed profile", &agent, || installed.exists().then_some(()));
+    wait_until("the installed profile", &agent, || {
+        installed.exists().then_some(())
+    });
     assert_eq!(std::fs::read(&installed).unwrap(), exported_bytes);
 
     // The workload runs under it, as a Localhost profile through CRI; mkdir
     // does not.
-    let again = pod.run_container(&ContainerSpec::new("app-again", BUSYBOX_IMAGE, &workload).seccomp(Seccomp::Localhost(installed.clone())));
+    let again = pod.run_container(
+        &ContainerSpec::new("app-again", BUSYBOX_IMAGE, &workload)
+            .seccomp(Seccomp::Localhost(installed.clone())),
+    );
     assert_eq!(again.wait_exited(WAIT), 0, "{:?}", again.logs());
     assert!(again.logs().stdout.ends_with("done\n"));
-    let blocked = pod.run_container(&ContainerSpec::new("blocked", BUSYBOX_IMAGE, &["mkdir", "/tmp/x"]).seccomp(Seccomp::Localhost(installed)));
+    let blocked = pod.run_container(
+        &ContainerSpec::new("blocked", BUSYBOX_IMAGE, &["mkdir", "/tmp/x"])
+            .seccomp(Seccomp::Localhost(installed)),
+    );
     assert_eq!(blocked.wait_exited(WAIT), 1, "{:?}", blocked.logs());
     assert!(blocked.logs().stderr.contains("Operation not permitted"));
 }

@@ -84,23 +84,34 @@ pub struct Installer {
 
 impl std::fmt::Debug for Installer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Installer").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Installer")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether `relative` is a plain relative path (no `..`, no root).
 fn is_plain_relative(relative: &Path) -> bool {
-    relative.components().all(|c| matches!(c, Component::Normal(_)))
+    relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
 }
 
 impl Installer {
     /// Starts watching approved ContainerProfiles. `kubelet_root` is the
     /// kubelet's root directory (`/var/lib/kubelet`).
-    pub fn start(client: Client, node: String, kubelet_root: &Path) -> Result<Installer, InstallError> {
+    pub fn start(
+        client: Client,
+        node: String,
+        kubelet_root: &Path,
+    ) -> Result<Installer, InstallError> {
         let dir = kubelet_root.join("seccomp").join(LOCALHOST_DIR);
         fs::create_dir_all(&dir).map_err(|source| InstallError::Io {
             action: "create",
@@ -110,7 +121,10 @@ impl Installer {
         let (approved, writer) = reflector::store::<ContainerProfile>();
         let api: Api<ContainerProfile> = Api::all(client.clone());
         let config = watcher::Config::default().labels(&format!("{}=true", labels::APPROVED));
-        let stream = watcher(api, config).default_backoff().reflect(writer).applied_objects();
+        let stream = watcher(api, config)
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
@@ -154,7 +168,10 @@ impl Installer {
     /// it. Waits for the first list of approved profiles.
     pub async fn sync(&mut self) {
         use futures::FutureExt as _;
-        if !matches!(self.approved.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if !matches!(
+            self.approved.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        ) {
             return;
         }
         let wanted = self.wanted(&self.approved.state());
@@ -208,7 +225,8 @@ impl Installer {
     /// The files the approved profiles call for; several profiles of the
     /// same workload container (from different recordings) merge into one.
     fn wanted(&mut self, profiles: &[Arc<ContainerProfile>]) -> BTreeMap<PathBuf, Wanted> {
-        let mut specs: BTreeMap<PathBuf, (ContainerProfileSpec, BTreeSet<(String, String)>)> = BTreeMap::new();
+        let mut specs: BTreeMap<PathBuf, (ContainerProfileSpec, BTreeSet<(String, String)>)> =
+            BTreeMap::new();
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
             let name = profile.name_any();
@@ -245,7 +263,14 @@ impl Installer {
             .map(|(relative, (spec, from))| {
                 let bytes = export::render_profile(&spec);
                 let sha256 = sha256_hex(bytes.as_bytes());
-                (relative, Wanted { bytes, sha256, from })
+                (
+                    relative,
+                    Wanted {
+                        bytes,
+                        sha256,
+                        from,
+                    },
+                )
             })
             .collect()
     }
@@ -289,7 +314,11 @@ impl Installer {
             });
             let api: Api<ContainerProfile> = Api::namespaced(self.client.clone(), &namespace);
             match api
-                .patch_status(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(&manager).force(),
+                    &Patch::Apply(&patch),
+                )
                 .await
             {
                 Ok(_) => {
@@ -303,7 +332,9 @@ impl Installer {
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     self.reported.remove(&key);
                 }
-                Err(error) => warn!(%error, profile = %name, "cannot report an installed profile; will retry"),
+                Err(error) => {
+                    warn!(%error, profile = %name, "cannot report an installed profile; will retry")
+                }
             }
         }
     }
@@ -358,10 +389,18 @@ mod tests {
     fn interrupted_writes_are_cleaned_and_empty_dirs_removed() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("ns/deployment-web")).unwrap();
-        fs::write(dir.path().join("ns/deployment-web/.app.json.tmp42"), b"{\"def").unwrap();
+        fs::write(
+            dir.path().join("ns/deployment-web/.app.json.tmp42"),
+            b"{\"def",
+        )
+        .unwrap();
         fs::write(dir.path().join("ns/deployment-web/app.json"), b"{}").unwrap();
         remove_temporaries(dir.path());
-        assert!(!dir.path().join("ns/deployment-web/.app.json.tmp42").exists());
+        assert!(
+            !dir.path()
+                .join("ns/deployment-web/.app.json.tmp42")
+                .exists()
+        );
         assert!(dir.path().join("ns/deployment-web/app.json").exists());
         fs::remove_file(dir.path().join("ns/deployment-web/app.json")).unwrap();
         remove_empty_parents(dir.path(), Path::new("ns/deployment-web/app.json"));

@@ -162,7 +162,10 @@ impl KubeSide {
     /// Starts the watches (Pods of this node, every ProfileRecording) in
     /// background tasks; they retry with backoff while the API server is
     /// unreachable.
-    pub fn start(client: Client, options: KubeOptions) -> Result<KubeSide, installer::InstallError> {
+    pub fn start(
+        client: Client,
+        options: KubeOptions,
+    ) -> Result<KubeSide, installer::InstallError> {
         let (pods, pod_writer) = reflector::store::<Pod>();
         let pod_api: Api<Pod> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("spec.nodeName={}", options.node));
@@ -193,7 +196,11 @@ impl KubeSide {
             }
         });
         let installer = match &options.kubelet_root {
-            Some(root) => Some(installer::Installer::start(client.clone(), options.node.clone(), root)?),
+            Some(root) => Some(installer::Installer::start(
+                client.clone(),
+                options.node.clone(),
+                root,
+            )?),
             None => None,
         };
         Ok(KubeSide {
