@@ -216,6 +216,13 @@ pub struct AgentArgs {
         default_value = "/var/lib/kubelet"
     )]
     pub kubelet_root: PathBuf,
+    /// A directory on a BPF file system (e.g. /sys/fs/bpf/syscensus) to pin
+    /// the kernel program's maps and links in: after a crash the programs
+    /// keep recording, and the restarted agent carries on with what they
+    /// recorded. A graceful stop (SIGTERM) detaches the programs and keeps
+    /// the maps. Without it, everything goes with the process.
+    #[arg(long, env = "SYSCENSUS_PIN_DIR")]
+    pub pin_dir: Option<PathBuf>,
     /// Do not install approved profiles on this node.
     #[arg(long, env = "SYSCENSUS_NO_INSTALL")]
     pub no_install: bool,

@@ -15,7 +15,10 @@ use crate::syscensus_bin;
 #[derive(Debug)]
 pub struct Agent {
     child: Option<Child>,
-    state: tempfile::TempDir,
+    /// The state directory, and the temporary directory that owns it if the
+    /// agent made it.
+    state: PathBuf,
+    _owned: Option<tempfile::TempDir>,
     log: PathBuf,
 }
 
@@ -28,14 +31,28 @@ impl Agent {
 
     /// As [`start`](Self::start), with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let state = tempfile::tempdir().expect("temp dir");
-        let log = state.path().join("agent.log");
-        let log_file = fs::File::create(&log).expect("log file");
+        let owned = tempfile::tempdir().expect("temp dir");
+        let mut agent = Self::start_in(owned.path(), args, env);
+        agent._owned = Some(owned);
+        agent
+    }
+
+    /// Starts an agent with the state directory `state` (kept when the agent
+    /// goes: for restarts). Its log is appended to `state/agent.log`.
+    pub fn start_in(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let log = state.join("agent.log");
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        // A PID file left by a killed agent is not this one's.
+        let _ = fs::remove_file(state.join("agent.pid"));
         let child = Command::new(syscensus_bin())
             .arg("agent")
             .args(args)
             .arg("--state-dir")
-            .arg(state.path())
+            .arg(state)
             .env("SYSCENSUS_LOG", "info,syscensus=debug")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -44,11 +61,12 @@ impl Agent {
             .expect("start the agent");
         let mut agent = Agent {
             child: Some(child),
-            state,
+            state: state.to_path_buf(),
+            _owned: None,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !agent.state.path().join("agent.pid").exists() {
+        while !agent.state.join("agent.pid").exists() {
             if let Some(child) = agent.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
@@ -69,7 +87,15 @@ impl Agent {
 
     /// The agent's state directory.
     pub fn state_dir(&self) -> &Path {
-        self.state.path()
+        &self.state
+    }
+
+    /// Kills the agent with SIGKILL (a crash: nothing is flushed).
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The agent's log so far.

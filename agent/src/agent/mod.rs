@@ -83,6 +83,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             rows_capacity: args.max_cgroups,
             attach_sys_enter: false,
             cgroup_id_helper: false,
+            pin_dir: args.pin_dir.clone(),
         })?;
         let cri = match &args.cri_socket {
             Some(socket) => Some(Cri::connect(socket.clone()).map_err(|e| Error::Cri(Box::new(e)))?),
@@ -101,6 +102,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
                 flush_interval: Duration::from_secs(args.flush_interval),
                 poll_interval: Duration::from_secs(args.poll_interval),
                 kubelet_root: (!args.no_install).then(|| args.kubelet_root.clone()),
+                state: Some(state.clone()),
             };
             Some(kube::KubeSide::start(client, options).map_err(|e| Error::Install(Box::new(e)))?)
         };
@@ -222,6 +224,7 @@ async fn run(
             );
         }
     }
+    recorder.release();
     state.remove_pid();
     info!(written = recorder.written(), "agent stopped");
     result.and(flushed)

@@ -73,7 +73,7 @@ pub struct ContainerView {
 }
 
 /// A container whose recording ended.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Finished {
     pub cgroup_id: u64,
     pub pod_uid: String,
@@ -102,6 +102,24 @@ struct Tracked {
     keep: Option<bool>,
 }
 
+/// What survives a restart of a tracked container (`tracked.json` in the
+/// state directory): the kernel's rows survive in pinned maps, and this
+/// names them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Checkpoint {
+    cgroup_id: u64,
+    path: String,
+    start: Start,
+    first_seen: jiff::Timestamp,
+    last_seen: jiff::Timestamp,
+    last_new_syscall: Option<jiff::Timestamp>,
+    known: usize,
+}
+
+/// The file of the tracked containers' checkpoints.
+const CHECKPOINT: &str = "tracked.json";
+
 /// The agent could not record.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -128,6 +146,8 @@ pub struct NodeRecorder {
     roots: HashMap<String, u64>,
     /// Results written, for the logs and tests.
     written: u64,
+    /// The checkpoint last written.
+    checkpointed: String,
 }
 
 fn is_populated(dir: &Path) -> Option<bool> {
@@ -169,14 +189,108 @@ impl NodeRecorder {
             active: false,
             roots: HashMap::new(),
             written: 0,
+            checkpointed: String::new(),
         };
-        if active {
+        let restored = recorder.restore()?;
+        if active || restored > 0 {
+            // Containers recorded before a restart go on being recorded
+            // (in Kubernetes mode until the recordings say otherwise).
             recorder.set_active(true)?;
-            recorder.scan_running()?;
+            if active {
+                recorder.scan_running()?;
+            }
         } else {
             recorder.tracer.detach_sys_enter()?;
         }
         Ok(recorder)
+    }
+
+    /// Takes back the containers an earlier run tracked whose rows are
+    /// still in the (pinned) maps; returns how many.
+    fn restore(&mut self) -> Result<usize, NodeError> {
+        let marked: std::collections::HashSet<u64> = self.tracer.marked()?.into_iter().collect();
+        let path = self.state.root().join(CHECKPOINT);
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Ok(0);
+        };
+        let checkpoints: Vec<Checkpoint> = match serde_json::from_str(&text) {
+            Ok(c) => c,
+            Err(error) => {
+                warn!(%error, file = %path.display(), "unreadable checkpoint ignored");
+                return Ok(0);
+            }
+        };
+        let mut restored = 0;
+        for c in checkpoints
+            .into_iter()
+            .filter(|c| marked.contains(&c.cgroup_id))
+        {
+            let Some(KubeCgroup::Container {
+                container_id,
+                pod_uid,
+                ..
+            }) = kubepath::classify(&c.path)
+            else {
+                continue;
+            };
+            self.tracked.insert(
+                c.cgroup_id,
+                Tracked {
+                    path: c.path,
+                    container_id,
+                    pod_uid,
+                    start: c.start,
+                    first_seen: c.first_seen,
+                    last_seen: c.last_seen,
+                    last_new_syscall: c.last_new_syscall,
+                    known: c.known,
+                    lookup: None,
+                    base_set: None,
+                    base_set_decided: false,
+                    last_poll: None,
+                    keep: None,
+                },
+            );
+            restored += 1;
+        }
+        if restored > 0 {
+            info!(
+                containers = restored,
+                "carrying on with the containers recorded before the restart"
+            );
+        }
+        Ok(restored)
+    }
+
+    /// Writes the tracked containers' checkpoint when it changed.
+    fn checkpoint(&mut self) -> Result<(), NodeError> {
+        let checkpoints: Vec<Checkpoint> = self
+            .tracked
+            .iter()
+            .map(|(id, t)| Checkpoint {
+                cgroup_id: *id,
+                path: t.path.clone(),
+                start: t.start,
+                first_seen: t.first_seen,
+                last_seen: t.last_seen,
+                last_new_syscall: t.last_new_syscall,
+                known: t.known,
+            })
+            .collect();
+        let text = serde_json::to_string(&checkpoints).unwrap_or_default();
+        if text != self.checkpointed {
+            self.state.write_file(CHECKPOINT, text.as_bytes())?;
+            self.checkpointed = text;
+        }
+        Ok(())
+    }
+
+    /// Detaches the kernel program for a graceful stop (the maps stay).
+    pub fn release(&mut self) {
+        if let Err(error) = self.checkpoint() {
+            warn!(%error, "cannot write the checkpoint");
+        }
+        self.tracer.release();
     }
 
     /// Starts or stops recording new containers: watches the roots and
@@ -417,7 +531,7 @@ impl NodeRecorder {
             self.resolve(id).await;
             self.poll(id, false)?;
         }
-        Ok(())
+        self.checkpoint()
     }
 
     /// Rows the kernel made whose event never arrived (the ring buffer was

@@ -97,6 +97,17 @@ impl StateDir {
         write_atomic(&path, format!("{n}\n").as_bytes()).map_err(err("write", &path))
     }
 
+    /// Writes a file of the agent's own (a checkpoint) atomically.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.root.join(name);
+        write_atomic(&path, bytes).map_err(err("write", &path))
+    }
+
+    /// Reads a file of the agent's own, if there.
+    pub fn read_file(&self, name: &str) -> Option<String> {
+        fs::read_to_string(self.root.join(name)).ok()
+    }
+
     /// Writes a container's recording and its profile, each atomically.
     pub fn write(&self, name: &str, recording: &ContainerRecording) -> Result<(), StateError> {
         if !safe_name(name) {

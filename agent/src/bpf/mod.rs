@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, ProgramError, tp_btf::BtfTracePointLinkId},
+    programs::{
+        BtfTracePoint, ProgramError,
+        links::{FdLink, PinnedLink},
+        tp_btf::BtfTracePointLinkId,
+    },
 };
 use syscensus_common::{
     COUNTERS_MAP, CgroupEvent, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, OFFSETS_GLOBAL,
@@ -61,6 +65,21 @@ pub enum BpfError {
     },
     #[error("cannot map the prefilter into memory: {0}")]
     MapFilter(#[source] std::io::Error),
+    #[error(
+        "cannot use the pin directory {}: {source}: it must be on a BPF file system (mount -t bpf bpf /sys/fs/bpf)",
+        path.display()
+    )]
+    PinDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot pin the link of {name} at {}: {message}", path.display())]
+    Pin {
+        name: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("cannot record cgroup {cgroup_id}: {capacity} rows are in use (raise --max-cgroups)")]
     Full { cgroup_id: u64, capacity: u32 },
     #[error(
@@ -106,6 +125,12 @@ pub struct TracerOptions {
     /// Read the cgroup id with `bpf_get_current_cgroup_id()` even where the
     /// kernel's layout allows plain loads (the benchmark compares both).
     pub cgroup_id_helper: bool,
+    /// A directory on a BPF file system to pin the maps and links in. The
+    /// maps, and the programs attached through pinned links, outlive this
+    /// process: a restarted agent finds the rows where it left them, and
+    /// nothing is lost while no agent runs (after a crash; a graceful
+    /// [`Tracer::release`] detaches the programs).
+    pub pin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TracerOptions {
@@ -114,8 +139,34 @@ impl Default for TracerOptions {
             rows_capacity: ROWS_CAPACITY,
             attach_sys_enter: true,
             cgroup_id_helper: false,
+            pin_dir: None,
         }
     }
+}
+
+/// Maps pinned when a pin directory is given: everything the kernel program
+/// writes or userspace needs after a restart.
+const PINNED_MAPS: [&str; 7] = [
+    ROWS_MAP,
+    FILTER_MAP,
+    COUNTERS_MAP,
+    WATCH_MAP,
+    ROOT_PATHS_MAP,
+    MEMBERS_MAP,
+    EVENTS_MAP,
+];
+
+/// The sub-directory of the pin directory for this version of the maps'
+/// layout: a restart after an upgrade that changed a map starts afresh
+/// instead of reading maps it does not understand.
+pub const PIN_LAYOUT: &str = "v1";
+
+/// How a hook is attached.
+enum Attached {
+    /// The link lives as long as the program (this process).
+    Owned(BtfTracePointLinkId),
+    /// The link is pinned: it outlives this process.
+    Pinned(PinnedLink),
 }
 
 /// What one cgroup did, read from the kernel without disturbing it.
@@ -187,7 +238,8 @@ pub struct Tracer {
     root_paths: Array<MapData, [u8; ROOT_PATH_BYTES]>,
     members: HashMap<MapData, u32, u64>,
     events: Option<RingBuf<MapData>>,
-    sys_enter_link: Option<BtfTracePointLinkId>,
+    links: std::collections::HashMap<&'static str, Attached>,
+    pin_dir: Option<std::path::PathBuf>,
     rows_capacity: u32,
 }
 
@@ -202,12 +254,29 @@ impl Tracer {
         }
         let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
             .map_err(BpfError::LoaderBtf)?;
-        let mut ebpf = EbpfLoader::new()
+        let pin_dir = match &options.pin_dir {
+            Some(dir) => {
+                let dir = dir.join(PIN_LAYOUT);
+                std::fs::create_dir_all(dir.join("links")).map_err(|source| BpfError::PinDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
-            .map_max_entries(ROWS_MAP, options.rows_capacity)
-            .load(OBJECT)
-            .map_err(BpfError::Load)?;
+            .map_max_entries(ROWS_MAP, options.rows_capacity);
+        if let Some(dir) = &pin_dir {
+            for name in PINNED_MAPS {
+                // An existing pin is reused: the rows survive a restart.
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(BpfError::Load)?;
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name)
                 .ok_or(BpfError::Missing { what: "map", name })
@@ -243,7 +312,8 @@ impl Tracer {
             root_paths,
             members,
             events: Some(events),
-            sys_enter_link: None,
+            links: std::collections::HashMap::new(),
+            pin_dir,
             rows_capacity: options.rows_capacity,
         };
         for name in [
@@ -264,16 +334,14 @@ impl Tracer {
             always.push(program::CGROUP_ATTACH);
         }
         for name in always {
-            tracer
-                .program(name)?
-                .attach()
-                .map_err(|source| BpfError::Program {
-                    action: "attach",
-                    name,
-                    source,
-                })?;
+            tracer.attach(name)?;
         }
-        if options.attach_sys_enter {
+        // A pinned sys_enter from a run that crashed keeps recording until
+        // the new one replaces it.
+        let left_attached = tracer
+            .pin_path(program::SYS_ENTER)
+            .is_some_and(|p| p.exists());
+        if options.attach_sys_enter || left_attached {
             tracer.attach_sys_enter()?;
         }
         debug!(?offsets, "kernel program loaded");
@@ -314,40 +382,97 @@ impl Tracer {
             })
     }
 
+    fn pin_path(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.pin_dir.as_ref().map(|d| d.join("links").join(name))
+    }
+
+    /// Attaches a hook. With a pin directory, the link is pinned, taking the
+    /// place of the one a previous run left: the new one is attached first,
+    /// so that no event is missed, then the old one is detached.
+    fn attach(&mut self, name: &'static str) -> Result<(), BpfError> {
+        if self.links.contains_key(name) {
+            return Ok(());
+        }
+        let id = self
+            .program(name)?
+            .attach()
+            .map_err(|source| BpfError::Program {
+                action: "attach",
+                name,
+                source,
+            })?;
+        let Some(path) = self.pin_path(name) else {
+            self.links.insert(name, Attached::Owned(id));
+            return Ok(());
+        };
+        let link = self
+            .program(name)?
+            .take_link(id)
+            .map_err(|source| BpfError::Program {
+                action: "take the link of",
+                name,
+                source,
+            })?;
+        let link: FdLink = link.into();
+        if let Ok(old) = PinnedLink::from_pin(&path) {
+            // Dropping the old link's last reference detaches it.
+            let _ = old.unpin();
+        }
+        let pinned = link.pin(&path).map_err(|e| BpfError::Pin {
+            name,
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        self.links.insert(name, Attached::Pinned(pinned));
+        Ok(())
+    }
+
+    fn detach(&mut self, name: &'static str) -> Result<(), BpfError> {
+        match self.links.remove(name) {
+            None => Ok(()),
+            Some(Attached::Owned(id)) => {
+                self.program(name)?
+                    .detach(id)
+                    .map_err(|source| BpfError::Program {
+                        action: "detach",
+                        name,
+                        source,
+                    })
+            }
+            Some(Attached::Pinned(pinned)) => {
+                // Unpinned and dropped: detached.
+                let _ = pinned.unpin();
+                Ok(())
+            }
+        }
+    }
+
+    /// Detaches every hook and forgets the pinned links (the maps stay
+    /// pinned): for a graceful stop, after which the node pays nothing per
+    /// syscall until an agent runs again.
+    pub fn release(&mut self) {
+        let names: Vec<&'static str> = self.links.keys().copied().collect();
+        for name in names {
+            if let Err(error) = self.detach(name) {
+                tracing::warn!(%error, "cannot detach");
+            }
+        }
+    }
+
     /// Attaches `sys_enter`; from now on every syscall on the machine runs
     /// the program.
     pub fn attach_sys_enter(&mut self) -> Result<(), BpfError> {
-        if self.sys_enter_link.is_none() {
-            let link = self
-                .program(program::SYS_ENTER)?
-                .attach()
-                .map_err(|source| BpfError::Program {
-                    action: "attach",
-                    name: program::SYS_ENTER,
-                    source,
-                })?;
-            self.sys_enter_link = Some(link);
-        }
-        Ok(())
+        self.attach(program::SYS_ENTER)
     }
 
     /// Detaches `sys_enter`: syscalls cost nothing extra again.
     pub fn detach_sys_enter(&mut self) -> Result<(), BpfError> {
-        if let Some(link) = self.sys_enter_link.take() {
-            self.program(program::SYS_ENTER)?
-                .detach(link)
-                .map_err(|source| BpfError::Program {
-                    action: "detach",
-                    name: program::SYS_ENTER,
-                    source,
-                })?;
-        }
-        Ok(())
+        self.detach(program::SYS_ENTER)
     }
 
     /// Whether `sys_enter` is attached.
     pub fn sys_enter_attached(&self) -> bool {
-        self.sys_enter_link.is_some()
+        self.links.contains_key(program::SYS_ENTER)
     }
 
     /// Marks a cgroup: its syscalls are recorded from the first exec

@@ -12,7 +12,9 @@ use crate::profile::BaseSet;
 pub const MAX_PODS: usize = 50;
 
 /// A workload container of a recording: one ContainerProfile.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key {
     pub namespace: String,
     pub recording: String,
@@ -33,7 +35,7 @@ impl Key {
 }
 
 /// This node's contribution to one ContainerProfile.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Contribution {
     pub init_container: bool,
     pub syscalls: BTreeMap<String, BTreeSet<String>>,

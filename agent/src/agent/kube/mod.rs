@@ -59,7 +59,22 @@ pub struct KubeOptions {
     /// The kubelet's root directory, where approved profiles are installed
     /// (`<root>/seccomp/syscensus`); none: nothing is installed.
     pub kubelet_root: Option<std::path::PathBuf>,
+    /// Where results not yet written to the cluster are kept across
+    /// restarts.
+    pub state: Option<super::state::StateDir>,
 }
+
+/// What the Kubernetes side keeps across restarts (`kube.json` in the state
+/// directory): results not yet written to the cluster, and containers that
+/// ended before they could be decided.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    contributions: Vec<(Key, Contribution)>,
+    undecided: Vec<Finished>,
+}
+
+/// The file of the Kubernetes side's checkpoint.
+const CHECKPOINT: &str = "kube.json";
 
 /// A container's Pod and identity, once known.
 #[derive(Clone, Debug)]
@@ -85,6 +100,9 @@ pub struct KubeSide {
     waiting: HashMap<u64, Instant>,
     /// Containers that ended before they were decided, with when.
     undecided: Vec<(Finished, Instant)>,
+    /// The checkpoint last written, and when.
+    checkpointed: String,
+    last_checkpoint: Instant,
     /// No decision that needs the API server before this, after it failed.
     decide_after: Option<Instant>,
     decide_backoff: Duration,
@@ -203,6 +221,30 @@ impl KubeSide {
             )?),
             None => None,
         };
+        let mut contributions = BTreeMap::new();
+        let mut undecided = Vec::new();
+        if let Some(text) = options.state.as_ref().and_then(|s| s.read_file(CHECKPOINT)) {
+            match serde_json::from_str::<Checkpoint>(&text) {
+                Ok(checkpoint) => {
+                    for (key, mut contribution) in checkpoint.contributions {
+                        // Written or not, write again: the merge is idempotent.
+                        contribution.dirty = true;
+                        contributions.insert(key, contribution);
+                    }
+                    undecided = checkpoint
+                        .undecided
+                        .into_iter()
+                        .map(|f| (f, Instant::now()))
+                        .collect();
+                    info!(
+                        results = contributions.len(),
+                        waiting = undecided.len(),
+                        "carrying on with the results kept before the restart"
+                    );
+                }
+                Err(error) => warn!(%error, "unreadable checkpoint ignored"),
+            }
+        }
         Ok(KubeSide {
             installer,
             last_install: Instant::now() - INSTALL_INTERVAL,
@@ -214,10 +256,12 @@ impl KubeSide {
             recordings,
             chosen: HashMap::new(),
             waiting: HashMap::new(),
-            undecided: Vec::new(),
+            undecided,
             decide_after: None,
             decide_backoff: Duration::ZERO,
-            contributions: BTreeMap::new(),
+            contributions,
+            checkpointed: String::new(),
+            last_checkpoint: Instant::now(),
             finished_containers: BTreeMap::new(),
             last_flush: Instant::now(),
             backoff: Duration::ZERO,
@@ -284,6 +328,7 @@ impl KubeSide {
             installer.sync().await;
         }
         let recordings = self.recordings.state();
+        self.checkpoint();
         self.status
             .update(
                 &recordings,
@@ -581,8 +626,10 @@ impl KubeSide {
         };
     }
 
-    /// Writes everything still pending, once (before the agent stops).
+    /// Writes everything still pending, once (before the agent stops), and
+    /// the checkpoint.
     pub async fn flush_now(&mut self, node: &mut NodeRecorder) -> Result<(), NodeError> {
+        self.last_checkpoint = Instant::now() - Duration::from_secs(2);
         let ids: Vec<u64> = self.chosen.keys().copied().collect();
         for id in ids {
             if let (Some(recording), Some(chosen)) =
@@ -594,6 +641,7 @@ impl KubeSide {
         self.last_flush = Instant::now() - self.options.flush_interval - self.backoff;
         self.backoff = Duration::ZERO;
         self.flush().await;
+        self.checkpoint();
         Ok(())
     }
 
@@ -605,6 +653,33 @@ impl KubeSide {
     /// Distinct syscalls across this node's contributions.
     pub fn syscalls(&self) -> usize {
         self.contributions.values().map(Contribution::len).sum()
+    }
+
+    /// Writes the checkpoint when it changed.
+    fn checkpoint(&mut self) {
+        let Some(state) = self.options.state.as_ref() else {
+            return;
+        };
+        // At most once a second: the checkpoint holds every result.
+        if self.last_checkpoint.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_checkpoint = Instant::now();
+        let checkpoint = Checkpoint {
+            contributions: self
+                .contributions
+                .iter()
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect(),
+            undecided: self.undecided.iter().map(|(f, _)| f.clone()).collect(),
+        };
+        let text = serde_json::to_string(&checkpoint).unwrap_or_default();
+        if text != self.checkpointed {
+            match state.write_file(CHECKPOINT, text.as_bytes()) {
+                Ok(()) => self.checkpointed = text,
+                Err(error) => warn!(%error, "cannot write the checkpoint"),
+            }
+        }
     }
 
     /// Contributions not yet written to the cluster.

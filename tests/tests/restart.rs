@@ -1,0 +1,138 @@
+//! Restarts without loss: with its maps and links pinned, the agent can be
+//! killed with SIGKILL at any moment, stay away for a while, and come back;
+//! the container's recording is the same as an uninterrupted one. A graceful
+//! stop detaches everything from the kernel.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use syscensus_tests::{
+    agent::{Agent, recorded},
+    containers::{Bundle, Detached, Rootfs, Runtime, Spec, random_hex},
+    require_root,
+};
+
+/// A workload that makes different syscalls over eight seconds, so that
+/// every gap misses something unless nothing is lost.
+const WORKLOAD: [&str; 3] = [
+    "sh",
+    "-c",
+    "for step in 1 2 3 4 5 6 7 8; do case $step in \
+     1) uname ;; 2) cat /etc/passwd ;; 3) ls / ;; 4) df / ;; 5) id ;; 6) hostname ;; 7) date ;; 8) stat / ;; \
+     esac >/dev/null; sleep 1; done",
+];
+
+/// A pin directory of its own on the BPF file system, removed afterwards.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new() -> PinDir {
+        let dir = PathBuf::from(format!("/sys/fs/bpf/syscensus-test-{}", random_hex(8)));
+        assert!(
+            std::path::Path::new("/sys/fs/bpf").join(".").exists(),
+            "/sys/fs/bpf is not mounted: scripts/setup mounts it"
+        );
+        PinDir(dir)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_workload(agent_for: impl FnOnce(&Bundle) -> BTreeSet<String>) -> BTreeSet<String> {
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(rootfs.path(), Spec::new(&WORKLOAD));
+    agent_for(&bundle)
+}
+
+#[test]
+fn sigkill_at_any_moment_loses_nothing() {
+    require_root();
+    // Uninterrupted: the reference.
+    let reference = run_workload(|bundle| {
+        let agent = Agent::start(&["--no-kube"]);
+        let container = Detached::run(Runtime::Runc, bundle);
+        container.wait_stopped(Duration::from_secs(30));
+        let recording = agent.wait_for_recording(bundle.id(), "Exited", Duration::from_secs(20));
+        recorded(&recording, "SCMP_ARCH_X86_64")
+    });
+    assert!(
+        reference.contains("uname") && reference.contains("statfs"),
+        "{reference:?}"
+    );
+
+    // Killed again and again while the workload runs, sometimes staying
+    // away for a while.
+    let pins = PinDir::new();
+    let pin_arg = pins.0.display().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let args = ["--no-kube", "--pin-dir", pin_arg.as_str()];
+    let interrupted = run_workload(|bundle| {
+        let mut agent = Agent::start_in(state.path(), &args, &[]);
+        let container = Detached::run(Runtime::Runc, bundle);
+        let started = Instant::now();
+        let mut round = 0u64;
+        while container.status() == "running" && started.elapsed() < Duration::from_secs(30) {
+            // A different moment each round; every third round, a gap with
+            // no agent at all.
+            std::thread::sleep(Duration::from_millis(100 + (round * 137) % 300));
+            agent.kill();
+            if round % 3 == 2 {
+                std::thread::sleep(Duration::from_millis(700));
+            }
+            agent = Agent::start_in(state.path(), &args, &[]);
+            round += 1;
+        }
+        assert!(round >= 3, "the agent was killed only {round} times");
+        container.wait_stopped(Duration::from_secs(30));
+        let recording = agent.wait_for_recording(bundle.id(), "Exited", Duration::from_secs(20));
+        drop(agent);
+        recorded(&recording, "SCMP_ARCH_X86_64")
+    });
+    let missing: Vec<_> = reference.difference(&interrupted).collect();
+    let extra: Vec<_> = interrupted.difference(&reference).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+}
+
+#[test]
+fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
+    require_root();
+    let pins = PinDir::new();
+    let pin_arg = pins.0.display().to_string();
+    let agent = Agent::start(&["--no-kube", "--pin-dir", &pin_arg]);
+    let links = pins.0.join("v1/links");
+    let pinned = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        pinned(&links).contains(&"sys_enter".to_owned()),
+        "{:?}",
+        pinned(&links)
+    );
+    let log = agent.stop();
+    assert!(
+        pinned(&links).is_empty(),
+        "links left pinned after SIGTERM: {:?}\n{log}",
+        pinned(&links)
+    );
+    assert!(
+        pinned(&pins.0.join("v1")).contains(&"ROWS".to_owned()),
+        "the maps should stay pinned"
+    );
+}
