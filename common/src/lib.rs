@@ -212,6 +212,9 @@ pub mod event {
     /// A cgroup made at one of the [`ROOT_PATHS_MAP`](super::ROOT_PATHS_MAP)
     /// paths, and watched from now on.
     pub const ROOT: u16 = 1;
+    /// A cgroup below a watched one that could not be marked: the rows map
+    /// was full.
+    pub const LOST: u16 = 2;
 }
 
 /// A cgroup the kernel program acted on as it was made.

@@ -66,6 +66,8 @@ fn try_cgroup_mkdir(cgroup: *const u8, path: *const u8) -> Result<(), i64> {
     let key = RowKey::new(cgroup_id, abi::NATIVE);
     if ROWS.insert(key, zero, BPF_NOEXIST).is_err() {
         count(counter::ROW_MAP_FULL);
+        // Userspace names the container that will go unrecorded.
+        send_event(event::LOST, cgroup_id, level, path);
         return Ok(());
     }
     if let Some(row) = ROWS.get_ptr_mut(key) {

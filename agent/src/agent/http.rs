@@ -38,6 +38,7 @@ pub struct Metrics {
     /// Kernel program counters.
     pub out_of_range: u64,
     pub row_map_full: u64,
+    pub containers_lost: u64,
     pub events_lost: u64,
     pub outsider_syscalls: u64,
     pub members_full: u64,
@@ -120,6 +121,12 @@ pub fn render(m: &Metrics) -> String {
         "counter",
         "Rows that could not be created: the map was full.",
         m.row_map_full,
+    );
+    metric(
+        "containers_lost_total",
+        "counter",
+        "Containers that could not be recorded: the kernel map was full.",
+        m.containers_lost,
     );
     metric(
         "events_lost_total",

@@ -248,6 +248,7 @@ fn update_metrics(
         m.sys_enter_attached = tracer.sys_enter_attached();
         m.out_of_range = counters.out_of_range;
         m.row_map_full = counters.row_map_full;
+        m.containers_lost = recorder.lost();
         m.events_lost = counters.events_lost;
         m.outsider_syscalls = counters.outsider_syscalls;
         m.members_full = counters.members_full;

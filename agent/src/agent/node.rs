@@ -148,6 +148,8 @@ pub struct NodeRecorder {
     written: u64,
     /// The checkpoint last written.
     checkpointed: String,
+    /// Containers that could not be recorded (the kernel map was full).
+    lost: u64,
 }
 
 fn is_populated(dir: &Path) -> Option<bool> {
@@ -190,6 +192,7 @@ impl NodeRecorder {
             roots: HashMap::new(),
             written: 0,
             checkpointed: String::new(),
+            lost: 0,
         };
         let restored = recorder.restore()?;
         if active || restored > 0 {
@@ -454,6 +457,12 @@ impl NodeRecorder {
         &self.tracer
     }
 
+    /// Containers that could not be recorded because the kernel map was
+    /// full.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
     /// Results written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -498,6 +507,19 @@ impl NodeRecorder {
     /// Handles cgroups the kernel marked or started watching.
     pub fn on_events(&mut self, events: Vec<MarkedCgroup>) -> Result<(), NodeError> {
         for event in events {
+            if event.lost {
+                if matches!(
+                    kubepath::classify(&event.path),
+                    Some(KubeCgroup::Container { .. })
+                ) {
+                    self.lost += 1;
+                    warn!(
+                        cgroup = %event.path,
+                        "a container cannot be recorded: the kernel map is full (raise --max-cgroups)"
+                    );
+                }
+                continue;
+            }
             if event.root {
                 info!(root = %event.path, "root appeared; watching");
                 // A root made again: forget the one it replaces.
@@ -527,11 +549,17 @@ impl NodeRecorder {
     pub async fn tick(&mut self) -> Result<(), NodeError> {
         self.adopt_unknown_rows()?;
         let ids: Vec<u64> = self.tracked.keys().copied().collect();
+        let mut first_error = None;
         for id in ids {
             self.resolve(id).await;
-            self.poll(id, false)?;
+            // One container's failure (say, a full state directory) must not
+            // hold up the others; it stays tracked and is tried again.
+            if let Err(error) = self.poll(id, false) {
+                first_error.get_or_insert(error);
+            }
         }
-        self.checkpoint()
+        self.checkpoint()?;
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Rows the kernel made whose event never arrived (the ring buffer was

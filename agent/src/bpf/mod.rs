@@ -728,6 +728,8 @@ pub struct MarkedCgroup {
     /// Whether it is a root path, now watched (rather than a cgroup below a
     /// watched one, now marked).
     pub root: bool,
+    /// Whether it could not be marked (the rows map was full).
+    pub lost: bool,
     pub cgroup_id: u64,
     /// Depth below the hierarchy's root.
     pub level: u32,
@@ -756,6 +758,7 @@ impl Events {
                 .to_owned();
             out.push(MarkedCgroup {
                 root: raw.kind == event::ROOT,
+                lost: raw.kind == event::LOST,
                 cgroup_id: raw.cgroup_id,
                 level: raw.level,
                 path,

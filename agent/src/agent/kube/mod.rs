@@ -329,8 +329,12 @@ impl KubeSide {
         }
         let recordings = self.recordings.state();
         self.checkpoint();
+        let counters = node.tracer().counters().unwrap_or_default();
+        let kernel_drops =
+            counters.row_map_full + counters.events_lost + counters.members_full + node.lost();
         self.status
             .update(
+                kernel_drops,
                 &recordings,
                 &self.contributions,
                 &self.chosen_by_recording(),

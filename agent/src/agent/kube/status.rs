@@ -50,6 +50,7 @@ impl StatusWriter {
     /// Writes the status of every recording whose part changed.
     pub async fn update(
         &mut self,
+        kernel_drops: u64,
         recordings: &[Arc<ProfileRecording>],
         contributions: &BTreeMap<Key, Contribution>,
         recording_now: &BTreeMap<(String, String), i64>,
@@ -81,7 +82,10 @@ impl StatusWriter {
                     .insert(key.container.clone());
             }
             let syscalls: usize = mine.iter().map(|(_, c)| c.len()).sum();
-            let drops = mine.iter().filter(|(_, c)| !c.warnings.is_empty()).count();
+            // Incomplete results, plus what the kernel could not record on
+            // this node (full maps, lost events).
+            let drops =
+                mine.iter().filter(|(_, c)| !c.warnings.is_empty()).count() as u64 + kernel_drops;
             let entry = NodeRecording {
                 node: self.node.clone(),
                 recording_containers: recording_now.get(&id).copied().unwrap_or(0),
