@@ -39,6 +39,11 @@ pub enum Command {
     /// Ask the running agent to write what its running containers did so
     /// far (to <state-dir>/containers), and wait until it has.
     Snapshot(SnapshotArgs),
+    /// Write the agent's own seccomp profile into the kubelet's seccomp
+    /// directory (<kubelet-root>/seccomp/syscensus/syscensus-agent.json), so
+    /// that the DaemonSet's agent container can run confined by it. Run by
+    /// the DaemonSet's init container.
+    InstallAgentProfile(InstallAgentProfileArgs),
     /// Write the recorded profiles to a directory for review in git: one OCI
     /// profile per workload container, patches that make the workloads use
     /// them, and a kustomize Component that ties the patches together.
@@ -61,6 +66,17 @@ pub enum Command {
     /// Node that matches the workload's nodeSelector (affinity and taints
     /// are not evaluated).
     Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallAgentProfileArgs {
+    /// The kubelet's root directory, as mounted in this container.
+    #[arg(
+        long,
+        env = "SYSCENSUS_KUBELET_ROOT",
+        default_value = "/var/lib/kubelet"
+    )]
+    pub kubelet_root: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +362,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => crate::run::run(args),
         Command::Agent(args) => crate::agent::agent(args),
         Command::Snapshot(args) => crate::agent::snapshot(args),
+        Command::InstallAgentProfile(args) => crate::agent::install_agent_profile(args),
         Command::Export(args) => crate::export::export(args),
         Command::Diff(args) => crate::export::diff(args),
         Command::Merge(args) => crate::export::merge(args),

@@ -40,6 +40,18 @@ impl Agent {
     /// Starts an agent with the state directory `state` (kept when the agent
     /// goes: for restarts). Its log is appended to `state/agent.log`.
     pub fn start_in(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::start_wrapped(&[], state, args, env)
+    }
+
+    /// As [`start_in`](Self::start_in), run through the command line
+    /// `wrapper` (such as `syscensus run --profile P --`), which must pass
+    /// SIGTERM on and exec or wait for the agent.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        state: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let log = state.join("agent.log");
         let log_file = fs::OpenOptions::new()
             .create(true)
@@ -48,7 +60,15 @@ impl Agent {
             .expect("log file");
         // A PID file left by a killed agent is not this one's.
         let _ = fs::remove_file(state.join("agent.pid"));
-        let child = Command::new(syscensus_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(syscensus_bin());
+                command
+            }
+            None => Command::new(syscensus_bin()),
+        };
+        let child = command
             .arg("agent")
             .args(args)
             .arg("--state-dir")

@@ -135,6 +135,45 @@ fn the_agent_runs_unprivileged_with_two_capabilities() {
     {
         assert!(help.contains(name), "{name} is not an agent setting");
     }
+    // The agent runs under its own profile, which the init container puts
+    // where the kubelet finds it (tests/tests/own_profile.rs runs the agent
+    // under it).
+    assert_eq!(
+        security["seccompProfile"],
+        json!({"type": "Localhost", "localhostProfile": "syscensus/syscensus-agent.json"})
+    );
+    let init = &pod["initContainers"][0];
+    let args: Vec<&str> = init["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "install-agent-profile");
+    let kubelet = tempfile::tempdir().unwrap();
+    let status = Command::new(syscensus_tests::syscensus_bin())
+        .args(["install-agent-profile", "--kubelet-root"])
+        .arg(kubelet.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(
+            kubelet
+                .path()
+                .join("seccomp/syscensus/syscensus-agent.json")
+        )
+        .unwrap(),
+        std::fs::read(
+            workspace_root().join("agent/profiles/syscensus-agent.json")
+        )
+        .unwrap()
+    );
+    let init_mount = &init["volumeMounts"][0];
+    assert_eq!(
+        init_mount["mountPath"],
+        format!("{}/seccomp", args[args.len() - 1])
+    );
     // Host paths: read-only where the agent only reads.
     let mounts = agent["volumeMounts"].as_array().unwrap();
     let cgroup = mounts.iter().find(|m| m["name"] == "cgroup").unwrap();

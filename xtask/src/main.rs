@@ -41,6 +41,9 @@ enum Task {
     /// Set up, build, and record a built-in example: prints the profile,
     /// runs the example under it, and shows a syscall outside it blocked.
     Demo,
+    /// Record the agent through everything it does and rewrite its own
+    /// seccomp profile (agent/profiles/syscensus-agent.json). Needs root.
+    GenAgentProfile,
     /// Regenerate the CRD manifests in deploy/ from the types in api/.
     GenCrds {
         /// Fail instead of writing when the checked-in manifests differ.
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { filter, quick } => test::test(filter.as_deref(), quick),
         Task::Lint => test::lint(),
         Task::Demo => demo::demo(),
+        Task::GenAgentProfile => test::gen_agent_profile(),
         Task::GenCrds { check } => crds::generate(check),
         Task::GenSyscalls { check } => syscalls::generate(check),
     }

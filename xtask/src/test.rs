@@ -109,3 +109,27 @@ pub fn lint() -> anyhow::Result<()> {
             "warnings",
         ]))
 }
+
+/// Records the agent through everything it does in a cluster
+/// (tests/tests/own_profile.rs) and writes its own seccomp profile to
+/// agent/profiles/syscensus-agent.json, which the DaemonSet installs.
+pub fn gen_agent_profile() -> anyhow::Result<()> {
+    setup()?;
+    run(cargo().args(["build", "-p", "syscensus"]))?;
+    let binary = root().join("target/debug/syscensus");
+    let test_binary = test_binaries()?
+        .into_iter()
+        .find(|b| {
+            b.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("own_profile-"))
+        })
+        .context("the own_profile test was not built")?;
+    let mut cmd = as_root(&test_binary);
+    cmd.env("SYSCENSUS_BIN", &binary)
+        .env("SYSCENSUS_UPDATE_AGENT_PROFILE", "1")
+        .current_dir(root().join("tests"));
+    run(&mut cmd)?;
+    // The profile is compiled into the agent.
+    run(cargo().args(["build", "-p", "syscensus"]))
+}

@@ -273,6 +273,28 @@ fn node_error(error: node::NodeError) -> Error {
     }
 }
 
+/// The agent's own profile, recorded by syscensus running the agent through
+/// everything it does (tests/tests/own_profile.rs runs the agent under it).
+pub const AGENT_PROFILE: &str = include_str!("../../profiles/syscensus-agent.json");
+
+/// `syscensus install-agent-profile`: writes the agent's own profile where
+/// the kubelet looks up Localhost profiles.
+pub fn install_agent_profile(args: crate::cli::InstallAgentProfileArgs) -> Result<ExitCode> {
+    let dir = args
+        .kubelet_root
+        .join("seccomp")
+        .join(crate::export::LOCALHOST_DIR);
+    let path = dir.join("syscensus-agent.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::output::write_atomic(&path, AGENT_PROFILE.as_bytes()))
+        .map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?;
+    info!(path = %path.display(), "agent profile installed");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `syscensus snapshot`: asks the agent of a state directory to write what
 /// its running containers did so far, and waits until it has.
 pub fn snapshot(args: SnapshotArgs) -> Result<ExitCode> {
