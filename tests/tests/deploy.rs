@@ -164,10 +164,7 @@ fn the_agent_runs_unprivileged_with_two_capabilities() {
                 .join("seccomp/syscensus/syscensus-agent.json")
         )
         .unwrap(),
-        std::fs::read(
-            workspace_root().join("agent/profiles/syscensus-agent.json")
-        )
-        .unwrap()
+        std::fs::read(workspace_root().join("agent/profiles/syscensus-agent.json")).unwrap()
     );
     let init_mount = &init["volumeMounts"][0];
     assert_eq!(
