@@ -21,6 +21,10 @@ pub fn kernel_btf_path() -> PathBuf {
 
 const BTF_MAGIC: u16 = 0xeb9f;
 
+/// Members looked at in one search for a member through anonymous structs
+/// and unions; a kernel's task_struct needs a few hundred.
+const MEMBER_SEARCH_STEPS: u32 = 100_000;
+
 /// BTF kinds (`BTF_KIND_*`).
 mod kind {
     pub const INT: u32 = 1;
@@ -240,11 +244,20 @@ impl Btf {
 
     /// Finds `member` in `t`, looking through anonymous struct and union
     /// members; returns its bit offset and type id.
-    fn member_in(&self, t: &Type, member: &str, depth: u32) -> Option<(u32, u32)> {
+    fn member_in(
+        &self,
+        t: &Type,
+        member: &str,
+        depth: u32,
+        budget: &mut u32,
+    ) -> Option<(u32, u32)> {
         if depth > 8 {
             return None;
         }
         for m in &t.members {
+            // Hostile BTF can nest anonymous members into an exponential
+            // search: give up after more steps than any kernel needs.
+            *budget = budget.checked_sub(1)?;
             let name = self.name(m.name_off);
             if name == member.as_bytes() {
                 return Some((m.bit_offset, m.type_id));
@@ -252,9 +265,10 @@ impl Btf {
             if name.is_empty()
                 && let Some(inner) = self.resolve(m.type_id)
                 && matches!(inner.kind, kind::STRUCT | kind::UNION)
-                && let Some((off, id)) = self.member_in(inner, member, depth + 1)
+                && let Some((off, id)) = self.member_in(inner, member, depth + 1, budget)
             {
-                return Some((m.bit_offset + off, id));
+                // Offsets come from the file: hostile BTF may overflow them.
+                return Some((m.bit_offset.checked_add(off)?, id));
             }
         }
         None
@@ -271,10 +285,13 @@ impl Btf {
             name: name.to_owned(),
         })?;
         let mut bits = 0;
+        let mut budget = MEMBER_SEARCH_STEPS;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
-            let (off, id) = self.member_in(t, part, 0).ok_or_else(no_member)?;
-            bits += off;
+            let (off, id) = self
+                .member_in(t, part, 0, &mut budget)
+                .ok_or_else(no_member)?;
+            bits = off.checked_add(bits).ok_or_else(no_member)?;
             if parts.peek().is_some() {
                 t = self
                     .resolve(id)

@@ -62,6 +62,8 @@ fn unescape_octal(field: &str) -> String {
             && bytes[i + 1..i + 4]
                 .iter()
                 .all(|b| (b'0'..=b'7').contains(b))
+                // The kernel writes at most \377; anything above is text.
+                && bytes[i + 1] <= b'3'
         {
             let value =
                 (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
@@ -80,8 +82,11 @@ fn unescape_octal(field: &str) -> String {
 pub fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
-        let fstype = right.split_whitespace().next()?;
-        let mut fields = left.split_whitespace();
+        // Fields are separated by single spaces; the kernel escapes the
+        // spaces, tabs, newlines and backslashes inside them, and nothing
+        // else (so a mount point may hold any other whitespace).
+        let fstype = right.split(' ').next()?;
+        let mut fields = left.split(' ');
         let root = fields.nth(3)?;
         let mount_point = fields.next()?;
         // A bind mount of a sub-tree would give wrong paths: only take the

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use syscensus::{
     agent::kube::selection::{matches, selects, validate},
     export::{
-        Entry, Filter, PlanOptions, file_entries, localhost_profile, plan, profile_path,
-        recording_entry, render_profile, spec_profile_path,
+        Entry, Filter, PlanOptions, check_spec, file_entries, localhost_profile, plan,
+        profile_path, recording_entry, render_profile, spec_profile_path,
     },
     profile::Profile,
     recording::ContainerRecording,
@@ -558,13 +558,11 @@ fn malformed_terms_are_errors() {
     }
 }
 
-/// `validate` evaluates the selector against no labels and stops at the
-/// first term that fails, so a malformed term behind `matchLabels` or
-/// behind an `In` term passes as valid: the recording shows phase
+/// A malformed term behind `matchLabels` or behind an `In` term is found
+/// by `validate` too: were it not, the recording would show phase
 /// Recording, condition Valid, while every Pod it should select is skipped
 /// (`selects(..).unwrap_or(false)`).
 #[test]
-#[ignore = "known: validate misses malformed terms behind a failing term (reported)"]
 fn validate_checks_every_term() {
     let bad = requirement_of("zone", "Matches", &["a"]);
     let behind_labels = spec_with(LabelSelector {
@@ -581,12 +579,13 @@ fn validate_checks_every_term() {
 }
 
 /// A ContainerProfile that an approver labels approved is installed by
-/// every node's agent as `render_profile` writes it. With an unknown
-/// architecture or syscall name in `spec.syscalls` (the CRD does not
-/// restrict them) the installed file is one that no runtime, nor
-/// `syscensus run`, accepts: Pods using it fail to start.
+/// every node's agent. With an unknown architecture or syscall name in
+/// `spec.syscalls` (the CRD does not restrict them) the file would be one
+/// that no runtime, nor `syscensus run`, accepts, and Pods using it would
+/// fail to start: `check_spec`, which the installer and exports call,
+/// refuses it, naming the problem; what it accepts renders into a profile
+/// that parses.
 #[test]
-#[ignore = "known: unknown names in a ContainerProfile are installed as they are (reported)"]
 fn unknown_names_are_not_installed() {
     let doc = json!({
         "recording": "r",
@@ -597,11 +596,18 @@ fn unknown_names_are_not_installed() {
         "firstSeen": "2024-05-01T10:00:00Z",
         "lastSeen": "2024-05-01T10:00:00Z",
     });
-    let spec: ContainerProfileSpec = serde_json::from_value(doc).unwrap();
-    let text = render_profile(&spec);
-    // What the installer would need: a refusal before this point, or a
-    // file that parses.
-    Profile::parse(&text, Path::new("installed.json"), None).unwrap();
+    let mut spec: ContainerProfileSpec = serde_json::from_value(doc).unwrap();
+    let error = check_spec(&spec).unwrap_err();
+    assert!(error.contains("SCMP_ARCH_BOGUS"), "{error}");
+    spec.syscalls.remove("SCMP_ARCH_BOGUS");
+    let error = check_spec(&spec).unwrap_err();
+    assert!(error.contains("no_such_syscall"), "{error}");
+    spec.syscalls.insert(
+        "SCMP_ARCH_X86_64".into(),
+        vec!["read".into(), "write".into()],
+    );
+    check_spec(&spec).unwrap();
+    Profile::parse(&render_profile(&spec), Path::new("installed.json"), None).unwrap();
 }
 
 /// Entries with names that try to leave the export directory are refused
@@ -636,4 +642,27 @@ fn traversal_names_are_refused() {
         let error = plan(vec![entry], None, &PlanOptions { spo: true }).unwrap_err();
         assert!(error.to_string().contains(what), "{error}");
     }
+}
+
+/// The fuzz targets' seeds (fuzz/seeds/) are documents the readers take,
+/// so that fuzzing starts from valid input.
+#[test]
+fn fuzz_seeds_read() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let recording = std::fs::read(seeds.join("container_recording/exited.json")).unwrap();
+    let recording: ContainerRecording = serde_json::from_slice(&recording).unwrap();
+    assert!(recording_entry(&recording).is_some());
+    for file in ["containerprofile.yaml", "list.json", "recording.json"] {
+        let entries = file_entries(&seeds.join("export_source").join(file), &Filter::default())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!entries.is_empty(), "{file}");
+        plan(entries, None, &PlanOptions { spo: true }).unwrap();
+    }
+    let text = std::fs::read_to_string(seeds.join("crd_objects/profilerecording.yaml")).unwrap();
+    let recording: ProfileRecording = serde_yaml::from_str(&text).unwrap();
+    validate(&recording.spec).unwrap();
+    let text =
+        std::fs::read_to_string(seeds.join("crd_objects/profilerecording-empty.json")).unwrap();
+    let recording: ProfileRecording = serde_json::from_str(&text).unwrap();
+    validate(&recording.spec).unwrap();
 }

@@ -17,11 +17,11 @@ impl std::fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-fn label_ok(label: &str) -> Result<(), &'static str> {
+fn label_ok(label: &str, max: usize) -> Result<(), &'static str> {
     if label.is_empty() {
         return Err("empty label");
     }
-    if label.len() > 63 {
+    if label.len() > max {
         return Err("a label is longer than 63 characters");
     }
     if !label
@@ -39,14 +39,16 @@ fn label_ok(label: &str) -> Result<(), &'static str> {
 /// An RFC 1123 label (namespaces, container names): at most 63 of
 /// `[a-z0-9-]`, starting and ending alphanumeric.
 pub fn validate_dns_label(name: &str) -> Result<(), NameError> {
-    label_ok(name).map_err(|reason| NameError {
+    label_ok(name, 63).map_err(|reason| NameError {
         name: name.to_owned(),
         reason,
     })
 }
 
-/// An RFC 1123 subdomain (most object names): at most 253 characters of
-/// dot-separated labels. Never `.`, `..`, or anything with `/`.
+/// An RFC 1123 subdomain as Kubernetes checks it for most object names: at
+/// most 253 characters of dot-separated `[a-z0-9-]` parts, each starting and
+/// ending alphanumeric (Kubernetes does not hold the parts to 63
+/// characters). Never `.`, `..`, or anything with `/`.
 pub fn validate_dns_subdomain(name: &str) -> Result<(), NameError> {
     let err = |reason| NameError {
         name: name.to_owned(),
@@ -56,7 +58,7 @@ pub fn validate_dns_subdomain(name: &str) -> Result<(), NameError> {
         return Err(err("longer than 253 characters"));
     }
     for label in name.split('.') {
-        label_ok(label).map_err(err)?;
+        label_ok(label, 253).map_err(err)?;
     }
     Ok(())
 }
@@ -78,7 +80,9 @@ pub fn label_value(text: &str) -> String {
     if text.len() <= 63 {
         return text.to_owned();
     }
-    let mut cut = text[..52].trim_end_matches(['-', '.', '_']).to_owned();
+    let mut cut = text[..text.floor_char_boundary(52)]
+        .trim_end_matches(['-', '.', '_'])
+        .to_owned();
     cut.push('-');
     cut.push_str(&short_hash(text));
     cut
@@ -86,19 +90,24 @@ pub fn label_value(text: &str) -> String {
 
 /// The name of the ContainerProfile of a workload container:
 /// `<recording>.<kind>.<workload>.<container>`, the kind lowercase. Each part
-/// is already a valid name or label, so the whole is a valid DNS subdomain;
-/// when it is longer than 253 characters it is cut and a hash of the whole
-/// added as a last label, so that distinct containers keep distinct names.
+/// is already a valid name or label, so the whole is a valid DNS subdomain.
+/// Recording and workload names may hold dots themselves, which makes the
+/// joined name ambiguous (`a.deployment.b` + `c` and `a` + `b.deployment.c`
+/// would meet): then a hash of the four parts is added as a last label. A
+/// name longer than 253 characters is cut and ended with a hash of the whole
+/// the same way, so that distinct containers keep distinct names.
 pub fn object_name(recording: &str, kind: &str, workload: &str, container: &str) -> String {
-    let full = format!(
-        "{recording}.{}.{workload}.{container}",
-        kind.to_ascii_lowercase()
-    );
+    let kind = kind.to_ascii_lowercase();
+    let mut full = format!("{recording}.{kind}.{workload}.{container}");
+    if recording.contains('.') || workload.contains('.') {
+        let parts = format!("{recording}\0{kind}\0{workload}\0{container}");
+        full = format!("{full}.{}", short_hash(&parts));
+    }
     if full.len() <= 253 {
         return full;
     }
     let hash = short_hash(&full);
-    let keep = 253 - hash.len() - 1;
+    let keep = full.floor_char_boundary(253 - hash.len() - 1);
     let cut = full[..keep].trim_end_matches(['-', '.']).to_owned();
     format!("{cut}.{hash}")
 }
@@ -135,8 +144,7 @@ mod tests {
             object_name("rec", "Deployment", "web", "nginx"),
             "rec.deployment.web.nginx"
         );
-        // Valid workload names are dot-separated labels of up to 63
-        // characters each.
+        // Valid workload names are dot-separated parts.
         let label = "w".repeat(63);
         let long = [label.as_str(); 3].join(".");
         let edge = object_name("rec", "Deployment", &"x".repeat(63), &"y".repeat(63));

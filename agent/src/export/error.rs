@@ -37,6 +37,15 @@ pub enum ExportError {
         index: usize,
         kind: String,
     },
+    #[error(
+        "cannot export the profile of {namespace}/{workload} container {container}: {reason}; fix or delete that ContainerProfile; nothing was written"
+    )]
+    Unusable {
+        namespace: String,
+        workload: String,
+        container: String,
+        reason: String,
+    },
     #[error("no profiles to export ({scope}): nothing was written")]
     Nothing { scope: String },
     #[error("cannot write {}: {source}", path.display())]
@@ -135,7 +144,8 @@ impl ExportError {
             | Self::Parse { .. }
             | Self::Document { .. }
             | Self::Manifest { .. }
-            | Self::Mismatch { .. } => exit::DATA,
+            | Self::Mismatch { .. }
+            | Self::Unusable { .. } => exit::DATA,
             Self::Read { .. } | Self::Nothing { .. } | Self::NotAnExport { .. } => exit::NO_INPUT,
             Self::Write { .. }
             | Self::Foreign { .. }

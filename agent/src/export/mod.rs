@@ -37,7 +37,7 @@ pub use plan::{
     Base, Entry, JSON_PATCH_FILE, KUSTOMIZATION_FILE, PATCH_FILE, Plan, PlanOptions,
     is_profile_file, plan,
 };
-pub use render::{merge_spec, render_profile, spec_profile};
+pub use render::{check_spec, merge_spec, render_profile, spec_profile};
 pub use source::{Filter, file_entries, read_base, read_documents, recording_entry};
 pub use tree::{MANIFEST_FILE, Written, read_manifest};
 

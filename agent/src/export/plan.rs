@@ -21,7 +21,7 @@ use super::{
     ExportError,
     patch::{self, ManifestWorkload, PatchContainer, WorkloadPatch},
     path::{localhost_profile, slash_path, workload_dir},
-    render::{merge_spec, spec_profile},
+    render::{check_spec, merge_spec, spec_profile},
 };
 
 /// The strategic merge patch of a workload, in its directory.
@@ -150,6 +150,12 @@ pub fn plan(
     for ((namespace, workload, container), spec) in &merged {
         let dir = workload_dir(namespace, workload.kind, &workload.name)?;
         let localhost = localhost_profile(namespace, workload.kind, &workload.name, container)?;
+        check_spec(spec).map_err(|reason| ExportError::Unusable {
+            namespace: namespace.clone(),
+            workload: format!("{}/{}", workload.kind.as_str(), workload.name),
+            container: container.clone(),
+            reason,
+        })?;
         let profile = spec_profile(spec);
         let dir = slash_path(&dir);
         out.files

@@ -1,6 +1,6 @@
 //! A ContainerProfile's syscalls as the OCI seccomp profile file that
 //! exports and the node agents' installer write, byte for byte.
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, path::Path};
 
 use syscensus_api::{BaseSetRef, ContainerProfileSpec};
 
@@ -26,6 +26,26 @@ pub fn spec_profile(spec: &ContainerProfileSpec) -> Profile {
 /// bytes and the same SHA-256.
 pub fn render_profile(spec: &ContainerProfileSpec) -> String {
     spec_profile(spec).to_oci_json()
+}
+
+/// Checks that a ContainerProfile renders into a profile that runtimes and
+/// `syscensus run` accept: known architectures, and names that are
+/// syscalls of theirs. The CRD cannot say so, and an approved profile with
+/// a wrong name would be installed on every node and fail every Pod that
+/// uses it; exports and the installer refuse it instead.
+pub fn check_spec(spec: &ContainerProfileSpec) -> Result<(), String> {
+    if let Some(arch) = spec
+        .syscalls
+        .keys()
+        .find(|a| crate::syscalls::Arch::from_scmp_name(a).is_none())
+    {
+        return Err(format!(
+            "unknown architecture {arch:?} in spec.syscalls (use names such as SCMP_ARCH_X86_64)"
+        ));
+    }
+    Profile::parse(&render_profile(spec), Path::new("spec.syscalls"), None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Merges `other` into `into`: both describe the same workload container

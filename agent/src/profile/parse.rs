@@ -138,6 +138,7 @@ pub(super) fn parse(
     // YAML, possibly several documents: look at each one's kind and name
     // first, then deserialize the chosen document from the text again so
     // that errors carry its line and column.
+    check_flow_depth(text, origin)?;
     let mut documents = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = serde_yaml::Value::deserialize(document).map_err(|e| yaml_error(origin, &e))?;
@@ -182,6 +183,37 @@ pub(super) fn parse(
     let object = RawObject::deserialize(nth_document(text, documents[chosen].0))
         .map_err(|e| yaml_error(origin, &e))?;
     object.resolve(host).map_err(invalid)
+}
+
+/// Flow collections (`[`, `{`) nested deeper than any profile needs.
+/// serde_yaml refuses them too, but only after libyaml has scanned them in
+/// time quadratic in the depth (seconds for 100 kB), so they are refused
+/// here first, in one pass. Brackets inside quotes or comments count as
+/// well: a profile never holds hundreds of them.
+const MAX_FLOW_DEPTH: usize = 256;
+
+fn check_flow_depth(text: &str, origin: &Path) -> Result<(), ProfileError> {
+    let (mut depth, mut line, mut column) = (0usize, 1, 0);
+    for c in text.chars() {
+        column += 1;
+        match c {
+            '\n' => (line, column) = (line + 1, 0),
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_FLOW_DEPTH {
+            return Err(ProfileError::Syntax {
+                origin: origin.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "collections nested more than {MAX_FLOW_DEPTH} levels deep; a seccomp profile needs a few"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn nth_document(text: &str, index: usize) -> serde_yaml::Deserializer<'_> {

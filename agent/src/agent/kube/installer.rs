@@ -230,11 +230,14 @@ impl Installer {
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
             let name = profile.name_any();
-            let relative = match export::spec_profile_path(&namespace, &profile.spec) {
+            let checked = export::check_spec(&profile.spec).and_then(|()| {
+                export::spec_profile_path(&namespace, &profile.spec).map_err(|e| e.to_string())
+            });
+            let relative = match checked {
                 Ok(p) if is_plain_relative(&p) => p,
                 result => {
                     let reason = match result {
-                        Err(error) => error.to_string(),
+                        Err(error) => error,
                         Ok(p) => format!("{} is not a plain relative path", p.display()),
                     };
                     if self.refused.insert((namespace.clone(), name.clone())) {

@@ -12,64 +12,65 @@ pub struct SelectorError(pub String);
 
 /// Whether `selector` selects an object with `labels` (the Kubernetes
 /// semantics: every `matchLabels` pair and every `matchExpressions` term; an
-/// empty selector selects everything).
+/// empty selector selects everything). A selector with a malformed term is
+/// an error whatever the labels.
 pub fn matches(
     selector: &LabelSelector,
     labels: &BTreeMap<String, String>,
 ) -> Result<bool, SelectorError> {
-    for (key, value) in selector.match_labels.iter().flatten() {
-        if labels.get(key) != Some(value) {
-            return Ok(false);
-        }
-    }
-    for expr in selector.match_expressions.iter().flatten() {
+    check(selector)?;
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(key, value)| labels.get(key) == Some(value));
+    let terms = selector.match_expressions.iter().flatten().all(|expr| {
         let values = expr.values.as_deref().unwrap_or_default();
         let present = labels.get(&expr.key);
-        let ok = match expr.operator.as_str() {
-            "In" => {
-                if values.is_empty() {
-                    return Err(SelectorError(format!(
-                        "operator In on {} needs values",
-                        expr.key
-                    )));
-                }
-                present.is_some_and(|v| values.contains(v))
+        match expr.operator.as_str() {
+            "In" => present.is_some_and(|v| values.contains(v)),
+            "NotIn" => present.is_none_or(|v| !values.contains(v)),
+            "Exists" => present.is_some(),
+            _ => present.is_none(),
+        }
+    });
+    Ok(pairs && terms)
+}
+
+/// Checks every term of `selector`: a known operator, with values for In
+/// and NotIn and none for Exists and DoesNotExist.
+fn check(selector: &LabelSelector) -> Result<(), SelectorError> {
+    for expr in selector.match_expressions.iter().flatten() {
+        let has_values = expr.values.as_ref().is_some_and(|v| !v.is_empty());
+        match (expr.operator.as_str(), has_values) {
+            ("In" | "NotIn", true) | ("Exists" | "DoesNotExist", false) => {}
+            ("In" | "NotIn", false) => {
+                return Err(SelectorError(format!(
+                    "operator {} on {} needs values",
+                    expr.operator, expr.key
+                )));
             }
-            "NotIn" => {
-                if values.is_empty() {
-                    return Err(SelectorError(format!(
-                        "operator NotIn on {} needs values",
-                        expr.key
-                    )));
-                }
-                present.is_none_or(|v| !values.contains(v))
-            }
-            "Exists" | "DoesNotExist" if !values.is_empty() => {
+            ("Exists" | "DoesNotExist", true) => {
                 return Err(SelectorError(format!(
                     "operator {} on {} takes no values",
                     expr.operator, expr.key
                 )));
             }
-            "Exists" => present.is_some(),
-            "DoesNotExist" => present.is_none(),
-            other => {
+            (other, _) => {
                 return Err(SelectorError(format!(
                     "unknown operator {other:?} on {}",
                     expr.key
                 )));
             }
-        };
-        if !ok {
-            return Ok(false);
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Checks a recording's spec without a Pod: the selector's operators and
-/// values.
+/// values, every term of them.
 pub fn validate(spec: &ProfileRecordingSpec) -> Result<(), SelectorError> {
-    matches(&spec.pod_selector, &BTreeMap::new()).map(|_| ())
+    check(&spec.pod_selector)
 }
 
 /// Whether `spec` records container `container` (an init container if
