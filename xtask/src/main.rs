@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod crds;
 mod demo;
+mod fuzz;
 mod run;
 mod syscalls;
 mod test;
@@ -57,6 +58,16 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Build the libFuzzer targets in fuzz/ (installing cargo-fuzz if
+    /// missing; needs nightly) and run each for a bounded time; fails if an
+    /// input crashes or hangs one.
+    Fuzz {
+        /// Seconds to run each target.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Only these targets (all when none is given).
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,5 +79,6 @@ fn main() -> anyhow::Result<()> {
         Task::GenAgentProfile => test::gen_agent_profile(),
         Task::GenCrds { check } => crds::generate(check),
         Task::GenSyscalls { check } => syscalls::generate(check),
+        Task::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
     }
 }
