@@ -7,6 +7,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod crds;
 mod demo;
 mod fuzz;
@@ -42,6 +43,12 @@ enum Task {
     /// Set up, build, and record a built-in example: prints the profile,
     /// runs the example under it, and shows a syscall outside it blocked.
     Demo,
+    /// Set up, build in release, and measure: the per-syscall overhead
+    /// (recorded, not recorded, idle, against an empty program), the agent's
+    /// memory with 10 / 100 / 1,000 containers, the kernel maps, recording
+    /// start latency and export time; prints each target met or not and
+    /// writes JSON.
+    Bench(bench::BenchArgs),
     /// Record the agent through everything it does and rewrite its own
     /// seccomp profile (agent/profiles/syscensus-agent.json). Needs root.
     GenAgentProfile,
@@ -76,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { filter, quick } => test::test(filter.as_deref(), quick),
         Task::Lint => test::lint(),
         Task::Demo => demo::demo(),
+        Task::Bench(args) => bench::bench(&args),
         Task::GenAgentProfile => test::gen_agent_profile(),
         Task::GenCrds { check } => crds::generate(check),
         Task::GenSyscalls { check } => syscalls::generate(check),

@@ -229,7 +229,6 @@ pub struct Counters {
 /// The loaded and attached kernel program.
 pub struct Tracer {
     ebpf: Ebpf,
-    loader_btf: Btf,
     offsets: KernelOffsets,
     rows: HashMap<MapData, RowKey, Row>,
     filter: Filter,
@@ -303,7 +302,6 @@ impl Tracer {
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
         let mut tracer = Tracer {
             ebpf,
-            loader_btf,
             offsets,
             rows,
             filter,
@@ -324,7 +322,16 @@ impl Tracer {
             program::CGROUP_MKDIR,
             program::CGROUP_ATTACH,
         ] {
-            tracer.load_program(name)?;
+            tracer.load_program(name, &loader_btf)?;
+        }
+        // The kernel's BTF, parsed twice above, is most of what loading
+        // allocated (tens of MiB for a few MiB of file): give it back to
+        // the system now rather than keep it resident for the agent's life.
+        drop(loader_btf);
+        drop(btf);
+        // SAFETY: malloc_trim only releases free heap memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
         }
         let mut always = vec![program::EXEC, program::FORK, program::EXIT];
         if offsets.ancestors_mode != ancestors::NONE {
@@ -370,11 +377,10 @@ impl Tracer {
         })
     }
 
-    fn load_program(&mut self, name: &'static str) -> Result<(), BpfError> {
+    fn load_program(&mut self, name: &'static str, btf: &Btf) -> Result<(), BpfError> {
         // Each program is named after its tracepoint.
-        let btf = self.loader_btf.clone();
         self.program(name)?
-            .load(name, &btf)
+            .load(name, btf)
             .map_err(|source| BpfError::Program {
                 action: "load",
                 name,

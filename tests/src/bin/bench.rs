@@ -65,8 +65,8 @@ impl Config {
             Config::Idle => "syscensus idle",
             Config::Other => "syscensus, loop not recorded",
             Config::Recorded => "syscensus, loop recorded",
-            Config::OtherHelper => "  (cgroup id by helper) not rec.",
-            Config::RecordedHelper => "  (cgroup id by helper) recorded",
+            Config::OtherHelper => "not recorded, id by helper",
+            Config::RecordedHelper => "recorded, id by helper",
         }
     }
 
@@ -90,6 +90,8 @@ struct Options {
     cpu: usize,
     json: Option<PathBuf>,
     loop_binary: PathBuf,
+    /// Also measure the variants that read the cgroup id with the helper.
+    helper: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -99,6 +101,7 @@ fn parse_args() -> anyhow::Result<Options> {
         cpu: 1,
         json: None,
         loop_binary: PathBuf::new(),
+        helper: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,6 +112,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--cpu" => options.cpu = value()?.parse()?,
             "--json" => options.json = Some(value()?.into()),
             "--loop" => options.loop_binary = value()?.into(),
+            "--helper" => options.helper = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -187,8 +191,10 @@ impl EmptyProgram {
     }
 }
 
-/// Runs the loop in `cgroup` and returns its mean ns per call.
-fn measure(options: &Options, cgroup: &OwnedCgroup, syscall: &str) -> anyhow::Result<f64> {
+/// Runs the loop in `cgroup` and returns its ns per call: the mean over
+/// all calls, and the 10th percentile of its chunks' means (see
+/// tests/programs/syscall_loop.c).
+fn measure(options: &Options, cgroup: &OwnedCgroup, syscall: &str) -> anyhow::Result<(f64, f64)> {
     let procs = std::fs::OpenOptions::new()
         .write(true)
         .open(cgroup.procs_file())?;
@@ -215,8 +221,16 @@ fn measure(options: &Options, cgroup: &OwnedCgroup, syscall: &str) -> anyhow::Re
         "syscall loop failed: {:?}",
         output.status
     );
-    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+    let text = String::from_utf8(output.stdout)?;
+    let (mean, low) = text
+        .trim()
+        .split_once(' ')
+        .context("syscall loop printed no figures")?;
+    Ok((mean.parse()?, low.parse()?))
 }
+
+/// Calls per timed chunk of the loop (CHUNK in syscall_loop.c).
+const CHUNK: u64 = 2000;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -228,32 +242,39 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Programs other than ours attached to `sys_enter` (through bpftool).
-fn other_sys_enter_programs() -> Vec<String> {
-    let Ok(output) = Command::new("bpftool")
+/// The links attached to `sys_enter` (through bpftool), by id; `None` when
+/// bpftool cannot tell.
+fn sys_enter_links() -> Option<BTreeMap<u64, String>> {
+    let output = Command::new("bpftool")
         .args(["-j", "link", "list"])
         .output()
-    else {
-        return vec!["(bpftool not found: cannot check)".into()];
-    };
-    let Ok(links) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
-        return Vec::new();
-    };
-    links
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["tp_name"] == "sys_enter" || l["attach_btf_name"] == "sys_enter")
-        .map(|l| format!("link {} prog {}", l["id"], l["prog_id"]))
-        .collect()
+        .ok()?;
+    let links = serde_json::from_slice::<serde_json::Value>(&output.stdout).ok()?;
+    Some(
+        links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["tp_name"] == "sys_enter" || l["attach_btf_name"] == "sys_enter")
+            .filter_map(|l| {
+                Some((
+                    l["id"].as_u64()?,
+                    format!("link {} prog {}", l["id"], l["prog_id"]),
+                ))
+            })
+            .collect(),
+    )
 }
 
 fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
-    let before = other_sys_enter_programs();
+    let Some(before) = sys_enter_links() else {
+        bail!("cannot list BPF links: install bpftool (scripts/setup does)");
+    };
     if !before.is_empty() {
         eprintln!(
-            "warning: other programs are attached to sys_enter, figures are unreliable: {before:?}"
+            "warning: other programs are attached to sys_enter, figures are unreliable: {:?}",
+            before.values().collect::<Vec<_>>()
         );
     }
     let hierarchy = Hierarchy::find()?;
@@ -270,17 +291,32 @@ fn main() -> anyhow::Result<()> {
         cgroup_id_helper: true,
         ..TracerOptions::default()
     })?;
+    // Loaded, no recording: nothing may be attached to sys_enter.
+    let idle_links = sys_enter_links()
+        .context("cannot list BPF links")?
+        .keys()
+        .filter(|id| !before.contains_key(id))
+        .count();
+    eprintln!("syscensus loaded and idle: {idle_links} sys_enter link(s) of its own");
     let mut empty = EmptyProgram::load(None)?;
     let btf_id = syscensus::btf::Btf::from_kernel()?
         .typedef_id("btf_trace_sys_enter")
         .context("no btf_trace_sys_enter in the kernel's BTF")?;
     let mut empty_btf = EmptyProgram::load(Some(btf_id))?;
 
+    let configs: Vec<Config> = Config::ALL
+        .into_iter()
+        .filter(|c| options.helper || !matches!(c, Config::OtherHelper | Config::RecordedHelper))
+        .collect();
     let syscalls = ["getppid", "read"];
-    let mut samples: BTreeMap<(&str, Config), Vec<f64>> = BTreeMap::new();
+    // Per round: (mean, 10th percentile of chunks) of each measurement.
+    let mut samples: BTreeMap<(&str, Config), Vec<(f64, f64)>> = BTreeMap::new();
+    // Links seen while none of ours is attached: someone else's.
+    let mut foreign = before;
+    let started = std::time::Instant::now();
     for round in 0..options.rounds {
         // Rotate the order so that no configuration always runs first.
-        let mut order = Config::ALL.to_vec();
+        let mut order = configs.clone();
         let len = order.len();
         order.rotate_left(round % len);
         for config in order {
@@ -335,46 +371,83 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        eprint!("\rround {}/{}", round + 1, options.rounds);
+        if let Some(links) = sys_enter_links() {
+            foreign.extend(links);
+        }
+        eprint!(
+            "\rround {}/{} ({:.0} s)",
+            round + 1,
+            options.rounds,
+            started.elapsed().as_secs_f64()
+        );
     }
     eprintln!();
 
     let mut report = serde_json::Map::new();
+    report.insert(
+        "settings".into(),
+        serde_json::json!({
+            "rounds": options.rounds,
+            "iterations": options.iterations,
+            "cpu": options.cpu,
+            "seconds": started.elapsed().as_secs_f64(),
+        }),
+    );
+    report.insert(
+        "configs".into(),
+        configs
+            .iter()
+            .map(|c| serde_json::json!({"key": c.key(), "name": c.name()}))
+            .collect(),
+    );
     println!(
-        "{} rounds of {} calls, pinned to CPU {}; medians",
-        options.rounds, options.iterations, options.cpu
+        "{} rounds of {} calls, pinned to CPU {}; the lowest round's 10th percentile of {}-call chunks (median of the rounds' means in brackets)",
+        options.rounds, options.iterations, options.cpu, CHUNK
     );
     for syscall in syscalls {
+        // The lowest figure of each configuration: what its calls cost
+        // when the host lets the loop run (every configuration gets as
+        // many rounds to meet that), and the median of its means, which
+        // carries the host's noise.
+        let mut best = BTreeMap::new();
         let mut med = BTreeMap::new();
-        for config in Config::ALL {
-            med.insert(
-                config,
-                median(samples.get_mut(&(syscall, config)).context("no samples")?),
-            );
+        for &config in &configs {
+            let figures = samples.get(&(syscall, config)).context("no samples")?;
+            let mut means: Vec<f64> = figures.iter().map(|f| f.0).collect();
+            let low = figures.iter().map(|f| f.1).fold(f64::INFINITY, f64::min);
+            best.insert(config, low);
+            med.insert(config, median(&mut means));
         }
-        let none = med[&Config::None];
+        let none = best[&Config::None];
+        let none_mean = med[&Config::None];
         // The floor is the cheaper of the two empty programs.
-        let floor = med[&Config::Floor].min(med[&Config::FloorBtf]) - none;
+        let floor = best[&Config::Floor].min(best[&Config::FloorBtf]) - none;
+        let floor_mean = med[&Config::Floor].min(med[&Config::FloorBtf]) - none_mean;
         println!("\n{syscall}:");
         println!(
-            "  {:<32} {:>9} {:>10} {:>14}",
-            "configuration", "ns/call", "overhead", "x floor's"
+            "  {:<32} {:>9} {:>10} {:>10} {:>16}",
+            "configuration", "ns/call", "overhead", "x floor's", "(median of means)"
         );
         let mut rows = serde_json::Map::new();
-        for config in Config::ALL {
-            let ns = med[&config];
+        rows.insert("floor_overhead_ns".into(), floor.into());
+        rows.insert("floor_overhead_ns_of_means".into(), floor_mean.into());
+        for &config in &configs {
+            let ns = best[&config];
             let overhead = ns - none;
+            let overhead_mean = med[&config] - none_mean;
             let ratio = if floor > 0.0 {
                 overhead / floor
             } else {
                 f64::NAN
             };
             println!(
-                "  {:<32} {:>9.1} {:>+10.1} {:>14.2}",
+                "  {:<32} {:>9.1} {:>+10.1} {:>10.2}   ({:>+6.1} ns, {:.2}x)",
                 config.name(),
                 ns,
                 overhead,
-                ratio
+                ratio,
+                overhead_mean,
+                overhead_mean / floor_mean
             );
             rows.insert(
                 config.key().into(),
@@ -382,22 +455,34 @@ fn main() -> anyhow::Result<()> {
                     "ns_per_call": ns,
                     "overhead_ns": overhead,
                     "ratio_to_floor_overhead": ratio,
-                    "samples": samples[&(syscall, config)],
+                    "median_of_means_ns": med[&config],
+                    "overhead_of_means_ns": overhead_mean,
+                    "ratio_of_means": overhead_mean / floor_mean,
+                    "rounds": samples[&(syscall, config)]
+                        .iter()
+                        .map(|(mean, low)| serde_json::json!({"mean": mean, "p10": low}))
+                        .collect::<Vec<_>>(),
                 }),
             );
         }
         report.insert(syscall.into(), rows.into());
     }
-    let after = other_sys_enter_programs();
-    if !after.is_empty() {
-        eprintln!("warning: other programs were attached to sys_enter during the run: {after:?}");
+    let foreign: Vec<&String> = foreign.values().collect();
+    if !foreign.is_empty() {
+        eprintln!(
+            "warning: other programs were attached to sys_enter during the run, figures are unreliable: {foreign:?}"
+        );
     }
+    report.insert("idle_sys_enter_links".into(), idle_links.into());
+    report.insert(
+        "other_sys_enter_programs".into(),
+        serde_json::json!(foreign),
+    );
     report.insert(
         "machine".into(),
         serde_json::json!({
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease")?.trim(),
             "cpus": std::thread::available_parallelism()?.get(),
-            "other_sys_enter_programs": after,
         }),
     );
     if let Some(path) = &options.json {
