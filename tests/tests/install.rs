@@ -320,14 +320,14 @@ fn a_crash_mid_write_never_leaves_a_partial_profile() {
     // Many profiles, so that writes are under way when the agent dies.
     let mut expected = Vec::new();
     for i in 0..40 {
-        let names: Vec<String> = (0..(i % 7 + 1)).map(|j| format!("call{j}")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Real names: the agent refuses to install unknown ones.
+        let names = &["brk", "close", "futex", "mmap", "openat", "read", "write"][..i % 7 + 1];
         let profile = cluster
             .server
             .create(
                 &profiles(),
                 Some(NS),
-                container_profile(&format!("web{i}"), "app", &names, true),
+                container_profile(&format!("web{i}"), "app", names, true),
             )
             .unwrap();
         let relative = format!("shop/deployment-web{i}/app.json");
@@ -391,6 +391,10 @@ fn record_export_install_and_run_under_the_installed_profile() {
     let cri = containerd.cri();
     let socket = containerd.socket().display().to_string();
     let agent = cluster.agent("node-a", &["--cri-socket", &socket]);
+    // Containers made before the agent watches count as already running.
+    wait_until("the agent to watch", &agent, || {
+        agent.log().contains("watching").then_some(())
+    });
 
     // A bare Pod (the recording's workload is the Pod itself).
     let created = server
@@ -407,6 +411,15 @@ fn record_export_install_and_run_under_the_installed_profile() {
     let pod = cri.run_pod(spec);
     let workload = ["sh", "-c", "cat /etc/passwd >/dev/null; uname; echo done"];
     let first = pod.run_container(&ContainerSpec::new("app", BUSYBOX_IMAGE, &workload));
+    // The kubelet reports the container's id in the Pod's status.
+    server
+        .apply_status(
+            &Gvr::new("", "v1", "pods"),
+            Some(NS),
+            "solo",
+            json!({"phase": "Running", "containerStatuses": [{"name": "app", "containerID": format!("containerd://{}", first.id()), "image": "busybox", "imageID": "", "ready": false, "restartCount": 0, "state": {"running": {}}}]}),
+        )
+        .unwrap();
     assert_eq!(first.wait_exited(WAIT), 0);
 
     let name = "rec.pod.solo.app";
