@@ -123,6 +123,22 @@ impl Agent {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the agent watches the container cgroup roots: a
+    /// container made before then counts as already running and is not
+    /// recorded (as on a node where the agent starts after the workloads).
+    /// With Kubernetes that is once the first recording is seen.
+    pub fn wait_watching(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains("watching") {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not start watching:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The PID of the agent.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)

@@ -186,6 +186,8 @@ fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
     let socket = containerd.socket().display().to_string();
     let node_a = start_agent("node-a", &kubeconfig, &socket);
     let node_b = start_agent("node-b", &kubeconfig, &socket);
+    node_a.wait_watching();
+    node_b.wait_watching();
     let agents = [&node_a, &node_b];
 
     // Two replicas of web, one per node, doing different things; and a Pod
@@ -344,6 +346,7 @@ fn results_wait_out_an_api_server_outage() {
     let cri = containerd.cri();
     let socket = containerd.socket().display().to_string();
     let agent = start_agent("node-a", &kubeconfig, &socket);
+    agent.wait_watching();
 
     let created = server
         .create(

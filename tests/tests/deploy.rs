@@ -284,6 +284,7 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
             ("KUBECONFIG", kubeconfig.to_str().unwrap()),
         ],
     );
+    agent.wait_watching();
     let run = |name: &str, owner_kind: &str, owner: &str, command: &[&str]| {
         let created = server
             .create(

@@ -297,6 +297,7 @@ fn api_errors_and_conflicts_are_retried() {
             ("KUBECONFIG", kubeconfig.to_str().unwrap()),
         ],
     );
+    agent.wait_watching();
     let created = server
         .create(
             &Gvr::new("", "v1", "pods"),
@@ -311,7 +312,7 @@ fn api_errors_and_conflicts_are_retried() {
     // Errors as the result is written: server errors, then a conflict (as
     // when another node wrote meanwhile).
     std::thread::sleep(Duration::from_secs(1));
-    server.fail_next(3, 500);
+    server.fail_next_writes(3, 500);
     let app = pod.run_container(&ContainerSpec::new(
         "app",
         BUSYBOX_IMAGE,
@@ -319,7 +320,7 @@ fn api_errors_and_conflicts_are_retried() {
     ));
     assert_eq!(app.wait_exited(WAIT), 0);
     std::thread::sleep(Duration::from_millis(300));
-    server.fail_next(1, 409);
+    server.fail_next_writes(1, 409);
     let profiles = Gvr::of::<ContainerProfile>();
     wait_until("the result despite the errors", &agent, || {
         server.get(&profiles, Some(ns), "rec.pod.solo.app").is_ok()

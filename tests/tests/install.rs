@@ -391,10 +391,7 @@ fn record_export_install_and_run_under_the_installed_profile() {
     let cri = containerd.cri();
     let socket = containerd.socket().display().to_string();
     let agent = cluster.agent("node-a", &["--cri-socket", &socket]);
-    // Containers made before the agent watches count as already running.
-    wait_until("the agent to watch", &agent, || {
-        agent.log().contains("watching").then_some(())
-    });
+    agent.wait_watching();
 
     // A bare Pod (the recording's workload is the Pod itself).
     let created = server

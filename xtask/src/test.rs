@@ -43,6 +43,11 @@ pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
         if let Some(filter) = filter {
             cmd.arg(filter);
         }
+        // One at a time: these tests share the kernel, the cgroup tree
+        // (every agent watches /kubepods, every containerd makes Pods
+        // there) and bpffs, so that in parallel one test's agent would see
+        // another's containers.
+        cmd.arg("--test-threads=1");
         run(&mut cmd)?;
     }
     eprintln!("all tests passed");

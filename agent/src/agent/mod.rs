@@ -255,7 +255,7 @@ fn update_metrics(
         m.last_tick = Some(std::time::Instant::now());
         match kube {
             Some(kube) => {
-                m.api_errors = kube.api_errors;
+                m.api_errors = kube.api_errors_total();
                 m.results_pending = kube.pending() as u64;
                 m.recordings_active = kube.active_count() as u64;
                 m.syscalls_recorded = kube.syscalls() as u64;

@@ -138,7 +138,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             "failed to read the request body: {e}"
         ))),
     };
-    let (delay, fault) = shared.take_fault();
+    let (delay, fault) = shared.take_fault(method != Method::GET);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

@@ -88,6 +88,8 @@ impl RequestRecord {
 #[derive(Debug, Default)]
 struct Faults {
     remaining: u32,
+    /// Only writes (anything but GET) fail.
+    writes_only: bool,
     code: u16,
     retry_after: Option<u64>,
     delay: Duration,
@@ -124,9 +126,9 @@ impl Shared {
     }
 
     /// The delay to apply to a request, and the failure to answer it with.
-    pub(crate) fn take_fault(&self) -> (Duration, Option<(u16, Option<u64>)>) {
+    pub(crate) fn take_fault(&self, write: bool) -> (Duration, Option<(u16, Option<u64>)>) {
         let mut faults = lock(&self.faults);
-        let fault = (faults.remaining > 0).then(|| {
+        let fault = (faults.remaining > 0 && (write || !faults.writes_only)).then(|| {
             faults.remaining -= 1;
             (faults.code, faults.retry_after)
         });
@@ -468,8 +470,19 @@ impl FakeApiServer {
     pub fn fail_next_with_retry_after(&self, n: u32, code: u16, retry_after: Option<u64>) {
         let mut faults = lock(&self.shared.faults);
         faults.remaining = n;
+        faults.writes_only = false;
         faults.code = code;
         faults.retry_after = retry_after;
+    }
+
+    /// Answers the next `n` writes (creates, updates, patches, deletes)
+    /// with `code`; reads and watches go through.
+    pub fn fail_next_writes(&self, n: u32, code: u16) {
+        let mut faults = lock(&self.shared.faults);
+        faults.remaining = n;
+        faults.writes_only = true;
+        faults.code = code;
+        faults.retry_after = matches!(code, 429 | 503).then_some(1);
     }
 
     /// Delays every request by `delay` (zero for none).

@@ -32,6 +32,8 @@ pub struct StatusWriter {
     node: String,
     /// What was last written, per recording, and when.
     written: BTreeMap<(String, String), (serde_json::Value, Instant)>,
+    /// Status writes the API server refused or did not answer.
+    pub errors: u64,
 }
 
 impl StatusWriter {
@@ -40,6 +42,7 @@ impl StatusWriter {
             client,
             node,
             written: BTreeMap::new(),
+            errors: 0,
         }
     }
 
@@ -145,6 +148,7 @@ impl StatusWriter {
                     self.written.insert(id, (body, Instant::now()));
                 }
                 Err(error) => {
+                    self.errors += 1;
                     debug!(%error, recording = %name, "cannot write the status; will retry")
                 }
             }
