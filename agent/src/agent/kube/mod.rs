@@ -292,13 +292,13 @@ impl KubeSide {
         self.chosen.len()
     }
 
-    /// Periodic work: activation, decisions, merges, writes.
     /// Requests the API server refused or did not answer: resolving Pods,
     /// writing results and writing statuses.
     pub fn api_errors_total(&self) -> u64 {
         self.api_errors + self.status.errors
     }
 
+    /// Periodic work: activation, decisions, merges, writes.
     pub async fn tick(&mut self, node: &mut NodeRecorder) -> Result<(), NodeError> {
         let active = self.active_recordings();
         // Stay active while anything selected still runs.
