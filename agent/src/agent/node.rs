@@ -632,7 +632,10 @@ impl NodeRecorder {
         }
     }
 
-    /// Asks the runtime who a container is, once.
+    /// Asks the runtime who a container is, until it knows: the cgroup is
+    /// made while the runtime creates the container, so a first answer may
+    /// be "unknown"; asked again at each tick, the last time just before
+    /// the container's end is read.
     async fn resolve(&mut self, id: u64) {
         let Some(cri) = self.cri.as_mut() else {
             return;
@@ -650,6 +653,9 @@ impl NodeRecorder {
                 if let Err(error) = self.tracer.unmark(id) {
                     warn!(%error, "cannot unmark a sandbox");
                 }
+            }
+            Ok(Lookup::Unknown) => {
+                debug!(container = %tracked.container_id, "not known to the runtime yet")
             }
             Ok(lookup) => tracked.lookup = Some(lookup),
             Err(error) => {
