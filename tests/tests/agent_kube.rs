@@ -35,16 +35,7 @@ fn recordings() -> Gvr {
 /// of `app=web` Pods, and the Deployment → ReplicaSet chain the Pods of
 /// `web` belong to.
 fn cluster() -> (FakeApiServer, tempfile::TempDir) {
-    let server = FakeApiServer::start();
-    server.create_crd_of::<ProfileRecording>().unwrap();
-    server.create_crd_of::<ContainerProfile>().unwrap();
-    server
-        .create(
-            &Gvr::new("", "v1", "namespaces"),
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .unwrap();
+    let server = FakeApiServer::start_with_syscensus(NS);
     server
         .create(
             &Gvr::new("apps", "v1", "deployments"),

@@ -237,16 +237,7 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     // CronJob recorded, results written, status reported, an approved
     // profile installed.
     let ns = "shop";
-    let server = FakeApiServer::start();
-    server.create_crd_of::<ProfileRecording>().unwrap();
-    server.create_crd_of::<ContainerProfile>().unwrap();
-    server
-        .create(
-            &Gvr::new("", "v1", "namespaces"),
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .unwrap();
+    let server = FakeApiServer::start_with_syscensus(ns);
     for (gvr, object) in [
         (
             Gvr::new("apps", "v1", "replicasets"),
@@ -304,8 +295,18 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         let container = pod.run_container(&ContainerSpec::new("app", BUSYBOX_IMAGE, command));
         assert_eq!(container.wait_exited(Duration::from_secs(20)), 0);
     };
-    run("web-1a-x", "ReplicaSet", "web-1a", &["sh", "-c", "echo hi"]);
-    run("backup-1-x", "Job", "backup-1", &["sh", "-c", "echo hi"]);
+    run(
+        "web-1a-x",
+        "ReplicaSet",
+        "web-1a",
+        &["sh", "-c", "echo hi; sleep 1"],
+    );
+    run(
+        "backup-1-x",
+        "Job",
+        "backup-1",
+        &["sh", "-c", "echo hi; sleep 1"],
+    );
     let profiles = Gvr::of::<ContainerProfile>();
     let deadline = Instant::now() + Duration::from_secs(30);
     let name = "rec.deployment.web.app";
@@ -322,7 +323,7 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         "web-1a-y",
         "ReplicaSet",
         "web-1a",
-        &["sh", "-c", "uname; echo hi"],
+        &["sh", "-c", "uname; echo hi; sleep 1"],
     );
     while !server.get(&profiles, Some(ns), name).unwrap()["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
         .as_array()

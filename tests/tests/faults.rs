@@ -257,16 +257,7 @@ fn a_cgroup_gone_before_the_agent_looks_is_still_recorded() {
 fn api_errors_and_conflicts_are_retried() {
     require_root();
     let ns = "shop";
-    let server = FakeApiServer::start();
-    server.create_crd_of::<ProfileRecording>().unwrap();
-    server.create_crd_of::<ContainerProfile>().unwrap();
-    server
-        .create(
-            &Gvr::new("", "v1", "namespaces"),
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .unwrap();
+    let server = FakeApiServer::start_with_syscensus(ns);
     server
         .create(
             &Gvr::of::<ProfileRecording>(),

@@ -33,16 +33,7 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Cluster {
-        let server = FakeApiServer::start();
-        server.create_crd_of::<ProfileRecording>().unwrap();
-        server.create_crd_of::<ContainerProfile>().unwrap();
-        server
-            .create(
-                &Gvr::new("", "v1", "namespaces"),
-                None,
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            )
-            .unwrap();
+        let server = FakeApiServer::start_with_syscensus(NS);
         let dir = tempfile::tempdir().unwrap();
         server
             .write_kubeconfig(&dir.path().join("kubeconfig"))

@@ -44,16 +44,7 @@ fn profile_path() -> std::path::PathBuf {
 /// started.
 fn scenario(wrapper: &[&str]) -> (String, String) {
     let ns = "shop";
-    let server = FakeApiServer::start();
-    server.create_crd_of::<ProfileRecording>().unwrap();
-    server.create_crd_of::<ContainerProfile>().unwrap();
-    server
-        .create(
-            &Gvr::new("", "v1", "namespaces"),
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .unwrap();
+    let server = FakeApiServer::start_with_syscensus(ns);
     server
         .create(
             &Gvr::new("apps", "v1", "replicasets"),

@@ -171,6 +171,26 @@ impl FakeApiServer {
         Self::start_on(0)
     }
 
+    /// A server as syscensus finds a cluster: its two CRDs installed and
+    /// the namespace `namespace` made.
+    pub fn start_with_syscensus(namespace: &str) -> Self {
+        let server = Self::start();
+        server
+            .create_crd_of::<syscensus_api::ProfileRecording>()
+            .expect("ProfileRecording CRD");
+        server
+            .create_crd_of::<syscensus_api::ContainerProfile>()
+            .expect("ContainerProfile CRD");
+        server
+            .create(
+                &Gvr::new("", "v1", "namespaces"),
+                None,
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )
+            .expect("namespace");
+        server
+    }
+
     /// Starts a server on `port` (0 for a free one), such as the port of a
     /// server that was stopped, to stand in for it after a restart.
     pub fn start_on(port: u16) -> Self {
