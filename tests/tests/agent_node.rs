@@ -256,3 +256,34 @@ fn containerd_pods_are_recorded_per_container_with_their_labels() {
         blocked.logs()
     );
 }
+
+#[test]
+fn a_container_removed_with_its_pod_as_it_ends_keeps_its_name() {
+    require_root();
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
+
+    // The runtime forgets a container when its Pod is removed, which can
+    // be long before the agent's next look at it (a Job's Pod with
+    // ttlSecondsAfterFinished: 0, a deleted Pod): its name must have been
+    // asked for when its cgroup was made.
+    for round in 0..5 {
+        let pod = cri.run_pod(PodSpec::new(&format!("brief-{round}")).namespace("shop"));
+        let container = pod.run_container(&ContainerSpec::new(
+            "brief",
+            BUSYBOX_IMAGE,
+            &["sh", "-c", "echo hi"],
+        ));
+        let id = container.id().to_owned();
+        assert_eq!(container.wait_exited(WAIT), 0, "{:?}", container.logs());
+        drop(container);
+        pod.remove();
+        let recording = agent.wait_for_recording(&id, "Exited", WAIT);
+        assert_eq!(recording["containerName"], "brief", "{recording}");
+        assert_eq!(recording["pod"]["name"], format!("brief-{round}"));
+        assert_eq!(recording["pod"]["namespace"], "shop");
+    }
+}

@@ -295,18 +295,8 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         let container = pod.run_container(&ContainerSpec::new("app", BUSYBOX_IMAGE, command));
         assert_eq!(container.wait_exited(Duration::from_secs(20)), 0);
     };
-    run(
-        "web-1a-x",
-        "ReplicaSet",
-        "web-1a",
-        &["sh", "-c", "echo hi; sleep 1"],
-    );
-    run(
-        "backup-1-x",
-        "Job",
-        "backup-1",
-        &["sh", "-c", "echo hi; sleep 1"],
-    );
+    run("web-1a-x", "ReplicaSet", "web-1a", &["sh", "-c", "echo hi"]);
+    run("backup-1-x", "Job", "backup-1", &["sh", "-c", "echo hi"]);
     let profiles = Gvr::of::<ContainerProfile>();
     let deadline = Instant::now() + Duration::from_secs(30);
     let name = "rec.deployment.web.app";
@@ -323,7 +313,7 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         "web-1a-y",
         "ReplicaSet",
         "web-1a",
-        &["sh", "-c", "uname; echo hi; sleep 1"],
+        &["sh", "-c", "uname; echo hi"],
     );
     while !server.get(&profiles, Some(ns), name).unwrap()["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
         .as_array()

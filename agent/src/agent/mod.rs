@@ -182,6 +182,7 @@ async fn run(
                 if let Err(error) = recorder.on_events(drained) {
                     warn!(%error, "cannot handle new cgroups");
                 }
+                recorder.resolve_fresh().await;
             }
             _ = tick.tick() => {
                 if let Err(error) = recorder.tick().await {

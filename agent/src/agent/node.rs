@@ -150,6 +150,8 @@ pub struct NodeRecorder {
     checkpointed: String,
     /// Containers that could not be recorded (the kernel map was full).
     lost: u64,
+    /// Containers whose cgroups were made since the runtime was last asked.
+    fresh: Vec<u64>,
 }
 
 fn is_populated(dir: &Path) -> Option<bool> {
@@ -193,6 +195,7 @@ impl NodeRecorder {
             written: 0,
             checkpointed: String::new(),
             lost: 0,
+            fresh: Vec::new(),
         };
         let restored = recorder.restore()?;
         if active || restored > 0 {
@@ -532,7 +535,8 @@ impl NodeRecorder {
             }
             match kubepath::classify(&event.path) {
                 Some(KubeCgroup::Container { .. }) => {
-                    self.track(event.cgroup_id, &event.path, Start::Exec)
+                    self.track(event.cgroup_id, &event.path, Start::Exec);
+                    self.fresh.push(event.cgroup_id);
                 }
                 _ => {
                     // A Pod or QoS cgroup: nothing runs in it.
@@ -543,10 +547,21 @@ impl NodeRecorder {
         Ok(())
     }
 
+    /// Asks the runtime about the containers whose cgroups were just made,
+    /// at once rather than at the next tick: a container that ends within
+    /// a tick may be removed with its Pod right away, and the runtime would
+    /// not know it any more.
+    pub async fn resolve_fresh(&mut self) {
+        for id in std::mem::take(&mut self.fresh) {
+            self.resolve(id).await;
+        }
+    }
+
     /// Periodic work: asks the runtime about new containers, reads running
     /// ones, finishes the ones that ended, and picks up rows whose event was
     /// lost.
     pub async fn tick(&mut self) -> Result<(), NodeError> {
+        self.fresh.clear();
         self.adopt_unknown_rows()?;
         let ids: Vec<u64> = self.tracked.keys().copied().collect();
         let mut first_error = None;
@@ -632,10 +647,10 @@ impl NodeRecorder {
         }
     }
 
-    /// Asks the runtime who a container is, until it knows: the cgroup is
-    /// made while the runtime creates the container, so a first answer may
-    /// be "unknown"; asked again at each tick, the last time just before
-    /// the container's end is read.
+    /// Asks the runtime who a container is, until it knows: first when its
+    /// cgroup is made (a Pod's sandbox is not known yet then; a container
+    /// is), then at each tick, the last time just before the container's
+    /// end is read.
     async fn resolve(&mut self, id: u64) {
         let Some(cri) = self.cri.as_mut() else {
             return;
