@@ -171,6 +171,22 @@ pub struct ContainerProfileStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
     pub installed: Vec<NodeInstall>,
+    /// One entry per node whose agent would not install the approved
+    /// profile, and why (say, a syscall name no runtime knows). Fix the
+    /// spec and every node tries again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
+    pub refused: Vec<NodeRefusal>,
+}
+
+/// An approved profile a node would not install.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRefusal {
+    pub node: String,
+    /// What is wrong with the spec, in one line.
+    pub reason: String,
+    pub time: Time,
 }
 
 /// A profile installed on a node.

@@ -292,6 +292,71 @@ fn crafted_names_never_write_outside_the_directory() {
     assert!(!Path::new("/tmp/escape").exists() && !cluster.dir.path().join("escape").exists());
 }
 
+#[test]
+fn a_profile_no_runtime_could_load_is_refused_on_its_status_until_fixed() {
+    require_root();
+    let cluster = Cluster::new();
+    let agents = [cluster.agent("node-a", &[]), cluster.agent("node-b", &[])];
+    let server = &cluster.server;
+    let name = "rec.deployment.web.app";
+    server
+        .create(
+            &profiles(),
+            Some(NS),
+            container_profile("web", "app", &["read", "not_a_syscall"], true),
+        )
+        .unwrap();
+    // Each node says why, in its own entry, and installs nothing.
+    let refused = wait_until("both refusals on the status", &agents[0], || {
+        let profile = server.get(&profiles(), Some(NS), name).ok()?;
+        let refused = profile["status"]["refused"].as_array()?.clone();
+        (refused.len() == 2).then_some(refused)
+    });
+    let mut nodes: Vec<&str> = refused
+        .iter()
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, ["node-a", "node-b"]);
+    for entry in &refused {
+        let reason = entry["reason"].as_str().unwrap();
+        assert!(reason.contains("not_a_syscall"), "{reason}");
+        assert!(!reason.contains('\n'), "{reason}");
+    }
+    assert!(!cluster.installed("shop/deployment-web/app.json").exists());
+    let profile = server.get(&profiles(), Some(NS), name).unwrap();
+    assert!(
+        profile["status"]["installed"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+
+    // Fixed: installed, reported, and the refusals are gone.
+    let mut fixed = profile;
+    fixed["spec"]["syscalls"]["SCMP_ARCH_X86_64"] = json!(["read", "write"]);
+    fixed["spec"]["syscallCount"] = json!(2);
+    server.update(&profiles(), Some(NS), fixed).unwrap();
+    wait_until("the fixed profile installed by both", &agents[1], || {
+        let profile = server.get(&profiles(), Some(NS), name).ok()?;
+        let installed = profile["status"]["installed"].as_array()?.len();
+        let refused = profile["status"]["refused"].as_array().map_or(0, Vec::len);
+        (installed == 2 && refused == 0).then_some(())
+    });
+    assert!(cluster.installed("shop/deployment-web/app.json").exists());
+    // Both agents report on one file, and say it once each.
+    for agent in &agents {
+        assert_eq!(
+            agent
+                .log()
+                .matches("refusing to install ContainerProfile")
+                .count(),
+            1,
+            "{}",
+            agent.log()
+        );
+    }
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();

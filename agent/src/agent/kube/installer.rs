@@ -68,6 +68,15 @@ struct Wanted {
     from: BTreeSet<(String, String)>,
 }
 
+/// This node's entry in a ContainerProfile's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    /// `status.installed`: the `localhostProfile` path and the file's sha256.
+    Installed { path: String, sha256: String },
+    /// `status.refused`: why the spec cannot be installed.
+    Refused { reason: String },
+}
+
 /// Installs approved profiles under `<kubelet-root>/seccomp/syscensus`.
 pub struct Installer {
     client: Client,
@@ -77,9 +86,9 @@ pub struct Installer {
     /// Installed files (relative path → sha256), as last written.
     installed: BTreeMap<PathBuf, String>,
     /// Status entries written, per ContainerProfile.
-    reported: BTreeMap<(String, String), Option<(String, String)>>,
-    /// Files refused, so that each refusal is logged once.
-    refused: BTreeSet<(String, String)>,
+    reported: BTreeMap<(String, String), Entry>,
+    /// Approved ContainerProfiles refused at the last sync, and why.
+    refused: BTreeMap<(String, String), String>,
 }
 
 impl std::fmt::Debug for Installer {
@@ -140,7 +149,7 @@ impl Installer {
             approved,
             installed: BTreeMap::new(),
             reported: BTreeMap::new(),
-            refused: BTreeSet::new(),
+            refused: BTreeMap::new(),
         };
         installer.recover();
         Ok(installer)
@@ -227,6 +236,7 @@ impl Installer {
     fn wanted(&mut self, profiles: &[Arc<ContainerProfile>]) -> BTreeMap<PathBuf, Wanted> {
         let mut specs: BTreeMap<PathBuf, (ContainerProfileSpec, BTreeSet<(String, String)>)> =
             BTreeMap::new();
+        let before = std::mem::take(&mut self.refused);
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
             let name = profile.name_any();
@@ -240,14 +250,17 @@ impl Installer {
                         Err(error) => error,
                         Ok(p) => format!("{} is not a plain relative path", p.display()),
                     };
-                    if self.refused.insert((namespace.clone(), name.clone())) {
+                    let key = (namespace.clone(), name.clone());
+                    // Logged once, and again when the reason changes.
+                    if before.get(&key) != Some(&reason) {
                         let refusal = InstallError::Refused {
                             namespace: namespace.clone(),
                             name: name.clone(),
-                            reason,
+                            reason: reason.clone(),
                         };
                         warn!(%refusal, "profile not installed");
                     }
+                    self.refused.insert(key, reason);
                     continue;
                 }
             };
@@ -279,17 +292,26 @@ impl Installer {
     }
 
     /// Writes this node's entry of each approved profile's
-    /// `status.installed` (and takes it away where it no longer applies).
+    /// `status.installed` or `status.refused` (and takes it away where it no
+    /// longer applies).
     async fn report(&mut self, wanted: &BTreeMap<PathBuf, Wanted>) {
-        let mut now: BTreeMap<(String, String), Option<(String, String)>> = BTreeMap::new();
+        let mut now: BTreeMap<(String, String), Option<Entry>> = BTreeMap::new();
         for (relative, want) in wanted {
             if self.installed.get(relative) != Some(&want.sha256) {
                 continue;
             }
             let path = format!("{LOCALHOST_DIR}/{}", relative.display());
             for key in &want.from {
-                now.insert(key.clone(), Some((path.clone(), want.sha256.clone())));
+                let entry = Entry::Installed {
+                    path: path.clone(),
+                    sha256: want.sha256.clone(),
+                };
+                now.insert(key.clone(), Some(entry));
             }
+        }
+        for (key, reason) in &self.refused {
+            let reason = reason.clone();
+            now.insert(key.clone(), Some(Entry::Refused { reason }));
         }
         for key in self.reported.keys() {
             now.entry(key.clone()).or_insert(None);
@@ -297,23 +319,28 @@ impl Installer {
         let manager = format!("syscensus-node-{}", self.node);
         for ((namespace, name), entry) in now {
             let key = (namespace.clone(), name.clone());
-            if self.reported.get(&key) == Some(&entry) {
+            if self.reported.get(&key) == entry.as_ref() {
                 continue;
             }
-            let installed = match &entry {
-                Some((path, sha256)) => json!([{
-                    "node": self.node,
-                    "path": path,
-                    "sha256": sha256,
-                    "time": Time(jiff::Timestamp::now()),
-                }]),
-                None => json!([]),
+            // This node's manager owns only its own entries: an empty list
+            // takes its entry away and leaves the other nodes' alone.
+            let time = Time(jiff::Timestamp::now());
+            let (installed, refused) = match &entry {
+                Some(Entry::Installed { path, sha256 }) => (
+                    json!([{"node": self.node, "path": path, "sha256": sha256, "time": time}]),
+                    json!([]),
+                ),
+                Some(Entry::Refused { reason }) => (
+                    json!([]),
+                    json!([{"node": self.node, "reason": reason, "time": time}]),
+                ),
+                None => (json!([]), json!([])),
             };
             let patch = json!({
                 "apiVersion": "syscensus.io/v1alpha1",
                 "kind": "ContainerProfile",
                 "metadata": {"name": name, "namespace": namespace},
-                "status": {"installed": installed},
+                "status": {"installed": installed, "refused": refused},
             });
             let api: Api<ContainerProfile> = Api::namespaced(self.client.clone(), &namespace);
             match api
@@ -324,19 +351,20 @@ impl Installer {
                 )
                 .await
             {
-                Ok(_) => {
-                    if entry.is_some() {
+                Ok(_) => match entry {
+                    Some(entry) => {
                         self.reported.insert(key, entry);
-                    } else {
+                    }
+                    None => {
                         self.reported.remove(&key);
                     }
-                }
+                },
                 // Deleted meanwhile: nothing to report on.
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     self.reported.remove(&key);
                 }
                 Err(error) => {
-                    warn!(%error, profile = %name, "cannot report an installed profile; will retry")
+                    warn!(%error, profile = %name, "cannot report on a profile; will retry")
                 }
             }
         }
