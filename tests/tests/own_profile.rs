@@ -64,10 +64,12 @@ fn scenario(wrapper: &[&str]) -> (String, String) {
     server.write_kubeconfig(&kubeconfig).unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    let pins = format!(
+    // Declared before the agent, so removed after it stops, however the
+    // test ends.
+    let pins = Pins(format!(
         "/sys/fs/bpf/syscensus-own-{}",
         syscensus_tests::containers::random_hex(8)
-    );
+    ));
     let containerd = Containerd::start();
     containerd.import_test_images(&[]);
     let cri = containerd.cri();
@@ -86,7 +88,7 @@ fn scenario(wrapper: &[&str]) -> (String, String) {
             "--kubelet-root",
             &root.display().to_string(),
             "--pin-dir",
-            &pins,
+            &pins.0,
             "--flush-interval",
             "1",
             "--poll-interval",
@@ -190,8 +192,16 @@ fn scenario(wrapper: &[&str]) -> (String, String) {
     agent.snapshot();
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
     let log = agent.stop();
-    let _ = std::fs::remove_dir_all(&pins);
     (log, status)
+}
+
+/// A pin directory in bpffs, removed when dropped.
+struct Pins(String);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The syscall names a syscensus profile recorded for x86_64.
