@@ -2,7 +2,8 @@
 //! kernel map is counted, named and shown; syscall numbers out of range are
 //! flagged; a full state directory delays results without losing them; a
 //! read-only one stops the agent with one line; a cgroup gone before the
-//! agent looks at it is still recorded; API errors and conflicts are
+//! agent looks at it is still recorded; a container runtime that never
+//! answers delays names, not results; API errors and conflicts are
 //! retried. The API server is simulated (`syscensus_tests::apiserver`).
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -251,6 +252,66 @@ fn a_cgroup_gone_before_the_agent_looks_is_still_recorded() {
         .unwrap();
     assert!(syscalls.iter().any(|s| s == "uname"), "{recording}");
     assert_eq!(recording["cgroup"], format!("{pod}/{id}"));
+}
+
+#[test]
+fn a_runtime_that_never_answers_delays_names_not_results() {
+    require_root();
+    // A CRI socket that takes connections and never answers, as a hung
+    // containerd does: each call ends at the client's 5 s timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cri.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let agent = Agent::start(&["--no-kube", "--cri-socket", socket.to_str().unwrap()]);
+    let started = Instant::now();
+    // Six containers that live a few milliseconds each. Asked about one by
+    // one, they would hold the agent for 30 s before the first result.
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let id = container_id();
+        let pod = format!(
+            "/sys/fs/cgroup/unified/kubepods/besteffort/pod{}",
+            pod_uid()
+        );
+        let dir = format!("{pod}/{id}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "echo $$ > {dir}/cgroup.procs && exec /bin/busybox uname -a"
+            ))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_dir(&dir).unwrap();
+        let _ = std::fs::remove_dir(&pod);
+        ids.push(id);
+    }
+    for id in &ids {
+        let left = WAIT.saturating_sub(started.elapsed());
+        let recording = agent.wait_for_recording(id, "Exited", left);
+        let syscalls = recording["syscalls"]["SCMP_ARCH_X86_64"]
+            .as_array()
+            .unwrap();
+        assert!(syscalls.iter().any(|s| s == "uname"), "{recording}");
+        assert!(recording["containerName"].is_null(), "{recording}");
+    }
+    // The runtime is left alone for 5 s after a failed call, not asked
+    // again for every container.
+    let asked = agent.log().matches("cannot ask the runtime").count();
+    let periods = started.elapsed().as_secs() / 5 + 1;
+    assert!(
+        (1..=periods as usize).contains(&asked),
+        "asked {asked} times in {periods} quiet periods:\n{}",
+        agent.log()
+    );
 }
 
 #[test]

@@ -185,6 +185,14 @@ async fn run(
                 recorder.resolve_fresh().await;
             }
             _ = tick.tick() => {
+                // Events waiting first: the tick takes rows it has no event
+                // for as lost events, and a cgroup already gone would then
+                // be named by its id only.
+                let drained = events.get_mut().drain();
+                if let Err(error) = recorder.on_events(drained) {
+                    warn!(%error, "cannot handle new cgroups");
+                }
+                recorder.resolve_fresh().await;
                 if let Err(error) = recorder.tick().await {
                     warn!(%error, "periodic work failed");
                 }

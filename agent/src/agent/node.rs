@@ -117,6 +117,11 @@ struct Checkpoint {
     known: usize,
 }
 
+/// How long the runtime is left alone after a failed CRI call. Containers
+/// that end meanwhile are written without a name (with Kubernetes, the Pod's
+/// status names them).
+const CRI_QUIET: Duration = Duration::from_secs(5);
+
 /// The file of the tracked containers' checkpoints.
 const CHECKPOINT: &str = "tracked.json";
 
@@ -152,6 +157,10 @@ pub struct NodeRecorder {
     lost: u64,
     /// Containers whose cgroups were made since the runtime was last asked.
     fresh: Vec<u64>,
+    /// After a failed CRI call, the runtime is not asked again before this:
+    /// a runtime that hangs would otherwise hold the loop for the call's
+    /// timeout once per container.
+    cri_quiet_until: Option<Instant>,
 }
 
 fn is_populated(dir: &Path) -> Option<bool> {
@@ -196,6 +205,7 @@ impl NodeRecorder {
             checkpointed: String::new(),
             lost: 0,
             fresh: Vec::new(),
+            cri_quiet_until: None,
         };
         let restored = recorder.restore()?;
         if active || restored > 0 {
@@ -658,7 +668,7 @@ impl NodeRecorder {
         let Some(tracked) = self.tracked.get_mut(&id) else {
             return;
         };
-        if tracked.lookup.is_some() {
+        if tracked.lookup.is_some() || self.cri_quiet_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
         match cri.lookup(&tracked.container_id).await {
@@ -674,7 +684,13 @@ impl NodeRecorder {
             }
             Ok(lookup) => tracked.lookup = Some(lookup),
             Err(error) => {
-                warn!(%error, container = %tracked.container_id, "cannot ask the runtime about a container")
+                self.cri_quiet_until = Some(Instant::now() + CRI_QUIET);
+                warn!(
+                    %error,
+                    container = %tracked.container_id,
+                    "cannot ask the runtime about a container; asking again in {}s",
+                    CRI_QUIET.as_secs()
+                )
             }
         }
     }
