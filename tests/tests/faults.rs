@@ -224,17 +224,16 @@ fn a_missing_btf_stops_the_agent_with_one_line() {
     );
 }
 
-#[test]
-fn a_cgroup_gone_before_the_agent_looks_is_still_recorded() {
-    require_root();
-    let agent = Agent::start(&["--no-kube"]);
+/// A container's life in a few milliseconds, without a runtime: its cgroup
+/// is made below `/kubepods`, a process moves in, execs `uname` in a mount
+/// namespace of its own (as an entrypoint does) and exits, and the cgroup is
+/// removed at once, long before the agent's next look. Returns the
+/// container id and the Pod's cgroup path.
+fn brief_container() -> (String, String) {
     let id = container_id();
     let pod = format!("/kubepods/besteffort/pod{}", pod_uid());
     let dir = format!("/sys/fs/cgroup/unified{pod}/{id}");
     std::fs::create_dir_all(&dir).unwrap();
-    // A container's life in a few milliseconds: a process moves in, execs in
-    // a mount namespace of its own (as an entrypoint does), exits; the
-    // cgroup is removed at once, long before the agent's next look.
     let status = Command::new("unshare")
         .args(["-m", "sh", "-c"])
         .arg(format!(
@@ -246,6 +245,14 @@ fn a_cgroup_gone_before_the_agent_looks_is_still_recorded() {
     assert!(status.success());
     std::fs::remove_dir(&dir).unwrap();
     let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/unified{pod}"));
+    (id, pod)
+}
+
+#[test]
+fn a_cgroup_gone_before_the_agent_looks_is_still_recorded() {
+    require_root();
+    let agent = Agent::start(&["--no-kube"]);
+    let (id, pod) = brief_container();
     let recording = agent.wait_for_recording(&id, "Exited", WAIT);
     let syscalls = recording["syscalls"]["SCMP_ARCH_X86_64"]
         .as_array()
@@ -272,28 +279,7 @@ fn a_runtime_that_never_answers_delays_names_not_results() {
     let started = Instant::now();
     // Six containers that live a few milliseconds each. Asked about one by
     // one, they would hold the agent for 30 s before the first result.
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        let id = container_id();
-        let pod = format!(
-            "/sys/fs/cgroup/unified/kubepods/besteffort/pod{}",
-            pod_uid()
-        );
-        let dir = format!("{pod}/{id}");
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("unshare")
-            .args(["-m", "sh", "-c"])
-            .arg(format!(
-                "echo $$ > {dir}/cgroup.procs && exec /bin/busybox uname -a"
-            ))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::remove_dir(&dir).unwrap();
-        let _ = std::fs::remove_dir(&pod);
-        ids.push(id);
-    }
+    let ids: Vec<String> = (0..6).map(|_| brief_container().0).collect();
     for id in &ids {
         let left = WAIT.saturating_sub(started.elapsed());
         let recording = agent.wait_for_recording(id, "Exited", left);

@@ -179,20 +179,13 @@ async fn run(
                 };
                 let drained = guard.get_inner_mut().drain();
                 guard.clear_ready();
-                if let Err(error) = recorder.on_events(drained) {
-                    warn!(%error, "cannot handle new cgroups");
-                }
-                recorder.resolve_fresh().await;
+                recorder.take_events(drained).await;
             }
             _ = tick.tick() => {
                 // Events waiting first: the tick takes rows it has no event
                 // for as lost events, and a cgroup already gone would then
                 // be named by its id only.
-                let drained = events.get_mut().drain();
-                if let Err(error) = recorder.on_events(drained) {
-                    warn!(%error, "cannot handle new cgroups");
-                }
-                recorder.resolve_fresh().await;
+                recorder.take_events(events.get_mut().drain()).await;
                 if let Err(error) = recorder.tick().await {
                     warn!(%error, "periodic work failed");
                 }

@@ -557,11 +557,14 @@ impl NodeRecorder {
         Ok(())
     }
 
-    /// Asks the runtime about the containers whose cgroups were just made,
-    /// at once rather than at the next tick: a container that ends within
-    /// a tick may be removed with its Pod right away, and the runtime would
-    /// not know it any more.
-    pub async fn resolve_fresh(&mut self) {
+    /// Handles cgroups the kernel marked, then asks the runtime about the
+    /// new containers among them at once rather than at the next tick: a
+    /// container that ends within a tick may be removed with its Pod right
+    /// away, and the runtime would not know it any more.
+    pub async fn take_events(&mut self, events: Vec<MarkedCgroup>) {
+        if let Err(error) = self.on_events(events) {
+            warn!(%error, "cannot handle new cgroups");
+        }
         for id in std::mem::take(&mut self.fresh) {
             self.resolve(id).await;
         }
@@ -571,7 +574,6 @@ impl NodeRecorder {
     /// ones, finishes the ones that ended, and picks up rows whose event was
     /// lost.
     pub async fn tick(&mut self) -> Result<(), NodeError> {
-        self.fresh.clear();
         self.adopt_unknown_rows()?;
         let ids: Vec<u64> = self.tracked.keys().copied().collect();
         let mut first_error = None;
