@@ -182,9 +182,10 @@ async fn run(
                 recorder.take_events(drained).await;
             }
             _ = tick.tick() => {
-                // Events waiting first: the tick takes rows it has no event
-                // for as lost events, and a cgroup already gone would then
-                // be named by its id only.
+                // Events waiting first, so the tick reads their containers
+                // at once. A row whose event comes later still (behind a
+                // slow runtime call) is not taken for a lost one: the tick
+                // waits for a second look before naming it by its id.
                 recorder.take_events(events.get_mut().drain()).await;
                 if let Err(error) = recorder.tick().await {
                     warn!(%error, "periodic work failed");

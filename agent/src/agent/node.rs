@@ -9,7 +9,7 @@
 //! entrypoint's exec and ends when its cgroup is empty or gone; the result is
 //! written to the state directory.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -161,6 +161,10 @@ pub struct NodeRecorder {
     /// a runtime that hangs would otherwise hold the loop for the call's
     /// timeout once per container.
     cri_quiet_until: Option<Instant>,
+    /// Rows the last tick found without an event. A row is taken as one
+    /// whose event was lost only when two ticks in a row find it so: its
+    /// event may still wait in the buffer behind a slow runtime call.
+    unknown_before: HashSet<u64>,
 }
 
 fn is_populated(dir: &Path) -> Option<bool> {
@@ -206,6 +210,7 @@ impl NodeRecorder {
             lost: 0,
             fresh: Vec::new(),
             cri_quiet_until: None,
+            unknown_before: HashSet::new(),
         };
         let restored = recorder.restore()?;
         if active || restored > 0 {
@@ -224,7 +229,7 @@ impl NodeRecorder {
     /// Takes back the containers an earlier run tracked whose rows are
     /// still in the (pinned) maps; returns how many.
     fn restore(&mut self) -> Result<usize, NodeError> {
-        let marked: std::collections::HashSet<u64> = self.tracer.marked()?.into_iter().collect();
+        let marked: HashSet<u64> = self.tracer.marked()?.into_iter().collect();
         let path = self.state.root().join(CHECKPOINT);
         let Ok(text) = fs::read_to_string(&path) else {
             return Ok(0);
@@ -590,13 +595,16 @@ impl NodeRecorder {
     }
 
     /// Rows the kernel made whose event never arrived (the ring buffer was
-    /// full): resolved by walking the roots.
+    /// full, or an agent killed between reading events and its checkpoint):
+    /// resolved by walking the roots. A row counts only when the tick before
+    /// found it without an event too.
     fn adopt_unknown_rows(&mut self) -> Result<(), NodeError> {
         let marked = self.tracer.marked()?;
-        let unknown: Vec<u64> = marked
+        let (unknown, waiting): (HashSet<u64>, HashSet<u64>) = marked
             .into_iter()
             .filter(|id| !self.tracked.contains_key(id))
-            .collect();
+            .partition(|id| self.unknown_before.contains(id));
+        self.unknown_before = waiting;
         if unknown.is_empty() {
             return Ok(());
         }
