@@ -45,6 +45,14 @@ pub mod labels {
 }
 
 /// The field manager syscensus writes with (server-side apply).
+/// The times the API types hold, as the CRDs' `pattern` for them: RFC 3339
+/// with a `Z` or `±hh:mm` offset, at most nine fraction digits and a year
+/// from 1000 to 2999. The API server's own `date-time` check lets through
+/// more (any number of fraction digits, years near 9999 that no offset can
+/// take to UTC), which the agents could not read back: one such object
+/// would stop every agent's watch of its kind.
+pub const TIME_PATTERN: &str = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
 pub const FIELD_MANAGER: &str = "syscensus";
 
 /// The CustomResourceDefinitions, in a stable order.

@@ -95,9 +95,12 @@ pub struct NodeContribution {
     pub pods: Vec<String>,
     /// Container instances recorded on the node (restarts count again).
     pub containers: i64,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub first_seen: Time,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_seen: Time,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_new_syscall: Option<Time>,
 }
 
@@ -153,9 +156,12 @@ pub struct ContainerProfileSpec {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
     pub nodes: Vec<NodeContribution>,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub first_seen: Time,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_seen: Time,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_new_syscall: Option<Time>,
     /// Anything that makes the recording incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -186,6 +192,7 @@ pub struct NodeRefusal {
     pub node: String,
     /// What is wrong with the spec, in one line.
     pub reason: String,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub time: Time,
 }
 
@@ -199,5 +206,6 @@ pub struct NodeInstall {
     pub path: String,
     /// SHA-256 of the installed file, hex.
     pub sha256: String,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub time: Time,
 }

@@ -115,6 +115,7 @@ pub struct NodeRecording {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<RecordedWorkload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_update: Option<Time>,
 }
 

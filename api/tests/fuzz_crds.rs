@@ -59,6 +59,34 @@ fn is_match(pattern: &str, text: &str) -> bool {
         .is_match(text)
 }
 
+/// The API server's `date-time` format check (kube-openapi's
+/// `strfmt.IsDateTime`): case-blind, a calendar date before the first `t`,
+/// and after it hours, minutes, seconds, any fraction (after any one
+/// character: the server's pattern leaves its dot unescaped) and a `z` or
+/// `±hh:mm` offset.
+fn is_date_time(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let parts: Vec<&str> = lower.split('t').collect();
+    if text.len() < 4 || parts.len() < 2 {
+        return false;
+    }
+    let date = Regex::new(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$").unwrap();
+    let Some(d) = date.captures(parts[0]) else {
+        return false;
+    };
+    let number = |i: usize| d[i].parse::<i16>().unwrap();
+    let month = i8::try_from(number(2)).unwrap_or(0);
+    let day = i8::try_from(number(3)).unwrap_or(0);
+    if k8s_openapi::jiff::civil::Date::new(number(1), month, day).is_err() {
+        return false;
+    }
+    let time =
+        Regex::new(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
+            .unwrap();
+    time.captures(parts[1])
+        .is_some_and(|t| &t[1] <= "23" && &t[2] <= "59" && &t[3] <= "59")
+}
+
 /// Validates `doc` against an OpenAPI v3 structural schema as the API
 /// server does for the keywords the generated schemas use; unknown fields
 /// are pruned by the server, so they pass here.
@@ -100,6 +128,9 @@ fn check(schema: &Value, doc: &Value, path: &str, errors: &mut Vec<String>) {
             && !is_match(pattern, text)
         {
             errors.push(format!("{path}: does not match {pattern}"));
+        }
+        if schema["format"] == "date-time" && !is_date_time(text) {
+            errors.push(format!("{path}: not a date-time"));
         }
     }
     if let Some(items) = doc.as_array() {
@@ -473,7 +504,20 @@ fn near_valid(kind: &'static str) -> impl Strategy<Value = Value> {
             "runtimeBaseSet",
         ]
     };
-    (proptest::sample::select(fields), json_value()).prop_map(move |(field, value)| {
+    // Times near the form the agents read, some the server takes and some
+    // it refuses.
+    let time = proptest::string::string_regex(
+        r"[0-9]{4}-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{0,12}|,[0-9])?([Zz]|[+-][0-2][0-9]:?[0-6][0-9])?",
+    )
+    .unwrap()
+    .prop_map(Value::String);
+    let value = prop_oneof![3 => json_value(), 1 => time];
+    let fields = if kind == "ProfileRecording" {
+        fields
+    } else {
+        [fields, vec!["lastSeen", "lastNewSyscall"]].concat()
+    };
+    (proptest::sample::select(fields), value).prop_map(move |(field, value)| {
         let mut doc = if kind == "ProfileRecording" {
             recording(json!({ "podSelector": { "matchLabels": { "app": "web" } } }))
         } else {
