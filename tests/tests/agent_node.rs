@@ -180,14 +180,21 @@ fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
     assert!(!recorded(&exited, X86_64).contains("mkdir"));
 }
 
+/// containerd with the test images, and an agent that asks it who each
+/// container is.
+fn containerd_and_agent() -> (Containerd, Agent) {
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
+    (containerd, agent)
+}
+
 #[test]
 fn containerd_pods_are_recorded_per_container_with_their_labels() {
     require_root();
-    let containerd = Containerd::start();
-    containerd.import_test_images(&[]);
+    let (containerd, agent) = containerd_and_agent();
     let cri = containerd.cri();
-    let socket = containerd.socket().display().to_string();
-    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
 
     let pod = cri.run_pod(PodSpec::new("two").namespace("shop").label("app", "shop"));
     // Two containers doing different things: one reads a file (cat uses
@@ -260,11 +267,8 @@ fn containerd_pods_are_recorded_per_container_with_their_labels() {
 #[test]
 fn a_container_removed_with_its_pod_as_it_ends_keeps_its_name() {
     require_root();
-    let containerd = Containerd::start();
-    containerd.import_test_images(&[]);
+    let (containerd, agent) = containerd_and_agent();
     let cri = containerd.cri();
-    let socket = containerd.socket().display().to_string();
-    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
 
     // The runtime forgets a container when its Pod is removed, which can
     // be long before the agent's next look at it (a Job's Pod with
