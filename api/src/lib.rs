@@ -44,7 +44,6 @@ pub mod labels {
     pub const APPROVED: &str = "syscensus.io/approved";
 }
 
-/// The field manager syscensus writes with (server-side apply).
 /// The times the API types hold, as the CRDs' `pattern` for them: RFC 3339
 /// with a `Z` or `±hh:mm` offset, at most nine fraction digits and a year
 /// from 1000 to 2999. The API server's own `date-time` check lets through
@@ -53,6 +52,7 @@ pub mod labels {
 /// would stop every agent's watch of its kind.
 pub const TIME_PATTERN: &str = r"^[12][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 
+/// The field manager syscensus writes with (server-side apply).
 pub const FIELD_MANAGER: &str = "syscensus";
 
 /// The CustomResourceDefinitions, in a stable order.

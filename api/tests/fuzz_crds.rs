@@ -70,21 +70,21 @@ fn is_date_time(text: &str) -> bool {
     if text.len() < 4 || parts.len() < 2 {
         return false;
     }
-    let date = Regex::new(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$").unwrap();
-    let Some(d) = date.captures(parts[0]) else {
-        return false;
-    };
-    let number = |i: usize| d[i].parse::<i16>().unwrap();
-    let month = i8::try_from(number(2)).unwrap_or(0);
-    let day = i8::try_from(number(3)).unwrap_or(0);
-    if k8s_openapi::jiff::civil::Date::new(number(1), month, day).is_err() {
+    let (date, time) = (parts[0], parts[1]);
+    if !is_match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", date) {
         return false;
     }
-    let time =
-        Regex::new(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
-            .unwrap();
-    time.captures(parts[1])
-        .is_some_and(|t| &t[1] <= "23" && &t[2] <= "59" && &t[3] <= "59")
+    let number = |range: std::ops::Range<usize>| date[range].parse::<i8>().unwrap_or(0);
+    let year = date[..4].parse::<i16>().unwrap();
+    if k8s_openapi::jiff::civil::Date::new(year, number(5..7), number(8..10)).is_err() {
+        return false;
+    }
+    is_match(
+        r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$",
+        time,
+    ) && &time[..2] <= "23"
+        && &time[3..5] <= "59"
+        && &time[6..8] <= "59"
 }
 
 /// Validates `doc` against an OpenAPI v3 structural schema as the API
