@@ -123,13 +123,15 @@ impl Agent {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until the agent watches the container cgroup roots: a
-    /// container made before then counts as already running and is not
-    /// recorded (as on a node where the agent starts after the workloads).
-    /// With Kubernetes that is once the first recording is seen.
+    /// Waits until the agent records new containers: it has armed the
+    /// container cgroup roots (watched, or watched from when they are made)
+    /// and says so with `<state-dir>/watching`, whether or not the roots
+    /// exist yet. A container made before then counts as already running
+    /// and is not recorded (as on a node where the agent starts after the
+    /// workloads). With Kubernetes that is once the first recording is seen.
     pub fn wait_watching(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.log().contains("watching") {
+        while !self.state.join("watching").exists() {
             assert!(
                 Instant::now() < deadline,
                 "the agent did not start watching:\n{}",

@@ -82,6 +82,9 @@ fn test_binaries() -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     anyhow::ensure!(child.wait()?.success(), "building the root tests failed");
+    // Cargo reports them in the order they finish building: sort, so that
+    // every run takes them in the same order (each must also pass alone).
+    binaries.sort();
     Ok(binaries)
 }
 

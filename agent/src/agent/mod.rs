@@ -228,6 +228,9 @@ async fn run(
         }
     }
     recorder.release();
+    if let Err(error) = state.set_watching(None) {
+        warn!(%error, "cannot remove the watching file");
+    }
     state.remove_pid();
     info!(written = recorder.written(), "agent stopped");
     result.and(flushed)

@@ -337,7 +337,10 @@ impl NodeRecorder {
                     info!(root = %root, "not there yet; watched from when it is made");
                 }
             }
+            // Either way every container made from now on is recorded.
+            self.state.set_watching(Some(&self.options.roots))?;
         } else {
+            self.state.set_watching(None)?;
             self.tracer.set_root_paths(&[])?;
             for (_, id) in self.roots.drain() {
                 self.tracer.unwatch(id)?;

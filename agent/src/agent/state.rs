@@ -4,6 +4,8 @@
 //! ```text
 //! <state-dir>/agent.pid                     PID of the running agent
 //! <state-dir>/snapshots                     completed snapshot rounds
+//! <state-dir>/watching                      present while new containers are
+//!                                           recorded: the roots are armed
 //! <state-dir>/containers/<id>.json          ContainerRecording documents
 //! <state-dir>/profiles/<id>.json            the OCI profile alone
 //! ```
@@ -89,6 +91,26 @@ impl StateDir {
     /// Removes the PID file.
     pub fn remove_pid(&self) {
         let _ = fs::remove_file(Self::pid_file(&self.root));
+    }
+
+    /// Where the agent says that it records new containers: the cgroup
+    /// roots are watched, or armed to be watched when they are made.
+    pub fn watching_file(root: &Path) -> PathBuf {
+        root.join("watching")
+    }
+
+    /// Says whether new containers are recorded (see
+    /// [`watching_file`](Self::watching_file)); `roots` are written in it.
+    pub fn set_watching(&self, roots: Option<&[String]>) -> Result<(), StateError> {
+        let path = Self::watching_file(&self.root);
+        match roots {
+            Some(roots) => write_atomic(&path, format!("{}\n", roots.join("\n")).as_bytes())
+                .map_err(err("write", &path)),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(err("remove", &path)(e)),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Records that snapshot round `n` is complete.
