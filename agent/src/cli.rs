@@ -208,6 +208,12 @@ pub struct AgentArgs {
     /// their recordings miss what they did before and say so.
     #[arg(long, env = "SYSCENSUS_INCLUDE_RUNNING")]
     pub include_running: bool,
+    /// Leave exec sessions (`kubectl exec`, `runc exec`, exec probes) out of
+    /// the profiles; they are still listed in the recordings. Without
+    /// Kubernetes they are in the profiles by default; with it, they are
+    /// left out. OCI hooks are always in.
+    #[arg(long, env = "SYSCENSUS_EXCLUDE_EXEC_SESSIONS")]
+    pub exclude_exec_sessions: bool,
     /// How often, in seconds, running containers are read to tell when a
     /// syscall last appeared.
     #[arg(long, env = "SYSCENSUS_POLL_INTERVAL", default_value_t = 10)]

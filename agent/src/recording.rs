@@ -1,11 +1,15 @@
 //! The record of one container's recording, as the agent writes it to its
 //! state directory (`containers/<container-id>.json`): who the container is,
 //! what it did, and the profile that allows exactly that.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{Census, Profile};
+use crate::{
+    bpf::{SessionKind, SessionSnapshot, Snapshot},
+    profile::{Census, Profile},
+    syscalls::Arch,
+};
 
 /// `apiVersion` of [`ContainerRecording`].
 pub const API_VERSION: &str = "syscensus.io/v1alpha1";
@@ -74,16 +78,225 @@ pub struct ContainerRecording {
     /// The runtime base set in the profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_base_set: Option<String>,
-    /// Syscall names the container made, per architecture (`SCMP_ARCH_*`).
+    /// Syscall names in the profile, per architecture (`SCMP_ARCH_*`): what
+    /// the container's workload made, and what the sessions in the profile
+    /// made (see `sessions`).
     pub syscalls: BTreeMap<String, Vec<String>>,
     /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
-    /// were left out of the recording.
+    /// were left out of the profile; `sessions` lists them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec_sessions_excluded: bool,
+    /// The exec sessions and OCI hooks that ran in the container, one entry
+    /// per kind and distinct command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionRecord>,
+    /// Syscall names in `syscalls` that only sessions made, not the
+    /// workload, per architecture: without those sessions they would not be
+    /// in the profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_only_syscalls: BTreeMap<String, Vec<String>>,
     /// Anything that makes the recording incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub profile: Profile,
+}
+
+/// What kind of session ran in a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SessionType {
+    /// An exec session: `kubectl exec`, `runc exec`, an exec probe or a
+    /// lifecycle hook run through the runtime.
+    Exec,
+    /// An OCI hook the runtime ran inside the container before the
+    /// entrypoint; it runs again on every start.
+    Hook,
+    /// Unknown: the kernel's event for it was lost.
+    Unknown,
+}
+
+impl From<SessionKind> for SessionType {
+    fn from(kind: SessionKind) -> Self {
+        match kind {
+            SessionKind::Exec => SessionType::Exec,
+            SessionKind::Hook => SessionType::Hook,
+            SessionKind::Unknown => SessionType::Unknown,
+        }
+    }
+}
+
+/// The sessions of one kind and command line that ran in a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    #[serde(rename = "type")]
+    pub kind: SessionType,
+    /// The command line as exec'd (cut at 512 bytes); absent when the
+    /// kernel's event for the session was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// RFC 3339 times: when the first of them started, when one was last
+    /// seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// How many times it ran.
+    pub count: u64,
+    /// Syscall names they made, per architecture.
+    pub syscalls: BTreeMap<String, Vec<String>>,
+    /// Whether their syscalls are in the profile.
+    pub included: bool,
+    /// Why they are in the profile or not.
+    pub reason: String,
+}
+
+/// Which sessions go into a container's profile. OCI hooks always do: the
+/// runtime runs them again, under the profile, on every start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SessionPolicy {
+    /// Every exec session (the default without Kubernetes, where nothing
+    /// tells a probe from a person).
+    #[default]
+    IncludeAll,
+    /// No exec session (`--exclude-exec-sessions`; with Kubernetes, those
+    /// that are not the container's probes or lifecycle hooks).
+    ExcludeExec,
+}
+
+impl SessionPolicy {
+    /// Whether sessions of `kind` running `command` go into the profile, and
+    /// why.
+    pub fn decide(&self, kind: SessionType, _command: Option<&[String]>) -> (bool, &'static str) {
+        match (kind, self) {
+            (SessionType::Hook, _) => (true, "an OCI hook: it runs again on every start"),
+            (SessionType::Unknown, _) => (
+                true,
+                "its kind is unknown (its event was lost): kept so the profile cannot break it",
+            ),
+            (SessionType::Exec, SessionPolicy::IncludeAll) => {
+                (true, "exec sessions are in the profile")
+            }
+            (SessionType::Exec, SessionPolicy::ExcludeExec) => {
+                (false, "exec sessions are left out of the profile")
+            }
+        }
+    }
+}
+
+/// What a snapshot puts in a recording: the profile's census and the
+/// sessions, as [`SessionPolicy`] decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// What the profile allows: the workload's syscalls and those of the
+    /// sessions in it.
+    pub census: Census,
+    pub sessions: Vec<SessionRecord>,
+    /// What only sessions in the profile made.
+    pub session_only: Census,
+    /// Exec sessions ran and were left out.
+    pub exec_sessions_excluded: bool,
+    /// OCI hooks ran.
+    pub hooks: bool,
+    /// Sessions whose command lines are unknown.
+    pub unnamed_sessions: u64,
+}
+
+impl Parts {
+    /// Sorts what `snapshot` saw into the profile's census and the sessions.
+    pub fn of(snapshot: &Snapshot, policy: &SessionPolicy) -> Parts {
+        let workload = census_of_seen(&snapshot.seen);
+        let mut census = workload.clone();
+        let mut groups: BTreeMap<(SessionType, Option<Vec<String>>), Vec<&SessionSnapshot>> =
+            BTreeMap::new();
+        for session in &snapshot.sessions {
+            groups
+                .entry((session.kind.into(), session.argv.clone()))
+                .or_default()
+                .push(session);
+        }
+        let mut parts = Parts::default();
+        for ((kind, command), sessions) in groups {
+            let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for session in &sessions {
+                for (abi, numbers) in &session.seen {
+                    seen.entry(*abi).or_default().extend(numbers);
+                }
+            }
+            let session_census = census_of_seen(&seen);
+            let (included, reason) = policy.decide(kind, command.as_deref());
+            if included {
+                census.merge(&session_census);
+            } else if kind == SessionType::Exec {
+                parts.exec_sessions_excluded = true;
+            }
+            parts.hooks |= kind == SessionType::Hook;
+            let count: u64 = sessions.iter().map(|s| s.count).sum();
+            if command.is_none() {
+                parts.unnamed_sessions += count;
+            }
+            parts.sessions.push(SessionRecord {
+                kind,
+                command,
+                first_seen: sessions
+                    .iter()
+                    .filter_map(|s| s.first_seen)
+                    .min()
+                    .map(|t| t.to_string()),
+                last_seen: sessions
+                    .iter()
+                    .filter_map(|s| s.last_seen)
+                    .max()
+                    .map(|t| t.to_string()),
+                count,
+                syscalls: ContainerRecording::syscalls_of(&session_census),
+                included,
+                reason: reason.to_owned(),
+            });
+        }
+        for (arch, names) in &census.syscalls {
+            let own = workload.syscalls.get(arch);
+            let only: BTreeSet<&'static str> = names
+                .iter()
+                .filter(|n| !own.is_some_and(|o| o.contains(*n)))
+                .copied()
+                .collect();
+            if !only.is_empty() {
+                parts.session_only.syscalls.insert(*arch, only);
+            }
+        }
+        parts.census = census;
+        parts
+    }
+}
+
+/// The census of numbers seen per ABI: numbers turned into names. A number
+/// without a name (a syscall newer than the tables) is reported and left
+/// out.
+pub fn census_of_seen(seen: &BTreeMap<u32, Vec<u32>>) -> Census {
+    let mut census = Census::default();
+    for (&abi_id, numbers) in seen {
+        let Some(arch) = Arch::for_abi(abi_id) else {
+            tracing::warn!(
+                abi = abi_id,
+                count = numbers.len(),
+                "syscalls of an ABI without a table were made"
+            );
+            continue;
+        };
+        let names = census.syscalls.entry(arch).or_default();
+        for &nr in numbers {
+            match arch.name(nr) {
+                Some(name) => {
+                    names.insert(name);
+                }
+                None => {
+                    tracing::warn!(arch = %arch, nr, "syscall number has no name in the tables; left out")
+                }
+            }
+        }
+    }
+    census.syscalls.retain(|_, names| !names.is_empty());
+    census
 }
 
 impl ContainerRecording {
@@ -110,5 +323,126 @@ impl ContainerRecording {
         let mut text = serde_json::to_string_pretty(self).unwrap();
         text.push('\n');
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use syscensus_common::abi;
+
+    use super::*;
+
+    fn nr(name: &str) -> u32 {
+        Arch::native().number(name).unwrap()
+    }
+
+    fn session(
+        id: u32,
+        kind: SessionKind,
+        argv: Option<&[&str]>,
+        calls: &[&str],
+    ) -> SessionSnapshot {
+        SessionSnapshot {
+            id,
+            kind,
+            pid: 100 + id,
+            argv: argv.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            first_seen: Some(jiff::Timestamp::from_second(i64::from(id)).unwrap()),
+            last_seen: Some(jiff::Timestamp::from_second(i64::from(id) + 1).unwrap()),
+            count: 1,
+            seen: BTreeMap::from([(abi::NATIVE, calls.iter().map(|c| nr(c)).collect())]),
+            ended: true,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            recording: true,
+            seen: BTreeMap::from([(abi::NATIVE, vec![nr("read"), nr("write")])]),
+            sessions: vec![
+                session(
+                    1,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "probe"]),
+                    &["statfs", "read"],
+                ),
+                session(
+                    2,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "probe"]),
+                    &["mkdir"],
+                ),
+                session(3, SessionKind::Hook, Some(&["hook"]), &["sysinfo"]),
+                session(4, SessionKind::Exec, None, &["chmod"]),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    fn names(map: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+        map.get(Arch::native().scmp_name())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sessions_are_grouped_by_command_line_and_in_the_profile_by_default() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::IncludeAll);
+        let all = ContainerRecording::syscalls_of(&parts.census);
+        assert_eq!(
+            names(&all),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        assert_eq!(
+            names(&ContainerRecording::syscalls_of(&parts.session_only)),
+            ["chmod", "mkdir", "statfs", "sysinfo"]
+        );
+        assert_eq!(parts.sessions.len(), 3, "{:?}", parts.sessions);
+        let probe = parts
+            .sessions
+            .iter()
+            .find(|s| s.command.as_deref() == Some(&["sh".into(), "-c".into(), "probe".into()][..]))
+            .unwrap();
+        assert_eq!(probe.count, 2);
+        assert_eq!(probe.first_seen.as_deref(), Some("1970-01-01T00:00:01Z"));
+        assert_eq!(probe.last_seen.as_deref(), Some("1970-01-01T00:00:03Z"));
+        assert_eq!(names(&probe.syscalls), ["mkdir", "read", "statfs"]);
+        assert!(parts.hooks && !parts.exec_sessions_excluded);
+        assert_eq!(parts.unnamed_sessions, 1);
+    }
+
+    #[test]
+    fn excluded_exec_sessions_are_listed_but_hooks_stay() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::ExcludeExec);
+        let all = ContainerRecording::syscalls_of(&parts.census);
+        assert_eq!(names(&all), ["read", "sysinfo", "write"]);
+        assert_eq!(
+            names(&ContainerRecording::syscalls_of(&parts.session_only)),
+            ["sysinfo"]
+        );
+        assert!(parts.exec_sessions_excluded);
+        let included: Vec<(SessionType, bool)> = parts
+            .sessions
+            .iter()
+            .map(|s| (s.kind, s.included))
+            .collect();
+        assert_eq!(
+            included,
+            [
+                (SessionType::Exec, false),
+                (SessionType::Exec, false),
+                (SessionType::Hook, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_round_trip_through_json() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::IncludeAll);
+        let text = serde_json::to_string(&parts.sessions).unwrap();
+        assert!(text.contains(r#""type":"Hook""#), "{text}");
+        let back: Vec<SessionRecord> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, parts.sessions);
     }
 }

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub events_lost: u64,
     pub outsider_syscalls: u64,
     pub members_full: u64,
+    pub sessions: u64,
+    pub hooks: u64,
+    pub alias_full: u64,
     /// API requests that failed, and results not yet written.
     pub api_errors: u64,
     pub results_pending: u64,
@@ -131,20 +134,38 @@ pub fn render(m: &Metrics) -> String {
     metric(
         "events_lost_total",
         "counter",
-        "cgroup events lost: the ring buffer was full.",
+        "cgroup and session events lost: the ring buffer was full.",
         m.events_lost,
     );
     metric(
         "outsider_syscalls_total",
         "counter",
-        "Syscalls in recorded containers by processes outside the workload (exec sessions), left out.",
+        "Syscalls in recorded containers by processes in no session (the runtime's exec helper), not recorded.",
         m.outsider_syscalls,
     );
     metric(
         "members_full_total",
         "counter",
-        "Workload processes that could not be tracked: the kernel map was full.",
+        "Workload or session processes that could not be tracked: the kernel map was full.",
         m.members_full,
+    );
+    metric(
+        "sessions_total",
+        "counter",
+        "Exec sessions and OCI hooks started in recorded containers.",
+        m.sessions,
+    );
+    metric(
+        "hooks_total",
+        "counter",
+        "OCI hooks started in recorded containers (among sessions_total).",
+        m.hooks,
+    );
+    metric(
+        "alias_full_total",
+        "counter",
+        "cgroups made below recorded containers that could not be tracked: the kernel map was full.",
+        m.alias_full,
     );
     metric(
         "api_errors_total",

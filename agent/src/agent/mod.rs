@@ -116,6 +116,14 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             // Without Kubernetes every container is recorded, from now on;
             // with it, only while a recording is active.
             active: kube.is_none(),
+            // Without Kubernetes nothing tells a probe from a person: exec
+            // sessions are in the profile unless asked otherwise. With it,
+            // they are left out (and listed).
+            sessions: if args.exclude_exec_sessions || kube.is_some() {
+                crate::recording::SessionPolicy::ExcludeExec
+            } else {
+                crate::recording::SessionPolicy::IncludeAll
+            },
         };
         let metrics: http::Shared = std::sync::Arc::default();
         if let Some(addr) = args.listen {
@@ -258,6 +266,9 @@ fn update_metrics(
         m.events_lost = counters.events_lost;
         m.outsider_syscalls = counters.outsider_syscalls;
         m.members_full = counters.members_full;
+        m.sessions = counters.sessions;
+        m.hooks = counters.hooks;
+        m.alias_full = counters.alias_full;
         m.last_tick = Some(std::time::Instant::now());
         match kube {
             Some(kube) => {

@@ -26,8 +26,9 @@ use crate::{
     cri::{Cri, Lookup},
     kubepath::{self, KubeCgroup},
     profile::{BaseSet, BuildOptions, Profile},
-    record::census_of,
-    recording::{API_VERSION, ContainerRecording, KIND, PodRef, Start, State},
+    recording::{
+        API_VERSION, ContainerRecording, KIND, Parts, PodRef, SessionPolicy, Start, State,
+    },
 };
 
 /// How the agent picks each container's runtime base set.
@@ -58,6 +59,8 @@ pub struct NodeOptions {
     /// Watch the roots and record from the start (else only after
     /// [`NodeRecorder::set_active`]).
     pub active: bool,
+    /// Which exec sessions go into the profiles.
+    pub sessions: SessionPolicy,
 }
 
 /// A container as the kube side sees it.
@@ -423,25 +426,48 @@ impl NodeRecorder {
         for root in self.options.roots.clone() {
             walk(&self.hierarchy.dir(&root), &root, &mut found);
         }
-        let Some((path, id)) = found.into_iter().find(|(path, _)| {
-            kubepath::classify(path)
-                .as_ref()
-                .and_then(KubeCgroup::container_id)
-                == Some(container_id)
-        }) else {
+        let Some((path, id)) = found
+            .iter()
+            .find(|(path, _)| {
+                kubepath::classify(path)
+                    .as_ref()
+                    .and_then(KubeCgroup::container_id)
+                    == Some(container_id)
+            })
+            .cloned()
+        else {
             return Ok(false);
         };
         if self.tracked.contains_key(&id) {
             return Ok(true);
         }
-        let pids = processes_in(&self.hierarchy.dir(&path));
-        self.tracer
-            .mark_recording(id, pids.first().copied().unwrap_or(0), &pids)?;
+        self.mark_late(id, &path, &found)?;
         self.track(id, &path, Start::Late);
         if let Some(t) = self.tracked.get_mut(&id) {
             t.keep = Some(true);
         }
         Ok(true)
+    }
+
+    /// Marks a container that already runs, with the cgroups below it
+    /// (`found`: every cgroup under the roots) and the processes in them.
+    fn mark_late(&mut self, id: u64, path: &str, found: &[(String, u64)]) -> Result<(), NodeError> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let below: Vec<&(String, u64)> = found
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix))
+            .collect();
+        let mut pids = processes_in(&self.hierarchy.dir(path));
+        for (child, _) in &below {
+            pids.extend(processes_in(&self.hierarchy.dir(child)));
+        }
+        pids.sort_unstable();
+        self.tracer
+            .mark_recording(id, pids.first().copied().unwrap_or(0), &pids)?;
+        for (_, child) in below {
+            self.tracer.alias(*child, id)?;
+        }
+        Ok(())
     }
 
     /// Containers already running when the agent starts.
@@ -451,18 +477,16 @@ impl NodeRecorder {
             walk(&self.hierarchy.dir(&root), &root, &mut found);
         }
         let mut skipped = 0;
-        for (path, id) in found {
-            let Some(KubeCgroup::Container { .. }) = kubepath::classify(&path) else {
+        for (path, id) in &found {
+            let Some(KubeCgroup::Container { .. }) = kubepath::classify(path) else {
                 continue;
             };
             if !self.options.include_running {
                 skipped += 1;
                 continue;
             }
-            let pids = processes_in(&self.hierarchy.dir(&path));
-            self.tracer
-                .mark_recording(id, pids.first().copied().unwrap_or(0), &pids)?;
-            self.track(id, &path, Start::Late);
+            self.mark_late(*id, path, &found)?;
+            self.track(*id, path, Start::Late);
         }
         if skipped > 0 {
             info!(
@@ -557,8 +581,12 @@ impl NodeRecorder {
                     self.fresh.push(event.cgroup_id);
                 }
                 _ => {
-                    // A Pod or QoS cgroup: nothing runs in it.
-                    self.tracer.unmark(event.cgroup_id)?;
+                    // A Pod or QoS cgroup, where nothing runs; or a cgroup
+                    // made below a container while it was set up, which is
+                    // part of it.
+                    let tracked = &self.tracked;
+                    self.tracer
+                        .unmark_or_join(event.cgroup_id, |id| tracked.contains_key(&id))?;
                 }
             }
         }
@@ -582,6 +610,7 @@ impl NodeRecorder {
     /// ones, finishes the ones that ended, and picks up rows whose event was
     /// lost.
     pub async fn tick(&mut self) -> Result<(), NodeError> {
+        self.tracer.reap()?;
         self.adopt_unknown_rows()?;
         let ids: Vec<u64> = self.tracked.keys().copied().collect();
         let mut first_error = None;
@@ -622,7 +651,11 @@ impl NodeRecorder {
                     let path = path.clone();
                     self.track(id, &path, Start::Exec);
                 }
-                Some(_) => self.tracer.unmark(id)?,
+                Some(_) => {
+                    let tracked = &self.tracked;
+                    self.tracer
+                        .unmark_or_join(id, |owner| tracked.contains_key(&owner))?;
+                }
                 None => {
                     // Gone before it could be named: keep what it did.
                     if let Some(snapshot) = self.tracer.snapshot(id)?
@@ -644,7 +677,8 @@ impl NodeRecorder {
     }
 
     fn unnamed_recording(&self, id: u64, snapshot: &Snapshot) -> ContainerRecording {
-        let census = census_of(snapshot);
+        let parts = Parts::of(snapshot, &self.options.sessions);
+        let census = &parts.census;
         let now = jiff::Timestamp::now().to_string();
         let base = self.fallback_base_set();
         ContainerRecording {
@@ -663,10 +697,12 @@ impl NodeRecorder {
             last_seen: now,
             last_new_syscall: None,
             runtime_base_set: base.as_ref().map(|b| b.name.clone()),
-            syscalls: ContainerRecording::syscalls_of(&census),
-            exec_sessions_excluded: snapshot.exec_sessions,
-            warnings: warnings_of(snapshot, Start::Exec),
-            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
+            syscalls: ContainerRecording::syscalls_of(census),
+            exec_sessions_excluded: parts.exec_sessions_excluded,
+            sessions: parts.sessions.clone(),
+            session_only_syscalls: ContainerRecording::syscalls_of(&parts.session_only),
+            warnings: warnings_of(snapshot, Start::Exec, &parts),
+            profile: Profile::from_census(census, base.as_ref(), &BuildOptions::default()),
         }
     }
 
@@ -825,7 +861,8 @@ impl NodeRecorder {
         state: State,
     ) -> Option<ContainerRecording> {
         let tracked = self.tracked.get(&id)?;
-        let census = census_of(snapshot);
+        let parts = Parts::of(snapshot, &self.options.sessions);
+        let census = &parts.census;
         let base = if tracked.base_set_decided {
             tracked.base_set.clone()
         } else {
@@ -857,10 +894,12 @@ impl NodeRecorder {
             last_seen: tracked.last_seen.to_string(),
             last_new_syscall: tracked.last_new_syscall.map(|t| t.to_string()),
             runtime_base_set: base.as_ref().map(|b| b.name.clone()),
-            syscalls: ContainerRecording::syscalls_of(&census),
-            exec_sessions_excluded: snapshot.exec_sessions,
-            warnings: warnings_of(snapshot, tracked.start),
-            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
+            syscalls: ContainerRecording::syscalls_of(census),
+            exec_sessions_excluded: parts.exec_sessions_excluded,
+            sessions: parts.sessions.clone(),
+            session_only_syscalls: ContainerRecording::syscalls_of(&parts.session_only),
+            warnings: warnings_of(snapshot, tracked.start, &parts),
+            profile: Profile::from_census(census, base.as_ref(), &BuildOptions::default()),
         })
     }
 
@@ -879,7 +918,7 @@ impl NodeRecorder {
     }
 }
 
-fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
+fn warnings_of(snapshot: &Snapshot, start: Start, parts: &Parts) -> Vec<String> {
     let mut warnings = Vec::new();
     if start == Start::Late {
         warnings
@@ -895,6 +934,18 @@ fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
     if snapshot.member_lost {
         warnings
             .push("a process of the workload could not be tracked: the kernel map was full".into());
+    }
+    if snapshot.alias_lost {
+        warnings.push(
+            "a cgroup made below the container's could not be tracked: the kernel map was full"
+                .into(),
+        );
+    }
+    if parts.unnamed_sessions > 0 {
+        warnings.push(format!(
+            "the command lines of {} sessions are unknown: the kernel's event buffer was full",
+            parts.unnamed_sessions
+        ));
     }
     warnings
 }
