@@ -680,7 +680,13 @@ impl NodeRecorder {
         let parts = Parts::of(snapshot, &self.options.sessions);
         let census = &parts.census;
         let now = jiff::Timestamp::now().to_string();
-        let base = self.fallback_base_set();
+        let base = self.fallback_base_set().map(|b| {
+            if parts.hooks {
+                basesets::with_hooks(&b)
+            } else {
+                b
+            }
+        });
         ContainerRecording {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
@@ -868,6 +874,14 @@ impl NodeRecorder {
         } else {
             self.fallback_base_set()
         };
+        // A runtime that runs hooks makes more after loading the filter.
+        let base = base.map(|b| {
+            if parts.hooks {
+                basesets::with_hooks(&b)
+            } else {
+                b
+            }
+        });
         let meta = match &tracked.lookup {
             Some(Lookup::Container(meta)) => Some(meta),
             _ => None,
