@@ -110,7 +110,8 @@ fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
     let pins = PinDir::new();
     let pin_arg = pins.0.display().to_string();
     let agent = Agent::start(&["--no-kube", "--pin-dir", &pin_arg]);
-    let links = pins.0.join("v1/links");
+    let layout = pins.0.join(syscensus::bpf::PIN_LAYOUT);
+    let links = layout.join("links");
     let pinned = |dir: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .map(|d| {
@@ -132,7 +133,7 @@ fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
         pinned(&links)
     );
     assert!(
-        pinned(&pins.0.join("v1")).contains(&"ROWS".to_owned()),
+        pinned(&layout).contains(&"ROWS".to_owned()),
         "the maps should stay pinned"
     );
 }
