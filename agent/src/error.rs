@@ -50,6 +50,8 @@ pub enum Error {
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
@@ -98,7 +100,7 @@ impl Error {
             Self::Cri(_) => exit::UNAVAILABLE,
             Self::Install(_) => exit::CANT_CREATE,
             Self::Kernel(e) => e.exit_status(),
-            Self::Cgroup(_) => exit::UNAVAILABLE,
+            Self::Cgroup(_) | Self::Preflight(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),
             Self::Seccomp(e) => e.exit_status(),
             Self::Export(e) => e.exit_status(),

@@ -12,6 +12,7 @@ pub mod export;
 pub mod kubepath;
 pub mod logging;
 pub mod output;
+pub mod preflight;
 pub mod profile;
 pub mod record;
 pub mod recording;

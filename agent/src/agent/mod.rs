@@ -56,20 +56,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             });
         }
     };
-    let hierarchy = match &args.cgroup_mount {
-        Some(mount) => {
-            if !mount.join("cgroup.controllers").exists() {
-                return Err(Error::Usage {
-                    message: format!(
-                        "{} is not a cgroup v2 mount: check --cgroup-mount",
-                        mount.display()
-                    ),
-                });
-            }
-            Hierarchy::at(mount)
-        }
-        None => Hierarchy::find()?,
-    };
+    let hierarchy = crate::preflight::check(args.cgroup_mount.as_deref(), args.pin_dir.as_deref())?;
     let state = StateDir::open(&args.state_dir).map_err(|e| Error::State(Box::new(e)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
