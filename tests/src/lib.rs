@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod containers;
+pub mod judge;
 
 use std::{
     path::{Path, PathBuf},
