@@ -143,7 +143,7 @@ impl Census {
 /// has loaded the filter and before the workload starts: they must be allowed
 /// although the workload never makes them. Kept in a rule of their own so
 /// that a reviewer can tell them from the workload's.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseSet {
     /// Name and version, e.g. `runc-1.1`.
     pub name: String,
