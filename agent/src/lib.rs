@@ -11,6 +11,7 @@ pub mod error;
 pub mod export;
 pub mod kubepath;
 pub mod logging;
+pub mod oci_runtime;
 pub mod output;
 pub mod profile;
 pub mod record;
