@@ -1,6 +1,7 @@
 //! syscensus: records which syscalls each container really makes, with eBPF,
 //! and turns that census into seccomp profiles.
 pub mod agent;
+pub mod always_allowed;
 pub mod basesets;
 pub mod bpf;
 pub mod btf;
