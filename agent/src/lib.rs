@@ -1,5 +1,6 @@
 //! syscensus: records which syscalls each container really makes, with eBPF,
 //! and turns that census into seccomp profiles.
+pub mod always_allowed;
 pub mod basesets;
 pub mod bpf;
 pub mod btf;
@@ -11,6 +12,7 @@ pub mod daemon;
 pub mod error;
 pub mod export;
 pub mod logging;
+pub mod oci_runtime;
 pub mod output;
 pub mod profile;
 pub mod record;
