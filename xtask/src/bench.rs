@@ -249,14 +249,12 @@ fn judge(syscall: &Value, scale: &Value) -> Vec<Value> {
                 &format!("{what} ({name})"),
                 &format!("overhead <= {max}x the empty program's, on both statistics"),
                 match (ratio, ratio_of_means, overhead, floor) {
-                    (Some(r), Some(m), Some(o), Some(f)) => format!(
-                        "{r:.2}x ({o:+.1} ns vs {f:+.1} ns), {m:.2}x of the means"
-                    ),
+                    (Some(r), Some(m), Some(o), Some(f)) => {
+                        format!("{r:.2}x ({o:+.1} ns vs {f:+.1} ns), {m:.2}x of the means")
+                    }
                     _ => "not measured".into(),
                 },
-                ratio
-                    .zip(ratio_of_means)
-                    .map(|(r, m)| r <= max && m <= max),
+                ratio.zip(ratio_of_means).map(|(r, m)| r <= max && m <= max),
             ));
         }
     }
