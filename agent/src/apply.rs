@@ -26,9 +26,12 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use syscensus_api::{ContainerProfile, FIELD_MANAGER, WorkloadKind};
 
-use crate::export::{
-    ExportError, LOCALHOST_DIR, PATCH_FILE, WorkloadPatch, apply_configuration, client,
-    group_version, parse_patch, pod_spec_pointer, read_manifest,
+use crate::{
+    export::{
+        ExportError, PATCH_FILE, WorkloadPatch, apply_configuration, client, group_version,
+        parse_patch, pod_spec_pointer, read_manifest,
+    },
+    localhost::LOCALHOST_DIR,
 };
 
 /// A container of an exported workload, with its profile file's digest.

@@ -9,7 +9,8 @@
 //! - the services they drive: the node [`daemon`], the [`export`] pipeline,
 //!   [`apply`];
 //! - the domain: [`profile`], [`seccomp`], [`syscalls`], [`census`],
-//!   [`recording`], [`basesets`], [`diff`], [`output`];
+//!   [`recording`], [`basesets`], the [`localhost`] profile contract,
+//!   [`diff`], [`output`];
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`].
 pub mod apply;
 pub mod basesets;
@@ -22,6 +23,7 @@ pub mod commands;
 pub mod daemon;
 pub mod diff;
 pub mod export;
+pub mod localhost;
 pub mod logging;
 pub mod output;
 pub mod profile;

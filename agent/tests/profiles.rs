@@ -10,8 +10,9 @@ use std::{
 };
 
 use syscensus::{
+    census::Census,
     profile::{
-        Action, BaseSet, BuildOptions, Census, Host, KernelVersion, Profile, ProfileError,
+        Action, BaseSet, BuildOptions, Host, KernelVersion, Profile, ProfileError,
         RULE_COMMENTS_ANNOTATION,
     },
     syscalls::Arch,
@@ -86,7 +87,7 @@ fn names_by_action(profile: &Profile) -> BTreeMap<String, BTreeSet<String>> {
 
 fn fixed_census() -> (Census, BaseSet) {
     let mut census = Census::default();
-    census.syscalls.insert(
+    census.extend(
         Arch::X86_64,
         [
             "read",
@@ -96,13 +97,9 @@ fn fixed_census() -> (Census, BaseSet) {
             "execve",
             "exit_group",
             "mmap",
-        ]
-        .into_iter()
-        .collect(),
+        ],
     );
-    census
-        .syscalls
-        .insert(Arch::X86, ["read", "write", "exit"].into_iter().collect());
+    census.extend(Arch::X86, ["read", "write", "exit"]);
     let base = BaseSet {
         name: "runc-1.1".to_owned(),
         syscalls: ["futex", "rt_sigreturn", "execve", "close"]

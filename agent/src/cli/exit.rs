@@ -157,8 +157,7 @@ fn daemon(error: &DaemonError) -> u8 {
 fn export(error: &ExportError) -> u8 {
     use ExportError as E;
     match error {
-        E::Name { .. }
-        | E::TooLong { .. }
+        E::Path(_)
         | E::Parse { .. }
         | E::Document { .. }
         | E::Manifest { .. }

@@ -33,7 +33,7 @@ pub fn install_agent_profile(args: InstallAgentProfileArgs) -> Result<ExitCode, 
     let dir = args
         .kubelet_root
         .join("seccomp")
-        .join(crate::export::LOCALHOST_DIR);
+        .join(crate::localhost::LOCALHOST_DIR);
     let path = dir.join("syscensus-agent.json");
     std::fs::create_dir_all(&dir)
         .and_then(|()| crate::output::write_atomic(&path, AGENT_PROFILE.as_bytes()))

@@ -177,10 +177,7 @@ impl LegacyFinished {
             labels: recording.labels.clone(),
             image: recording.image.clone().unwrap_or_default(),
         });
-        let base_set = recording
-            .runtime_base_set
-            .as_deref()
-            .and_then(|name| crate::basesets::find(name).ok().flatten());
+        let base_set = recording.base_set();
         Some(Ended {
             identity: Identity {
                 container_id: recording.container_id.clone(),

@@ -6,18 +6,8 @@ use std::path::PathBuf;
 /// what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error(
-        "cannot name a profile file after {what} {name:?}: {reason}; profile paths are made of Kubernetes names only"
-    )]
-    Name {
-        what: &'static str,
-        name: String,
-        reason: &'static str,
-    },
-    #[error(
-        "cannot name a directory {component:?}: longer than 255 bytes (a file name's limit); shorten the workload's name"
-    )]
-    TooLong { component: String },
+    #[error(transparent)]
+    Path(#[from] crate::localhost::PathError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -49,7 +49,7 @@ fn open(dir: &Path) -> Result<(Repository, String), ExportError> {
         .strip_prefix(&workdir)
         .map_err(|_| not_repo())?
         .to_path_buf();
-    let prefix = super::path::slash_path(&prefix);
+    let prefix = crate::localhost::slash_path(&prefix);
     Ok((repo, prefix))
 }
 

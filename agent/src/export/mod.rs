@@ -3,15 +3,13 @@
 //! pure; the [`patch`]es that make the workloads use the profiles), writing
 //! it ([`tree`]), and committing and pushing it ([`git`]).
 //!
-//! The path ([`profile_path`]) and bytes ([`render_profile`]) of a profile
-//! are shared with the node agents' installer, which writes the same file at
-//! `<kubelet-root>/seccomp/syscensus/<profile_path>`.
+//! What each profile file holds and where it goes is the Localhost profile
+//! contract ([`crate::localhost`]), which the node agents' installer
+//! follows too.
 mod error;
 pub mod git;
 mod patch;
-mod path;
 mod plan;
-mod render;
 pub mod source;
 pub mod tree;
 
@@ -21,12 +19,10 @@ pub use patch::{
     ManifestContainer, ManifestWorkload, PatchContainer, WorkloadPatch, apply_configuration,
     group_version, json_patch, kustomization, parse_patch, pod_spec_pointer, strategic_merge_patch,
 };
-pub use path::{LOCALHOST_DIR, localhost_profile, profile_path, spec_profile_path, workload_dir};
 pub use plan::{
     Base, Entry, JSON_PATCH_FILE, KUSTOMIZATION_FILE, PATCH_FILE, Plan, PlanOptions,
     is_profile_file, plan,
 };
-pub use render::{check_spec, merge_spec, render_profile, spec_profile};
 pub use source::{
     Filter, client, cluster_entries, file_entries, read_base, read_documents, recording_entry,
 };
