@@ -9,9 +9,10 @@
 //! - the services they drive: the node [`daemon`], the [`export`] pipeline,
 //!   [`apply`];
 //! - the domain: [`profile`], [`seccomp`], [`syscalls`], [`census`],
-//!   [`recording`], [`basesets`], the [`localhost`] profile contract,
-//!   [`diff`], [`output`];
+//!   [`recording`], [`basesets`], [`always_allowed`], [`oci_runtime`], the
+//!   [`localhost`] profile contract, [`diff`], [`output`];
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`].
+pub mod always_allowed;
 pub mod apply;
 pub mod basesets;
 pub mod bpf;
@@ -25,6 +26,7 @@ pub mod diff;
 pub mod export;
 pub mod localhost;
 pub mod logging;
+pub mod oci_runtime;
 pub mod output;
 pub mod profile;
 pub mod recording;

@@ -31,6 +31,8 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("census", 3, "the domain"),
     ("recording", 3, "the domain"),
     ("basesets", 3, "the domain"),
+    ("always_allowed", 3, "the domain"),
+    ("oci_runtime", 3, "the domain"),
     ("diff", 3, "the domain"),
     ("output", 3, "the domain"),
     ("bpf", 4, "the kernel side"),

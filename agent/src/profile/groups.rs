@@ -75,6 +75,14 @@ fn listed_architectures<'a>(recorded: impl IntoIterator<Item = &'a str>) -> Vec<
     names.into_iter().map(str::to_owned).collect()
 }
 
+/// The rule of the syscalls every profile allows because a recording can
+/// miss them by timing alone ([`crate::always_allowed`]), for a profile that
+/// lists `architectures`; `None` when none applies.
+fn always_allowed_rule<'a>(architectures: impl IntoIterator<Item = &'a str>) -> Option<Rule> {
+    let names = crate::always_allowed::names_for(architectures);
+    (!names.is_empty()).then(|| allow_rule(names, crate::always_allowed::COMMENT.to_owned()))
+}
+
 fn allow_rule(names: Vec<String>, comment: String) -> Rule {
     Rule {
         names,
@@ -86,9 +94,11 @@ fn allow_rule(names: Vec<String>, comment: String) -> Rule {
 }
 
 impl Profile {
-    /// The profile that allows exactly what `census` saw, plus `base`: one
-    /// rule per architecture, with a `recorded:` comment, then the base
-    /// set's rule.
+    /// The profile that allows exactly what `census` saw, plus `base`, plus
+    /// the syscalls a recording can miss by timing alone
+    /// ([`crate::always_allowed`]): one rule per architecture, with a
+    /// `recorded:` comment, then the base set's rule, then the
+    /// always-allowed rule.
     ///
     /// `architectures` lists the recorded architectures and the native
     /// architecture of any compat ABI (x86_64 for ia32 and x32); a syscall
@@ -116,6 +126,9 @@ impl Profile {
                 format!("{BASE_SET_COMMENT}{}", base.name),
             ));
         }
+        rules.extend(always_allowed_rule(
+            architectures.iter().map(String::as_str),
+        ));
         Profile {
             default_action: options.default_action,
             default_errno_ret: (options.default_action == Action::Errno)
@@ -320,7 +333,7 @@ mod tests {
             &BuildOptions::default(),
         );
         assert_eq!(p.architectures, ["SCMP_ARCH_AARCH64"]);
-        assert_eq!(p.syscalls.len(), 2);
+        assert_eq!(p.syscalls.len(), 3, "recorded, base set, always allowed");
         assert_eq!(
             p.syscalls[0].role(),
             RuleRole::Recorded("SCMP_ARCH_AARCH64")
@@ -336,8 +349,44 @@ mod tests {
             &BuildOptions::default(),
         );
         assert_eq!(p.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
-        assert_eq!(p.syscalls.len(), 1);
+        assert_eq!(p.syscalls.len(), 2);
         assert_eq!(p.syscalls[0].role(), RuleRole::Recorded("SCMP_ARCH_X86"));
+        // The always-allowed rule comes last, with ia32's own names.
+        assert_eq!(
+            p.syscalls[1].comment.as_deref(),
+            Some(crate::always_allowed::COMMENT)
+        );
+        assert!(p.syscalls[1].names.contains(&"sigreturn".to_owned()));
+    }
+
+    #[test]
+    fn every_profile_allows_what_timing_can_hide_in_a_rule_of_its_own() {
+        let o = BuildOptions::default();
+        let p = Profile::from_census(&census(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
+        let last = p.syscalls.last().unwrap();
+        assert_eq!(last.role(), RuleRole::Other);
+        assert_eq!(
+            last.comment.as_deref(),
+            Some(crate::always_allowed::COMMENT)
+        );
+        assert_eq!(
+            last.names,
+            crate::always_allowed::names_for(["SCMP_ARCH_X86_64"])
+        );
+        assert!(last.names.contains(&"rt_sigreturn".to_owned()));
+        assert!(
+            !last.names.contains(&"sigreturn".to_owned()),
+            "x86_64 has no sigreturn"
+        );
+        // The union of a profile with itself is the profile: the rule merges.
+        assert_eq!(p.union(std::slice::from_ref(&p)).unwrap(), p);
+        // A profile with nothing recorded lists no architecture, and allows
+        // nothing.
+        let empty = Profile::from_census(&Census::default(), None, &o);
+        assert_eq!(
+            empty.syscalls.len(),
+            usize::from(!empty.architectures.is_empty())
+        );
     }
 
     #[test]
