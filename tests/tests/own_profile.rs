@@ -14,7 +14,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use syscensus::profile::{BaseSet, BuildOptions, Census, Profile};
+use syscensus::{
+    census::Census,
+    profile::{BaseSet, BuildOptions, Profile},
+};
 use syscensus_api::{ContainerProfile, ProfileRecording};
 use syscensus_tests::{
     agent::Agent,
@@ -237,7 +240,7 @@ fn the_agent_runs_under_its_own_profile() {
         let recorded_profile: Value =
             serde_json::from_str(&std::fs::read_to_string(&raw).unwrap()).unwrap();
         let mut census = Census::default();
-        census.syscalls.insert(
+        census.extend(
             syscensus::syscalls::Arch::X86_64,
             recorded(&recorded_profile),
         );

@@ -11,6 +11,7 @@ mod bench;
 mod crds;
 mod demo;
 mod fuzz;
+mod layers;
 mod run;
 mod syscalls;
 mod test;
@@ -37,8 +38,9 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Lints: clippy on the workspace, then on the kernel program for the BPF
-    /// target.
+    /// Lints: the import rules of agent/src (layers, no cycles, a pure state
+    /// machine), then clippy on the workspace, then on the kernel program
+    /// for the BPF target.
     Lint,
     /// Set up, build, and record a built-in example: prints the profile,
     /// runs the example under it, and shows a syscall outside it blocked.

@@ -4,11 +4,25 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 
+use super::NotRoot;
 use crate::{
-    Error, basesets,
-    daemon::{self, BaseSetChoice, Config, KubeConfig, Options},
-    error::Result,
+    basesets::{self, UnknownBaseSet},
+    daemon::{self, BaseSetChoice, Config, DaemonError, KubeConfig, Options},
 };
+
+/// `syscensus agent` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error(transparent)]
+    BaseSet(#[from] UnknownBaseSet),
+    /// The options do not go together.
+    #[error("{message}")]
+    Usage { message: String },
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
 
 /// Options of `syscensus agent`; each also read from the environment
 /// variable named in its help.
@@ -101,7 +115,7 @@ pub struct AgentArgs {
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
-pub fn agent(args: AgentArgs) -> Result<ExitCode> {
+pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
     super::require_root("syscensus agent")?;
     let base_set = match args.base_set.as_str() {
         "auto" => {
