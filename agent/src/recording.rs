@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{Census, Profile};
+use crate::{
+    bpf::Snapshot,
+    census::{Census, census_of},
+    profile::{BaseSet, BuildOptions, Profile, RuleRole},
+};
 
 /// `apiVersion` of [`ContainerRecording`].
 pub const API_VERSION: &str = "syscensus.io/v1alpha1";
@@ -75,7 +79,7 @@ pub struct ContainerRecording {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_base_set: Option<String>,
     /// Syscall names the container made, per architecture (`SCMP_ARCH_*`).
-    pub syscalls: BTreeMap<String, Vec<String>>,
+    pub syscalls: Census,
     /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
     /// were left out of the recording.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -86,19 +90,68 @@ pub struct ContainerRecording {
     pub profile: Profile,
 }
 
+/// What a recording is made of: who the container is, when it was seen,
+/// and what the kernel saw it do.
+#[derive(Clone, Debug)]
+pub struct RecordingParts<'a> {
+    pub container_id: String,
+    pub container_name: Option<String>,
+    pub pod: Option<PodRef>,
+    pub node: Option<String>,
+    /// The container's cgroup v2 path (empty when unknown).
+    pub cgroup: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: Option<String>,
+    pub state: State,
+    pub start: Start,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    pub last_new_syscall: Option<jiff::Timestamp>,
+    pub base_set: Option<&'a BaseSet>,
+    pub snapshot: &'a Snapshot,
+}
+
 impl ContainerRecording {
-    /// The syscalls of a census, keyed by architecture name.
-    pub fn syscalls_of(census: &Census) -> BTreeMap<String, Vec<String>> {
-        census
+    /// The recording of `parts`: the census of the snapshot, its warnings,
+    /// and the profile that allows what it saw plus the base set.
+    pub fn build(parts: RecordingParts<'_>) -> ContainerRecording {
+        let census = census_of(parts.snapshot);
+        ContainerRecording {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            container_id: parts.container_id,
+            container_name: parts.container_name.filter(|n| !n.is_empty()),
+            pod: parts.pod,
+            node: parts.node,
+            cgroup: parts.cgroup,
+            labels: parts.labels,
+            image: parts.image.filter(|i| !i.is_empty()),
+            state: parts.state,
+            start: parts.start,
+            first_seen: parts.first_seen.to_string(),
+            last_seen: parts.last_seen.to_string(),
+            last_new_syscall: parts.last_new_syscall.map(|t| t.to_string()),
+            runtime_base_set: parts.base_set.map(|b| b.name.clone()),
+            profile: Profile::from_census(&census, parts.base_set, &BuildOptions::default()),
+            syscalls: census,
+            exec_sessions_excluded: parts.snapshot.exec_sessions,
+            warnings: warnings_of(parts.snapshot, parts.start),
+        }
+    }
+
+    /// The runtime base set its profile allows, from the profile's base-set
+    /// rule (the document names it in `runtimeBaseSet`).
+    pub fn base_set(&self) -> Option<BaseSet> {
+        self.profile
             .syscalls
             .iter()
-            .map(|(arch, names)| {
-                (
-                    arch.scmp_name().to_owned(),
-                    names.iter().map(|n| (*n).to_owned()).collect(),
-                )
+            .find_map(|rule| match rule.role() {
+                RuleRole::BaseSet(name) => Some(BaseSet {
+                    name: name.to_owned(),
+                    syscalls: rule.names.iter().cloned().collect(),
+                }),
+                _ => None,
             })
-            .collect()
     }
 
     /// The document as JSON: two-space indentation, trailing newline.
@@ -111,4 +164,25 @@ impl ContainerRecording {
         text.push('\n');
         text
     }
+}
+
+/// What makes a recording incomplete, in words for the reviewer.
+pub fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if start == Start::Late {
+        warnings
+            .push("recording started after the container did: earlier syscalls are missing".into());
+    }
+    if snapshot.out_of_range {
+        warnings
+            .push("syscall numbers outside the recorded range were made and are missing".into());
+    }
+    if snapshot.row_lost {
+        warnings.push("32-bit syscalls were lost: the kernel map was full".into());
+    }
+    if snapshot.member_lost {
+        warnings
+            .push("a process of the workload could not be tracked: the kernel map was full".into());
+    }
+    warnings
 }

@@ -12,6 +12,7 @@ mod crds;
 mod demo;
 mod fuzz;
 mod image;
+mod layers;
 mod run;
 mod syscalls;
 mod test;
@@ -38,8 +39,9 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Lints: clippy on the workspace, then on the kernel program for the BPF
-    /// target.
+    /// Lints: the import rules of agent/src (layers, no cycles, a pure state
+    /// machine), then clippy on the workspace, then on the kernel program
+    /// for the BPF target.
     Lint,
     /// Set up, build, and record a built-in example: prints the profile,
     /// runs the example under it, and shows a syscall outside it blocked.

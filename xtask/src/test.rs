@@ -91,9 +91,19 @@ fn test_binaries() -> anyhow::Result<Vec<PathBuf>> {
     Ok(binaries)
 }
 
-/// Clippy with warnings as errors: the workspace, then the kernel program for
-/// the BPF target (it only builds there).
+/// The import rules of agent/src (see `layers.rs`), then clippy with
+/// warnings as errors: the workspace, then the kernel program for the BPF
+/// target (it only builds there).
 pub fn lint() -> anyhow::Result<()> {
+    let broken = crate::layers::check(&root().join("agent/src"))?;
+    for line in &broken {
+        eprintln!("{line}");
+    }
+    anyhow::ensure!(
+        broken.is_empty(),
+        "{} import rule(s) of agent/src broken (xtask/src/layers.rs)",
+        broken.len()
+    );
     run(cargo().args([
         "clippy",
         "--workspace",
