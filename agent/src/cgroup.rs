@@ -26,6 +26,11 @@ pub enum CgroupError {
     )]
     NoCgroup2,
     #[error(
+        "{} is not a cgroup v2 mount and holds none below it: name the host's cgroup v2 hierarchy (or the directory it is mounted below, such as the host's /sys/fs/cgroup) with --cgroup-mount",
+        path.display()
+    )]
+    NotCgroup2Mount { path: PathBuf },
+    #[error(
         "this process is in no cgroup v2 (no 0:: line in /proc/self/cgroup): is cgroup2 mounted?"
     )]
     NotInCgroup2,
@@ -95,6 +100,17 @@ pub fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
+/// The mount point of the first cgroup2 filesystem at or below `dir` in a
+/// mountinfo text, with the hierarchy's root mounted there. A node's
+/// /sys/fs/cgroup mounted into a container holds the v2 hierarchy itself on
+/// a unified host, and at `unified/` below it on a hybrid one.
+pub fn cgroup2_mount_below(mountinfo: &str, dir: &Path) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let mount = cgroup2_mount_in(line)?;
+        mount.starts_with(dir).then_some(mount)
+    })
+}
+
 /// The cgroup v2 path of a process from its /proc/PID/cgroup text (the
 /// `0::/path` line).
 pub fn cgroup2_path_in(proc_cgroup: &str) -> Option<String> {
@@ -116,6 +132,23 @@ impl Hierarchy {
         let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
         let mount = cgroup2_mount_in(&mountinfo).ok_or(CgroupError::NoCgroup2)?;
         Ok(Hierarchy { mount })
+    }
+
+    /// The hierarchy mounted at `dir`, or, when `dir` is not a cgroup v2
+    /// mount, the first one mounted below it (the node's /sys/fs/cgroup
+    /// mounted into the agent's container, on a hybrid host where cgroup v2
+    /// is at /sys/fs/cgroup/unified).
+    pub fn at_or_below(dir: &Path) -> Result<Hierarchy, CgroupError> {
+        if dir.join("cgroup.controllers").exists() {
+            return Ok(Hierarchy::at(dir));
+        }
+        let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
+        cgroup2_mount_below(&mountinfo, dir)
+            .filter(|mount| mount.join("cgroup.controllers").exists())
+            .map(Hierarchy::at)
+            .ok_or_else(|| CgroupError::NotCgroup2Mount {
+                path: dir.to_path_buf(),
+            })
     }
 
     /// A hierarchy mounted at `mount` (for tests and unusual layouts).
@@ -141,6 +174,39 @@ impl Hierarchy {
         cgroup2_path_in(&text).ok_or(CgroupError::NotInCgroup2)
     }
 
+    /// Whether the cgroup at `path` has processes (its `cgroup.events`
+    /// says `populated 1`); `None` when it is gone or unreadable.
+    pub fn is_populated(&self, path: &str) -> Option<bool> {
+        let text = fs::read_to_string(self.dir(path).join("cgroup.events")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .map(|v| v.trim() == "1")
+    }
+
+    /// The processes in the cgroup at `path`, lowest PID (the oldest,
+    /// usually a container's first process) first; none when it is gone.
+    pub fn processes(&self, path: &str) -> Vec<u32> {
+        let mut pids: Vec<u32> = fs::read_to_string(self.dir(path).join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Every cgroup below the one at `path` (not itself), however deep, as
+    /// (path, cgroup id); none when it is missing.
+    pub fn descendants(&self, path: &str) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        walk(&self.dir(path), path, &mut out);
+        out
+    }
+
+    /// The cgroup id of the cgroup at `path` (its directory's inode), if it
+    /// exists.
+    pub fn id_of(&self, path: &str) -> Option<u64> {
+        fs::metadata(self.dir(path)).ok().map(|m| m.ino())
+    }
+
     /// Creates a new cgroup below this process's own, named `name`, for a
     /// command to be recorded in.
     pub fn create_child_of_own(&self, name: &str) -> Result<OwnedCgroup, CgroupError> {
@@ -159,6 +225,25 @@ impl Hierarchy {
         };
         debug!(path = %path.display(), id, "cgroup created");
         Ok(OwnedCgroup { path, parent, id })
+    }
+}
+
+/// Every cgroup below `dir` (whose path is `path`), with its id.
+fn walk(dir: &Path, path: &str, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = format!("{}/{name}", path.trim_end_matches('/'));
+        out.push((child.clone(), meta.ino()));
+        walk(&entry.path(), &child, out);
     }
 }
 
@@ -294,6 +379,55 @@ mod tests {
     }
 
     #[test]
+    fn finds_cgroup2_below_a_mounted_directory() {
+        // The node's /sys/fs/cgroup mounted at /host/cgroup in a container:
+        // hybrid, cgroup2 at unified/ below it.
+        let container = "\
+700 650 0:26 / /host/cgroup ro,relatime - tmpfs tmpfs ro,mode=755
+701 700 0:27 / /host/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+702 700 0:36 / /host/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+703 650 0:36 /kubepods/x /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/host/cgroup")),
+            Some(PathBuf::from("/host/cgroup/unified"))
+        );
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/host/cgroup/unified")),
+            Some(PathBuf::from("/host/cgroup/unified"))
+        );
+        // Components, not string prefixes; and a sub-tree bind is no
+        // hierarchy.
+        assert_eq!(cgroup2_mount_below(container, Path::new("/host/cg")), None);
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/sys/fs/cgroup")),
+            None
+        );
+        assert_eq!(
+            cgroup2_mount_below(HYBRID, Path::new("/sys/fs/cgroup")),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+    }
+
+    /// On this machine (hybrid) /sys/fs/cgroup is no cgroup v2 mount, and the
+    /// hierarchy is found below it; a directory with none is refused.
+    #[test]
+    fn at_or_below_this_machine() {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = cgroup2_mount_in(&mountinfo).unwrap();
+        let parent = mount.parent().unwrap();
+        let found = Hierarchy::at_or_below(parent).unwrap();
+        assert!(found.mount().join("cgroup.controllers").exists());
+        assert_eq!(Hierarchy::at_or_below(&mount).unwrap().mount(), mount);
+        let empty = std::env::temp_dir();
+        let error = Hierarchy::at_or_below(&empty).unwrap_err();
+        assert!(
+            matches!(error, CgroupError::NotCgroup2Mount { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn reads_the_v2_line_of_proc_cgroup() {
         let text =
             "12:pids:/user.slice\n1:name=systemd:/user.slice/x\n0::/user.slice/session-1.scope\n";
@@ -306,6 +440,38 @@ mod tests {
             Some("/gone")
         );
         assert_eq!(cgroup2_path_in("3:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn reads_cgroupfs_below_a_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let hierarchy = Hierarchy::at(dir.path());
+        let pod = dir.path().join("kubepods/pod1");
+        fs::create_dir_all(pod.join("c1/sub")).unwrap();
+        fs::write(pod.join("c1/cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        fs::write(pod.join("c1/cgroup.procs"), "42\n7\n").unwrap();
+        assert_eq!(hierarchy.is_populated("/kubepods/pod1/c1"), Some(true));
+        assert_eq!(hierarchy.is_populated("/kubepods/gone"), None);
+        assert_eq!(hierarchy.processes("/kubepods/pod1/c1"), [7, 42]);
+        assert!(hierarchy.processes("/kubepods/gone").is_empty());
+        let mut found: Vec<String> = hierarchy
+            .descendants("/kubepods")
+            .into_iter()
+            .map(|(path, id)| {
+                assert_eq!(hierarchy.id_of(&path), Some(id));
+                path
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "/kubepods/pod1",
+                "/kubepods/pod1/c1",
+                "/kubepods/pod1/c1/sub"
+            ]
+        );
+        assert!(hierarchy.descendants("/nowhere").is_empty());
     }
 
     /// The real files of this machine parse (no privileges needed).

@@ -1,14 +1,15 @@
 //! The record of one container's recording, as the agent writes it to its
 //! state directory (`containers/<container-id>.json`): who the container is,
 //! what it did, and the profile that allows exactly that.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    basesets,
     bpf::{SessionKind, SessionSnapshot, Snapshot},
-    profile::{Census, Profile},
-    syscalls::Arch,
+    census::{Census, census_of_seen},
+    profile::{BaseSet, BuildOptions, Profile, RuleRole},
 };
 
 /// `apiVersion` of [`ContainerRecording`].
@@ -81,7 +82,7 @@ pub struct ContainerRecording {
     /// Syscall names in the profile, per architecture (`SCMP_ARCH_*`): what
     /// the container's workload made, and what the sessions in the profile
     /// made (see `sessions`).
-    pub syscalls: BTreeMap<String, Vec<String>>,
+    pub syscalls: Census,
     /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
     /// were left out of the profile; `sessions` lists them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -93,8 +94,8 @@ pub struct ContainerRecording {
     /// Syscall names in `syscalls` that only sessions made, not the
     /// workload, per architecture: without those sessions they would not be
     /// in the profile.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub session_only_syscalls: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Census::is_empty")]
+    pub session_only_syscalls: Census,
     /// Anything that makes the recording incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -143,7 +144,7 @@ pub struct SessionRecord {
     /// How many times it ran.
     pub count: u64,
     /// Syscall names they made, per architecture.
-    pub syscalls: BTreeMap<String, Vec<String>>,
+    pub syscalls: Census,
     /// Whether their syscalls are in the profile.
     pub included: bool,
     /// Why they are in the profile or not.
@@ -248,70 +249,93 @@ impl Parts {
                     .max()
                     .map(|t| t.to_string()),
                 count,
-                syscalls: ContainerRecording::syscalls_of(&session_census),
+                syscalls: session_census,
                 included,
                 reason: reason.to_owned(),
             });
         }
-        for (arch, names) in &census.syscalls {
-            let own = workload.syscalls.get(arch);
-            let only: BTreeSet<&'static str> = names
-                .iter()
-                .filter(|n| !own.is_some_and(|o| o.contains(*n)))
-                .copied()
-                .collect();
-            if !only.is_empty() {
-                parts.session_only.syscalls.insert(*arch, only);
-            }
-        }
+        parts.session_only = census.difference(&workload);
         parts.census = census;
         parts
     }
 }
 
-/// The census of numbers seen per ABI: numbers turned into names. A number
-/// without a name (a syscall newer than the tables) is reported and left
-/// out.
-pub fn census_of_seen(seen: &BTreeMap<u32, Vec<u32>>) -> Census {
-    let mut census = Census::default();
-    for (&abi_id, numbers) in seen {
-        let Some(arch) = Arch::for_abi(abi_id) else {
-            tracing::warn!(
-                abi = abi_id,
-                count = numbers.len(),
-                "syscalls of an ABI without a table were made"
-            );
-            continue;
-        };
-        let names = census.syscalls.entry(arch).or_default();
-        for &nr in numbers {
-            match arch.name(nr) {
-                Some(name) => {
-                    names.insert(name);
-                }
-                None => {
-                    tracing::warn!(arch = %arch, nr, "syscall number has no name in the tables; left out")
-                }
-            }
-        }
-    }
-    census.syscalls.retain(|_, names| !names.is_empty());
-    census
+/// What a recording is made of: who the container is, when it was seen,
+/// and what the kernel saw it do.
+#[derive(Clone, Debug)]
+pub struct RecordingParts<'a> {
+    pub container_id: String,
+    pub container_name: Option<String>,
+    pub pod: Option<PodRef>,
+    pub node: Option<String>,
+    /// The container's cgroup v2 path (empty when unknown).
+    pub cgroup: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: Option<String>,
+    pub state: State,
+    pub start: Start,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    pub last_new_syscall: Option<jiff::Timestamp>,
+    pub base_set: Option<&'a BaseSet>,
+    pub snapshot: &'a Snapshot,
+    /// Which sessions go into the profile.
+    pub sessions: &'a SessionPolicy,
 }
 
 impl ContainerRecording {
-    /// The syscalls of a census, keyed by architecture name.
-    pub fn syscalls_of(census: &Census) -> BTreeMap<String, Vec<String>> {
-        census
+    /// The recording of `parts`: the census of the snapshot (its workload
+    /// and the sessions the policy puts in the profile), its sessions, its
+    /// warnings, and the profile that allows what it saw plus the base set
+    /// (with what the runtime needs for hooks, if hooks ran).
+    pub fn build(parts: RecordingParts<'_>) -> ContainerRecording {
+        let sorted = Parts::of(parts.snapshot, parts.sessions);
+        let base = parts.base_set.map(|b| {
+            if sorted.hooks {
+                basesets::with_hooks(b)
+            } else {
+                b.clone()
+            }
+        });
+        let census = sorted.census.clone();
+        ContainerRecording {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            container_id: parts.container_id,
+            container_name: parts.container_name.filter(|n| !n.is_empty()),
+            pod: parts.pod,
+            node: parts.node,
+            cgroup: parts.cgroup,
+            labels: parts.labels,
+            image: parts.image.filter(|i| !i.is_empty()),
+            state: parts.state,
+            start: parts.start,
+            first_seen: parts.first_seen.to_string(),
+            last_seen: parts.last_seen.to_string(),
+            last_new_syscall: parts.last_new_syscall.map(|t| t.to_string()),
+            runtime_base_set: base.as_ref().map(|b| b.name.clone()),
+            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
+            syscalls: census,
+            exec_sessions_excluded: sorted.exec_sessions_excluded,
+            warnings: warnings_of(parts.snapshot, parts.start, &sorted),
+            sessions: sorted.sessions,
+            session_only_syscalls: sorted.session_only,
+        }
+    }
+
+    /// The runtime base set its profile allows, from the profile's base-set
+    /// rule (the document names it in `runtimeBaseSet`).
+    pub fn base_set(&self) -> Option<BaseSet> {
+        self.profile
             .syscalls
             .iter()
-            .map(|(arch, names)| {
-                (
-                    arch.scmp_name().to_owned(),
-                    names.iter().map(|n| (*n).to_owned()).collect(),
-                )
+            .find_map(|rule| match rule.role() {
+                RuleRole::BaseSet(name) => Some(BaseSet {
+                    name: name.to_owned(),
+                    syscalls: rule.names.iter().cloned().collect(),
+                }),
+                _ => None,
             })
-            .collect()
     }
 
     /// The document as JSON: two-space indentation, trailing newline.
@@ -326,12 +350,46 @@ impl ContainerRecording {
     }
 }
 
+/// What makes a recording incomplete, in words for the reviewer.
+pub fn warnings_of(snapshot: &Snapshot, start: Start, parts: &Parts) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if start == Start::Late {
+        warnings
+            .push("recording started after the container did: earlier syscalls are missing".into());
+    }
+    if snapshot.out_of_range {
+        warnings
+            .push("syscall numbers outside the recorded range were made and are missing".into());
+    }
+    if snapshot.row_lost {
+        warnings.push("32-bit syscalls were lost: the kernel map was full".into());
+    }
+    if snapshot.member_lost {
+        warnings
+            .push("a process of the workload could not be tracked: the kernel map was full".into());
+    }
+    if snapshot.alias_lost {
+        warnings.push(
+            "a cgroup made below the container's could not be tracked: the kernel map was full"
+                .into(),
+        );
+    }
+    if parts.unnamed_sessions > 0 {
+        warnings.push(format!(
+            "the command lines of {} sessions are unknown: the kernel's event buffer was full",
+            parts.unnamed_sessions
+        ));
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use syscensus_common::abi;
 
     use super::*;
+    use crate::syscalls::Arch;
 
     fn nr(name: &str) -> u32 {
         Arch::native().number(name).unwrap()
@@ -380,22 +438,23 @@ mod tests {
         }
     }
 
-    fn names(map: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-        map.get(Arch::native().scmp_name())
-            .cloned()
+    fn names(census: &Census) -> Vec<String> {
+        census
+            .names(Arch::native().scmp_name())
+            .map(|n| n.iter().cloned().collect())
             .unwrap_or_default()
     }
 
     #[test]
     fn sessions_are_grouped_by_command_line_and_in_the_profile_by_default() {
         let parts = Parts::of(&snapshot(), &SessionPolicy::IncludeAll);
-        let all = ContainerRecording::syscalls_of(&parts.census);
+        let all = parts.census.clone();
         assert_eq!(
             names(&all),
             ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
         );
         assert_eq!(
-            names(&ContainerRecording::syscalls_of(&parts.session_only)),
+            names(&parts.session_only),
             ["chmod", "mkdir", "statfs", "sysinfo"]
         );
         assert_eq!(parts.sessions.len(), 3, "{:?}", parts.sessions);
@@ -415,12 +474,9 @@ mod tests {
     #[test]
     fn excluded_exec_sessions_are_listed_but_hooks_stay() {
         let parts = Parts::of(&snapshot(), &SessionPolicy::ExcludeExec);
-        let all = ContainerRecording::syscalls_of(&parts.census);
+        let all = parts.census.clone();
         assert_eq!(names(&all), ["read", "sysinfo", "write"]);
-        assert_eq!(
-            names(&ContainerRecording::syscalls_of(&parts.session_only)),
-            ["sysinfo"]
-        );
+        assert_eq!(names(&parts.session_only), ["sysinfo"]);
         assert!(parts.exec_sessions_excluded);
         let included: Vec<(SessionType, bool)> = parts
             .sessions

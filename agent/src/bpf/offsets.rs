@@ -5,10 +5,29 @@
 use syscensus_common::{KernelOffsets, ancestors};
 use tracing::{debug, warn};
 
-use crate::{
-    btf::{Btf, BtfError},
-    syscalls::Arch,
-};
+use crate::btf::{Btf, BtfError};
+
+/// The kernel's architecture, as far as compat syscalls go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cpu {
+    X86_64,
+    Aarch64,
+    /// One whose compat syscalls are not told apart.
+    Other,
+}
+
+impl Cpu {
+    /// The architecture this build runs on.
+    pub fn native() -> Cpu {
+        if cfg!(target_arch = "x86_64") {
+            Cpu::X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            Cpu::Aarch64
+        } else {
+            Cpu::Other
+        }
+    }
+}
 
 /// Offsets for the running kernel.
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
@@ -141,7 +160,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         }
     }
 
-    let compat = compat_marker(Arch::native(), btf)?;
+    let compat = compat_marker(Cpu::native(), btf)?;
     offsets.compat_offset = compat.offset;
     offsets.compat_mask = compat.mask;
     offsets.compat_in_regs = u32::from(compat.in_regs);
@@ -159,7 +178,7 @@ pub struct CompatMarker {
     pub in_regs: bool,
 }
 
-/// Where a compat syscall shows on `arch`, in the layout of `btf`.
+/// Where a compat syscall shows on `cpu`, in the layout of `btf`.
 /// - x86_64 (ia32): `TS_COMPAT` in `task->thread_info.status`, set by the
 ///   ia32 entry points for the syscall being made
 ///   (arch/x86/include/asm/thread_info.h at v6.18: a #define, so not in
@@ -171,9 +190,9 @@ pub struct CompatMarker {
 ///   `TIF_32BIT` says the same, but its number is a #define that the
 ///   generic TIF rework of 2025 moves, while the architecture's bit cannot
 ///   move.
-pub fn compat_marker(arch: Arch, btf: &Btf) -> Result<CompatMarker, BtfError> {
-    Ok(match arch {
-        Arch::X86_64 => {
+pub fn compat_marker(cpu: Cpu, btf: &Btf) -> Result<CompatMarker, BtfError> {
+    Ok(match cpu {
+        Cpu::X86_64 => {
             const TS_COMPAT: u32 = 0x0002;
             let thread_info = btf.member_offset("task_struct", "thread_info")?;
             let status = btf.member_offset("thread_info", "status")?;
@@ -183,7 +202,7 @@ pub fn compat_marker(arch: Arch, btf: &Btf) -> Result<CompatMarker, BtfError> {
                 in_regs: false,
             }
         }
-        Arch::Aarch64 => {
+        Cpu::Aarch64 => {
             const PSR_MODE32_BIT: u32 = 0x10;
             CompatMarker {
                 offset: btf.member_offset("pt_regs", "pstate")?,
@@ -191,7 +210,7 @@ pub fn compat_marker(arch: Arch, btf: &Btf) -> Result<CompatMarker, BtfError> {
                 in_regs: true,
             }
         }
-        _ => CompatMarker {
+        Cpu::Other => CompatMarker {
             offset: 0,
             mask: 0,
             in_regs: false,
@@ -264,7 +283,7 @@ mod tests {
     fn compat_syscalls_are_told_apart_per_architecture() {
         let arm64 = Btf::parse(&aarch64_pt_regs(), std::path::Path::new("arm64")).unwrap();
         assert_eq!(
-            compat_marker(Arch::Aarch64, &arm64).unwrap(),
+            compat_marker(Cpu::Aarch64, &arm64).unwrap(),
             CompatMarker {
                 offset: 264,
                 mask: 0x10,
@@ -272,10 +291,10 @@ mod tests {
             }
         );
         let running = Btf::from_kernel().unwrap();
-        let x86 = compat_marker(Arch::X86_64, &running).unwrap();
+        let x86 = compat_marker(Cpu::X86_64, &running).unwrap();
         assert_eq!((x86.mask, x86.in_regs), (0x0002, false));
-        // Only the native architectures are recorded on.
-        assert_eq!(compat_marker(Arch::X86, &running).unwrap().mask, 0);
+        // Elsewhere none is told apart.
+        assert_eq!(compat_marker(Cpu::Other, &running).unwrap().mask, 0);
     }
 
     /// This machine's kernel has every path the program can use.

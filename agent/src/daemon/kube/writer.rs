@@ -1,0 +1,123 @@
+//! Writing a ContainerProfile: read, merge, then create (if absent) or
+//! server-side apply with the read resourceVersion as a precondition; on a
+//! conflict (another node wrote meanwhile) read and merge again.
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use syscensus_api::{ContainerProfile, FIELD_MANAGER, labels};
+
+use crate::daemon::contribution::{Contribution, Key, merge};
+
+/// A ContainerProfile could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    #[error("other writers kept changing it ({ATTEMPTS} attempts)")]
+    Contended,
+}
+
+/// Whether two specs differ only in when they were last seen.
+fn same_but_last_seen(
+    a: &syscensus_api::ContainerProfileSpec,
+    b: &syscensus_api::ContainerProfileSpec,
+) -> bool {
+    let strip = |s: &syscensus_api::ContainerProfileSpec| {
+        let mut s = s.clone();
+        s.last_seen = s.first_seen.clone();
+        for n in &mut s.nodes {
+            n.last_seen = n.first_seen.clone();
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// Attempts before giving up until the next flush.
+const ATTEMPTS: usize = 8;
+
+/// The labels of a ContainerProfile.
+fn labels_of(key: &Key) -> std::collections::BTreeMap<String, String> {
+    [
+        (
+            labels::RECORDING,
+            syscensus_api::label_value(&key.recording),
+        ),
+        (
+            labels::WORKLOAD_KIND,
+            key.workload.kind.as_str().to_ascii_lowercase(),
+        ),
+        (
+            labels::WORKLOAD_NAME,
+            syscensus_api::label_value(&key.workload.name),
+        ),
+        (labels::CONTAINER, key.container.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// Writes this node's contribution to the ContainerProfile of `key`.
+pub(crate) async fn write(
+    client: &Client,
+    key: &Key,
+    node: &str,
+    ours: &Contribution,
+) -> Result<(), WriteError> {
+    let api: Api<ContainerProfile> = Api::namespaced(client.clone(), &key.namespace);
+    let name = key.object_name();
+    for _ in 0..ATTEMPTS {
+        let existing = api.get_opt(&name).await?;
+        let spec = merge(existing.as_ref().map(|e| &e.spec), key, node, ours);
+        let result = match &existing {
+            None => {
+                let mut object = ContainerProfile::new(&name, spec);
+                object.metadata.namespace = Some(key.namespace.clone());
+                object.metadata.labels = Some(labels_of(key));
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PostParams::default()
+                };
+                api.create(&params, &object).await.map(|_| ())
+            }
+            Some(existing) => {
+                if same_but_last_seen(&existing.spec, &spec) {
+                    return Ok(());
+                }
+                let patch = json!({
+                    "apiVersion": "syscensus.io/v1alpha1",
+                    "kind": "ContainerProfile",
+                    "metadata": {
+                        "name": name,
+                        "namespace": key.namespace,
+                        "resourceVersion": existing.metadata.resource_version,
+                        "labels": labels_of(key),
+                    },
+                    "spec": spec,
+                });
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            // AlreadyExists or a stale resourceVersion: another node wrote
+            // meanwhile; read and merge again.
+            Err(error) if is_conflict(&error) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(WriteError::Contended)
+}
