@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use syscensus_api::SessionSummary;
 
 use crate::{
     basesets,
@@ -151,6 +152,50 @@ pub struct SessionRecord {
     pub reason: String,
 }
 
+/// A command the Pod's spec runs in a container through the runtime: an
+/// exec probe or a lifecycle hook.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExecCommand {
+    /// Where the spec gives it: `livenessProbe`, `readinessProbe`,
+    /// `startupProbe`, `postStart`, `preStop`.
+    pub source: String,
+    /// The command, as the runtime execs it.
+    pub command: Vec<String>,
+}
+
+impl ExecCommand {
+    /// Whether a session's command line (cut at
+    /// `syscensus_common::EVENT_ARGV_BYTES` bytes, NUL-separated) is this
+    /// command: equal, or cut from it where the kernel cut it.
+    pub fn matches(&self, argv: &[String]) -> bool {
+        if argv == self.command.as_slice() {
+            return true;
+        }
+        let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+        if bytes + 1 < syscensus_common::EVENT_ARGV_BYTES || argv.len() > self.command.len() {
+            return false;
+        }
+        let Some((last, whole)) = argv.split_last() else {
+            return false;
+        };
+        whole == &self.command[..whole.len()]
+            && self.command[whole.len()].starts_with(last.as_str())
+    }
+}
+
+impl SessionRecord {
+    /// The entry of a ContainerProfile's `sessions`.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            kind: format!("{:?}", self.kind),
+            command: self.command.clone(),
+            included: self.included,
+            reason: self.reason.clone(),
+            syscalls: self.syscalls.to_spec(),
+        }
+    }
+}
+
 /// Which sessions go into a container's profile. OCI hooks always do: the
 /// runtime runs them again, under the profile, on every start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -159,16 +204,22 @@ pub enum SessionPolicy {
     /// tells a probe from a person).
     #[default]
     IncludeAll,
-    /// No exec session (`--exclude-exec-sessions`; with Kubernetes, those
-    /// that are not the container's probes or lifecycle hooks).
+    /// No exec session (`--exclude-exec-sessions`).
     ExcludeExec,
+    /// Kubernetes: the sessions that run one of the container's exec probes
+    /// or lifecycle hooks, as its Pod's spec gives them; the others only if
+    /// `include_others` (the ProfileRecording's `includeExecSessions`).
+    Commands {
+        commands: Vec<ExecCommand>,
+        include_others: bool,
+    },
 }
 
 impl SessionPolicy {
     /// Whether sessions of `kind` running `command` go into the profile, and
     /// why.
-    pub fn decide(&self, kind: SessionType, _command: Option<&[String]>) -> (bool, &'static str) {
-        match (kind, self) {
+    pub fn decide(&self, kind: SessionType, command: Option<&[String]>) -> (bool, String) {
+        let (included, reason) = match (kind, self) {
             (SessionType::Hook, _) => (true, "an OCI hook: it runs again on every start"),
             (SessionType::Unknown, _) => (
                 true,
@@ -180,7 +231,42 @@ impl SessionPolicy {
             (SessionType::Exec, SessionPolicy::ExcludeExec) => {
                 (false, "exec sessions are left out of the profile")
             }
-        }
+            (
+                SessionType::Exec,
+                SessionPolicy::Commands {
+                    commands,
+                    include_others,
+                },
+            ) => {
+                let found: Vec<&str> = match command {
+                    Some(argv) => commands
+                        .iter()
+                        .filter(|c| c.matches(argv))
+                        .map(|c| c.source.as_str())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !found.is_empty() {
+                    return (
+                        true,
+                        format!("the container's {} in its Pod's spec", found.join(", ")),
+                    );
+                }
+                match (command, include_others) {
+                    (_, true) => (true, "the ProfileRecording includes every exec session"),
+                    // A probe whose command line was lost may be one.
+                    (None, false) => (
+                        true,
+                        "its command line is unknown (its event was lost): kept so the profile cannot break a probe",
+                    ),
+                    (Some(_), false) => (
+                        false,
+                        "not an exec probe or lifecycle hook of the container: left out (see the ProfileRecording's includeExecSessions)",
+                    ),
+                }
+            }
+        };
+        (included, reason.to_owned())
     }
 }
 
@@ -251,7 +337,7 @@ impl Parts {
                 count,
                 syscalls: session_census,
                 included,
-                reason: reason.to_owned(),
+                reason,
             });
         }
         parts.session_only = census.difference(&workload);
@@ -321,6 +407,31 @@ impl ContainerRecording {
             sessions: sorted.sessions,
             session_only_syscalls: sorted.session_only,
         }
+    }
+
+    /// Decides again which of its sessions are in the profile, with
+    /// `policy`: for a container whose recording was made before its Pod's
+    /// spec was known. The workload's own syscalls stay; the profile is
+    /// rebuilt with the same base set.
+    pub fn redecide(&mut self, policy: &SessionPolicy) {
+        let workload = self.syscalls.difference(&self.session_only_syscalls);
+        let mut census = workload.clone();
+        let mut excluded = false;
+        for session in &mut self.sessions {
+            let (included, reason) = policy.decide(session.kind, session.command.as_deref());
+            session.included = included;
+            session.reason = reason;
+            if included {
+                census.merge(&session.syscalls);
+            } else if session.kind == SessionType::Exec {
+                excluded = true;
+            }
+        }
+        let base = self.base_set();
+        self.profile = Profile::from_census(&census, base.as_ref(), &BuildOptions::default());
+        self.session_only_syscalls = census.difference(&workload);
+        self.syscalls = census;
+        self.exec_sessions_excluded = excluded;
     }
 
     /// The runtime base set its profile allows, from the profile's base-set
@@ -491,6 +602,117 @@ mod tests {
                 (SessionType::Hook, true)
             ]
         );
+    }
+
+    #[test]
+    fn probes_and_hooks_of_the_spec_are_in_and_other_sessions_are_not() {
+        let probe = ExecCommand {
+            source: "livenessProbe".into(),
+            command: vec!["sh".into(), "-c".into(), "probe".into()],
+        };
+        let policy = SessionPolicy::Commands {
+            commands: vec![probe.clone()],
+            include_others: false,
+        };
+        let parts = Parts::of(&snapshot(), &policy);
+        // The probe's mkdir and statfs, the hook's sysinfo, and chmod of the
+        // session whose command line was lost; not what others ran.
+        assert_eq!(
+            names(&parts.census),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        let listed = Parts::of(
+            &Snapshot {
+                sessions: vec![session(
+                    7,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "ls"]),
+                    &["getdents64"],
+                )],
+                ..snapshot()
+            },
+            &policy,
+        );
+        let ls = listed
+            .sessions
+            .iter()
+            .find(|s| s.command.as_ref().is_some_and(|c| c[2] == "ls"))
+            .unwrap();
+        assert!(!ls.included, "{ls:?}");
+        assert!(listed.exec_sessions_excluded);
+        assert!(!names(&listed.census).contains(&"getdents64".to_owned()));
+        let probed = parts
+            .sessions
+            .iter()
+            .find(|s| s.command.as_ref().is_some_and(|c| c[2] == "probe"))
+            .unwrap();
+        assert!(probed.included);
+        assert!(probed.reason.contains("livenessProbe"), "{}", probed.reason);
+        // A recording ProfileRecording that includes every session.
+        let all = Parts::of(
+            &Snapshot {
+                sessions: vec![session(
+                    7,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "ls"]),
+                    &["getdents64"],
+                )],
+                ..snapshot()
+            },
+            &SessionPolicy::Commands {
+                commands: vec![probe.clone()],
+                include_others: true,
+            },
+        );
+        assert!(names(&all.census).contains(&"getdents64".to_owned()));
+        // A command line the kernel cut matches the command it was cut from.
+        let long = ExecCommand {
+            source: "readinessProbe".into(),
+            command: vec!["sh".into(), "-c".into(), "x".repeat(600)],
+        };
+        assert!(long.matches(&["sh".into(), "-c".into(), "x".repeat(505)]));
+        assert!(!long.matches(&["sh".into(), "-c".into(), "x".repeat(10)]));
+        assert!(!probe.matches(&["sh".into(), "-c".into()]));
+    }
+
+    #[test]
+    fn a_recording_decided_again_keeps_the_workload_and_takes_the_probe() {
+        let mut recording = ContainerRecording::build(RecordingParts {
+            container_id: "c".into(),
+            container_name: None,
+            pod: None,
+            node: None,
+            cgroup: String::new(),
+            labels: BTreeMap::new(),
+            image: None,
+            state: State::Exited,
+            start: Start::Exec,
+            first_seen: jiff::Timestamp::UNIX_EPOCH,
+            last_seen: jiff::Timestamp::UNIX_EPOCH,
+            last_new_syscall: None,
+            base_set: None,
+            snapshot: &snapshot(),
+            sessions: &SessionPolicy::ExcludeExec,
+        });
+        assert_eq!(names(&recording.syscalls), ["read", "sysinfo", "write"]);
+        recording.redecide(&SessionPolicy::Commands {
+            commands: vec![ExecCommand {
+                source: "postStart".into(),
+                command: vec!["sh".into(), "-c".into(), "probe".into()],
+            }],
+            include_others: false,
+        });
+        assert_eq!(
+            names(&recording.syscalls),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        assert_eq!(
+            names(&recording.session_only_syscalls),
+            ["chmod", "mkdir", "statfs", "sysinfo"]
+        );
+        assert!(!recording.exec_sessions_excluded);
+        let rendered = recording.profile.to_oci_json();
+        assert!(rendered.contains("\"mkdir\""), "{rendered}");
     }
 
     #[test]

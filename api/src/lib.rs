@@ -16,7 +16,7 @@ mod recording;
 pub use names::{NameError, label_value, object_name, validate_dns_label, validate_dns_subdomain};
 pub use profile::{
     BaseSetRef, ContainerProfile, ContainerProfileSpec, ContainerProfileStatus, NodeContribution,
-    NodeInstall, NodeRefusal, WorkloadKind, WorkloadRef,
+    NodeInstall, NodeRefusal, SessionSummary, WorkloadKind, WorkloadRef,
 };
 pub use recording::{
     NodeRecording, Phase, ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus,

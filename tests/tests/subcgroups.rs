@@ -130,7 +130,8 @@ fn crun_containers_in_a_sub_cgroup_are_recorded_and_their_profiles_run() {
             "{expected} missing: {recording}"
         );
     }
-    assert_eq!(recording["runtimeBaseSet"], "crun-1.8", "{recording}");
+    // Told the runtime and not its version: the set covering every crun.
+    assert_eq!(recording["runtimeBaseSet"], "crun", "{recording}");
 
     let profile = recording["profile"].clone();
     for attempt in 1..=20 {

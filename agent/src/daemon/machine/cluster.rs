@@ -137,6 +137,11 @@ fn choose(
         Some(Err(_)) => return Choice::Wait("its workload cannot be found yet"),
         Some(Ok(workload)) => workload,
     };
+    let include_exec_sessions = selecting
+        .iter()
+        .filter(|r| r.spec.include_exec_sessions)
+        .map(|r| r.name.clone())
+        .collect();
     Choice::Chosen(Chosen {
         keys: selecting
             .into_iter()
@@ -149,6 +154,12 @@ fn choose(
             .collect(),
         pod: pod.pod_ref(),
         pod_name: pod.name.clone(),
+        exec_commands: pod
+            .exec_commands
+            .get(&name.name)
+            .cloned()
+            .unwrap_or_default(),
+        include_exec_sessions,
         container: name.name,
         init: name.init,
     })
@@ -347,6 +358,8 @@ impl Machine {
         kube.ended = waiting;
         for (ended, chosen) in decided {
             let mut recording = ended.recording;
+            // Made before its Pod's spec was known.
+            recording.redecide(&chosen.sessions(None));
             recording.container_name = Some(chosen.container.clone());
             recording.pod = Some(chosen.pod.clone());
             let name = recording.container_id.clone();
@@ -375,17 +388,34 @@ impl Machine {
             return;
         };
         for key in &chosen.keys {
-            kube.contributions
+            // A recording that includes every exec session.
+            let policy = chosen.sessions(Some(&key.recording));
+            let everything;
+            let recording = if policy == chosen.sessions(None) {
+                recording
+            } else {
+                let mut all = recording.clone();
+                all.redecide(&policy);
+                everything = all;
+                &everything
+            };
+            let contribution = kube
+                .contributions
                 .entry(key.clone())
-                .or_insert_with(|| Contribution::new(chosen.init, now.time))
-                .add(
-                    &recording.container_id,
-                    &chosen.pod_name,
-                    &recording.syscalls,
-                    base_set,
-                    &recording.warnings,
-                    now.time,
-                );
+                .or_insert_with(|| Contribution::new(chosen.init, now.time));
+            contribution.add(
+                &recording.container_id,
+                &chosen.pod_name,
+                &recording.syscalls,
+                base_set,
+                &recording.warnings,
+                now.time,
+            );
+            contribution.add_sessions(
+                &recording.sessions,
+                &recording.syscalls,
+                &recording.session_only_syscalls,
+            );
             if finished {
                 *kube
                     .recorded

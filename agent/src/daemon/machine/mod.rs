@@ -38,7 +38,7 @@ use super::{
 use crate::{
     bpf::{MarkedCgroup, Snapshot},
     profile::BaseSet,
-    recording::{ContainerRecording, PodRef, SessionPolicy, Start},
+    recording::{ContainerRecording, ExecCommand, PodRef, SessionPolicy, Start},
 };
 
 mod cluster;
@@ -150,6 +150,25 @@ pub struct Chosen {
     pub pod_name: String,
     pub container: String,
     pub init: bool,
+    /// The exec probes and lifecycle hooks its Pod's spec runs in it: exec
+    /// sessions running one of them are in its profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_commands: Vec<ExecCommand>,
+    /// The recordings (among `keys`) that include every exec session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_exec_sessions: Vec<String>,
+}
+
+impl Chosen {
+    /// Which sessions go into the profiles of `recording`'s key (every
+    /// recording's when `None`).
+    pub fn sessions(&self, recording: Option<&str>) -> SessionPolicy {
+        SessionPolicy::Commands {
+            commands: self.exec_commands.clone(),
+            include_others: recording
+                .is_some_and(|r| self.include_exec_sessions.iter().any(|i| i == r)),
+        }
+    }
 }
 
 /// A container being recorded.

@@ -78,6 +78,7 @@ pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
         namespace: "shop".into(),
         name: name.into(),
         spec: ProfileRecordingSpec {
+            include_exec_sessions: false,
             pod_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
                 match_expressions: None,
@@ -95,6 +96,7 @@ pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
 pub(super) fn pod(n: u64, app: &str) -> PodView {
     let (id, uid) = ids(n);
     PodView {
+        exec_commands: Default::default(),
         uid,
         namespace: "shop".into(),
         name: format!("{app}-{n}"),
