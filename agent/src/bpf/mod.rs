@@ -481,6 +481,11 @@ impl Tracer {
         }
     }
 
+    /// Whether the maps and links are pinned (they outlive the process).
+    pub fn is_pinned(&self) -> bool {
+        self.pin_dir.is_some()
+    }
+
     /// Detaches every hook and forgets the pinned links (the maps stay
     /// pinned): for a graceful stop, after which the node pays nothing per
     /// syscall until an agent runs again.

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::commands::{
     self, agent::AgentArgs, apply::ApplyArgs, diff::DiffArgs, export::ExportArgs,
     install_agent_profile::InstallAgentProfileArgs, merge::MergeArgs, record::RecordArgs,
-    run::RunArgs, snapshot::SnapshotArgs,
+    run::RunArgs, snapshot::SnapshotArgs, uninstall::UninstallArgs,
 };
 
 pub mod exit;
@@ -47,6 +47,10 @@ pub enum Command {
     /// Ask the running agent to write what its running containers did so
     /// far (to <state-dir>/containers), and wait until it has.
     Snapshot(SnapshotArgs),
+    /// Remove what agents left attached and pinned on this node (their
+    /// programs and maps below --pin-dir), once no agent will run again: a
+    /// stopping agent leaves them so that the next one loses nothing.
+    Uninstall(UninstallArgs),
     /// Write the agent's own seccomp profile into the kubelet's seccomp
     /// directory (<kubelet-root>/seccomp/syscensus/syscensus-agent.json), so
     /// that the DaemonSet's agent container can run confined by it. Run by
@@ -89,6 +93,8 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] commands::snapshot::Error),
     #[error(transparent)]
+    Uninstall(#[from] commands::uninstall::Error),
+    #[error(transparent)]
     InstallAgentProfile(#[from] commands::install_agent_profile::Error),
     #[error(transparent)]
     Export(#[from] commands::export::Error),
@@ -107,6 +113,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(args) => commands::run::run(args)?,
         Command::Agent(args) => commands::agent::agent(args)?,
         Command::Snapshot(args) => commands::snapshot::snapshot(args)?,
+        Command::Uninstall(args) => commands::uninstall::uninstall(args)?,
         Command::InstallAgentProfile(args) => {
             commands::install_agent_profile::install_agent_profile(args)?
         }

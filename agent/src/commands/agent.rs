@@ -111,10 +111,17 @@ pub struct AgentArgs {
     /// A directory on a BPF file system (e.g. /sys/fs/bpf/syscensus) to pin
     /// the kernel program's maps and links in: after a crash the programs
     /// keep recording, and the restarted agent carries on with what they
-    /// recorded. A graceful stop (SIGTERM) detaches the programs and keeps
-    /// the maps. Without it, everything goes with the process.
+    /// recorded. A graceful stop (SIGTERM) leaves them attached too (see
+    /// --detach-on-stop). Without it, everything goes with the process.
     #[arg(long, env = "SYSCENSUS_PIN_DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// On SIGTERM, detach the programs and unpin them (the maps stay).
+    /// Without it, a stopping agent with --pin-dir leaves its programs
+    /// attached and pinned, so that the next agent (a DaemonSet's rolling
+    /// update) loses nothing of what happens in between; `syscensus
+    /// uninstall` removes them.
+    #[arg(long, env = "SYSCENSUS_DETACH_ON_STOP")]
+    pub detach_on_stop: bool,
     /// Do not install approved profiles on this node.
     #[arg(long, env = "SYSCENSUS_NO_INSTALL")]
     pub no_install: bool,
@@ -172,6 +179,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
         cgroup_mount: args.cgroup_mount,
         max_cgroups: args.max_cgroups,
         pin_dir: args.pin_dir,
+        detach_on_stop: args.detach_on_stop,
         kubelet_root: (!args.no_install).then_some(args.kubelet_root),
         listen: args.listen,
     };

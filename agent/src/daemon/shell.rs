@@ -42,6 +42,7 @@ pub(crate) struct Shell {
     roots: Vec<String>,
     capacity: u32,
     snapshots: u64,
+    detach_on_stop: bool,
 }
 
 /// What the shell is made of.
@@ -54,6 +55,8 @@ pub(crate) struct Parts {
     pub kube: Option<Kube>,
     pub metrics: http::Shared,
     pub capacity: u32,
+    /// Detach the programs when stopping, even when they are pinned.
+    pub detach_on_stop: bool,
 }
 
 impl Shell {
@@ -75,13 +78,15 @@ impl Shell {
             roots,
             capacity: parts.capacity,
             snapshots: 0,
+            detach_on_stop: parts.detach_on_stop,
         };
         shell.execute(actions).await?;
         Ok(shell)
     }
 
-    /// Runs until SIGTERM or SIGINT, then writes everything and detaches
-    /// the kernel program (the pinned maps stay).
+    /// Runs until SIGTERM or SIGINT, then writes everything; pinned
+    /// programs stay attached for the next agent unless told to detach
+    /// (the pinned maps stay either way).
     pub(crate) async fn run(mut self) -> Result<(), DaemonError> {
         let Some(events) = self.tracer.take_events() else {
             return Err(DaemonError::System {
@@ -164,7 +169,15 @@ impl Shell {
                 "results not written to the cluster before stopping"
             );
         }
-        self.tracer.release();
+        if self.detach_on_stop || !self.tracer.is_pinned() {
+            self.tracer.release();
+        } else {
+            // A rolling update: the programs go on recording until the next
+            // agent takes over, which carries on from the pinned maps.
+            info!(
+                "programs left attached and pinned for the next agent (syscensus uninstall removes them)"
+            );
+        }
         if let Err(error) = self.state.set_watching(None) {
             warn!(%error, "cannot remove the watching file");
         }
