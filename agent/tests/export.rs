@@ -249,7 +249,7 @@ fn profiles_yaml(entries: &[Entry]) -> String {
             serde_json::to_value(object).unwrap()
         })
         .collect();
-    serde_yaml::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+    serde_norway::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
 }
 
 /// Every file below `dir`, relative, with its content.
@@ -318,7 +318,7 @@ fn write_inputs(dir: &Path) -> (PathBuf, PathBuf) {
     for (i, m) in base_manifests().iter().enumerate() {
         fs::write(
             base.join(format!("{i}.yaml")),
-            serde_yaml::to_string(m).unwrap(),
+            serde_norway::to_string(m).unwrap(),
         )
         .unwrap();
     }

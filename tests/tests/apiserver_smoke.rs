@@ -814,7 +814,7 @@ async fn project_crds_are_served_with_their_list_maps() {
     let mut served = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let crd: Value = serde_yaml::from_str(&text).unwrap();
+        let crd: Value = serde_norway::from_str(&text).unwrap();
         server.create_crd(&crd).unwrap();
         served += 1;
     }
@@ -1042,7 +1042,7 @@ async fn standalone_binary_serves_crds_and_restarts_on_its_port() {
     let crd_file = dir.path().join("widgets.yaml");
     std::fs::write(
         &crd_file,
-        format!("---\n{}", serde_yaml::to_string(&Widget::crd()).unwrap()),
+        format!("---\n{}", serde_norway::to_string(&Widget::crd()).unwrap()),
     )
     .unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

@@ -144,7 +144,7 @@ fn profiles(extra: &[&str]) -> Vec<Value> {
 
 fn write_profiles(path: &Path, extra: &[&str]) {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": profiles(extra)});
-    fs::write(path, serde_yaml::to_string(&list).unwrap()).unwrap();
+    fs::write(path, serde_norway::to_string(&list).unwrap()).unwrap();
 }
 
 const BASE: &str = r#"apiVersion: apps/v1
@@ -273,7 +273,7 @@ spec:
 
 /// The objects of a multi-document YAML text.
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
+    serde_norway::Deserializer::from_str(text)
         .map(|d| Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
@@ -555,7 +555,7 @@ fn git_commits_changes_only_and_pushes() {
     // A container that goes away: its file is removed in the next commit.
     let list = json!({"apiVersion": "v1", "kind": "List",
         "items": profiles(&["mmap"]).into_iter().filter(|p| p["spec"]["workload"]["kind"] != "Job").collect::<Vec<_>>()});
-    fs::write(&input, serde_yaml::to_string(&list).unwrap()).unwrap();
+    fs::write(&input, serde_norway::to_string(&list).unwrap()).unwrap();
     export(false);
     let message = git(&repo, &["log", "-1", "--format=%B"]);
     assert!(message.contains("1 profile removed"), "{message}");
@@ -696,7 +696,7 @@ fn export_reads_the_clusters_container_profiles() {
     ));
     fs::write(
         &file,
-        serde_yaml::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        serde_norway::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
             .unwrap(),
     )
     .unwrap();

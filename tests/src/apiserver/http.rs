@@ -106,7 +106,7 @@ impl Call {
         }
         serde_json::from_slice(&self.body).or_else(|e| {
             if yaml {
-                serde_yaml::from_slice(&self.body)
+                serde_norway::from_slice(&self.body)
                     .map_err(|e| ApiError::bad_request(format!("the body is not YAML: {e}")))
             } else {
                 Err(ApiError::bad_request(format!("the body is not JSON: {e}")))

@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("failed to read {}", file.display()))?;
         for document in split_documents(&text) {
-            let crd: serde_json::Value = serde_yaml::from_str(document)
+            let crd: serde_json::Value = serde_norway::from_str(document)
                 .with_context(|| format!("failed to parse a document of {}", file.display()))?;
             if crd.is_null() {
                 continue;
