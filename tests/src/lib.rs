@@ -7,8 +7,10 @@
 )]
 
 pub mod agent;
-pub mod apiserver;
 pub mod containers;
+
+/// The fake Kubernetes API server (a crate of its own, tests/apiserver).
+pub use syscensus_fake_apiserver as apiserver;
 pub mod judge;
 
 use std::{

@@ -15,10 +15,7 @@ use std::{
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use syscensus_api::ContainerProfile;
-use syscensus_tests::{
-    apiserver::{FakeApiServer, Gvr},
-    syscensus_bin,
-};
+use syscensus_fake_apiserver::{FakeApiServer, Gvr};
 
 const NS: &str = "shop";
 
@@ -173,7 +170,7 @@ impl Cluster {
     }
 
     fn syscensus(&self, args: &[&str]) -> Output {
-        Command::new(syscensus_bin())
+        Command::new(env!("CARGO_BIN_EXE_syscensus"))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .output()

@@ -16,13 +16,13 @@ use std::{
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use syscensus_api::ContainerProfile;
-use syscensus_tests::{
-    apiserver::{FakeApiServer, Gvr},
-    require_program, syscensus_bin,
-};
+use syscensus_fake_apiserver::{FakeApiServer, Gvr};
+
+mod support;
+use support::require_program;
 
 fn run(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(syscensus_bin());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_syscensus"));
     command.args(args).env_remove("KUBECONFIG");
     for (k, v) in env {
         command.env(k, v);

@@ -5,7 +5,7 @@ use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use syscensus_tests::apiserver::FakeApiServer;
+use syscensus_fake_apiserver::FakeApiServer;
 
 /// A fake Kubernetes API server on 127.0.0.1 (plain HTTP, in-memory state)
 /// for tests; prints its port, then serves until killed.

@@ -12,6 +12,9 @@ use std::{
 
 use syscensus::syscalls::Arch;
 
+mod support;
+use support::require_program;
+
 /// The x32 bit the resolver includes in x32 numbers; the tables do not.
 const X32_SYSCALL_BIT: i64 = 0x4000_0000;
 
@@ -115,7 +118,7 @@ fn compare(arch: Arch, answers: &BTreeMap<String, i64>) -> Report {
 
 #[test]
 fn tables_agree_with_scmp_sys_resolver() {
-    let resolver = syscensus_tests::require_program("scmp_sys_resolver", "seccomp");
+    let resolver = require_program("scmp_sys_resolver", "seccomp");
 
     // Every name of any table, asked of every architecture.
     let names: BTreeSet<&str> = Arch::ALL
