@@ -12,6 +12,13 @@
 //!   [`recording`], [`basesets`], [`always_allowed`], [`oci_runtime`], the
 //!   [`localhost`] profile contract, [`diff`], [`output`];
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`].
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "the dev-dependencies serve the integration tests"
+    )
+)]
 pub mod always_allowed;
 pub mod apply;
 pub mod basesets;

@@ -5,6 +5,10 @@
 //! matching Node has it; `--dry-run` prints the change and writes nothing.
 //! None of this needs root.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     fs,

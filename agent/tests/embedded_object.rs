@@ -4,6 +4,10 @@
 //! loading it, so no privileges are needed. Add a name here when the loader
 //! takes a new map or program.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use syscensus_common::{
     COUNTERS_MAP, EVENTS_MAP, FILTER_MAP, MEMBERS_MAP, ROOT_PATHS_MAP, ROWS_MAP, WATCH_MAP, program,

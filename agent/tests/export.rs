@@ -4,6 +4,10 @@
 //! golden export lives in tests/golden/export/tree; run with
 //! `UPDATE_GOLDEN=1` to rewrite it after an intended change.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,

@@ -5,6 +5,10 @@
 //! server speaking real Kubernetes JSON to the real kube client); kubectl
 //! and git are the real programs. None of this needs root.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,

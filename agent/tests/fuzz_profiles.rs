@@ -5,6 +5,10 @@
 //! trip; what compiles must be a filter the interpreter runs to a verdict.
 //! `cargo xtask fuzz` runs the same parsers under libFuzzer for longer.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

@@ -5,6 +5,10 @@
 //! built from names. Nothing may panic or take unbounded time, and no name
 //! may lead a path out of its directory.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,

@@ -8,6 +8,13 @@
 //!
 //! The CRD manifests in `deploy/` are generated from these types by `cargo
 //! xtask gen-crds`, and a test fails when they drift.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "the dev-dependencies serve the integration tests"
+    )
+)]
 
 mod names;
 mod profile;

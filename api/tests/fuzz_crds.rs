@@ -5,6 +5,10 @@
 //! and that any JSON or YAML deserializes into the API types or fails,
 //! without a panic.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -5,6 +5,10 @@
     clippy::unwrap_used,
     reason = "test helpers panic with context on failure"
 )]
+#![allow(
+    unused_crate_dependencies,
+    reason = "the fixtures use some of the package's dependencies, its tests and benchmarks the rest"
+)]
 
 pub mod agent;
 pub mod containers;

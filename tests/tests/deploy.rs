@@ -7,6 +7,10 @@
 //! through everything it does in a cluster, and compares the requests it made
 //! with the ClusterRole.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

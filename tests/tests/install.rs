@@ -3,6 +3,10 @@
 //! the containers at the end are real, run through containerd's CRI with the
 //! installed file as their Localhost profile.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},

@@ -90,7 +90,7 @@ const fn omit(arch: &'static str, name: &'static str, number: u32) -> Omission {
 
 /// Generates the tables; with `check`, only compares them with the
 /// checked-in file and fails if it differs.
-pub fn generate(check: bool) -> anyhow::Result<()> {
+pub(crate) fn generate(check: bool) -> anyhow::Result<()> {
     let root = workspace_root();
     let csv_path = root.join(CSV);
     let csv = fs::read_to_string(&csv_path)

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 /// The program `program` on PATH; panics naming the package that provides
 /// it (scripts/setup installs them) rather than skip the test.
-pub fn require_program(program: &str, package: &str) -> PathBuf {
+pub(crate) fn require_program(program: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(program))

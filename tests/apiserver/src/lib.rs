@@ -16,7 +16,10 @@
 //! let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::default_namespaced(client);
 //! # }
 //! ```
-
+#![allow(
+    unused_crate_dependencies,
+    reason = "anyhow and clap are the fake-apiserver binary's"
+)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fixture: a broken invariant panics with context"

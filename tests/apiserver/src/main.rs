@@ -1,5 +1,9 @@
 //! Runs the fake Kubernetes API server of the tests as a process, until it
 //! is killed. State lives only in memory. Prints the port it listens on.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a binary of the package uses some of its dependencies"
+)]
 
 use std::{io::Write, path::PathBuf};
 

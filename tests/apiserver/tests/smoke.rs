@@ -4,6 +4,10 @@
 //! format served), injected failures, and the standalone binary.
 //! None of these need root.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::{Duration, Instant};
 
