@@ -449,7 +449,7 @@ fn results_wait_out_an_api_server_outage_and_new_pods_are_recorded_after_it() {
                 "node-a",
                 json!({"app": "web"}),
                 true,
-                &[],
+                &["init"],
                 &["app"],
             ),
         )
@@ -457,11 +457,19 @@ fn results_wait_out_an_api_server_outage_and_new_pods_are_recorded_after_it() {
     let mut spec = PodSpec::new("web-5d4f-x").namespace(NS).label("app", "web");
     spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
     let pod = cri.run_pod(spec);
-    // Let the agent see the Pod, then take the API server away.
-    wait_for("the agent to be ready", &[&agent], || {
-        (agent.log().contains("watching") || agent.log().contains("root appeared")).then_some(())
+    // The agent knows the Pod once its init container is recorded into a
+    // profile of its own; then the API server goes away.
+    let init = pod.run_container(&ContainerSpec::new(
+        "init",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "cat /etc/passwd >/dev/null"],
+    ));
+    assert_eq!(init.wait_exited(WAIT), 0);
+    wait_for("the init container's profile", &[&agent], || {
+        server
+            .get(&profiles(), Some(NS), "rec.deployment.web.init")
+            .ok()
     });
-    std::thread::sleep(Duration::from_secs(2));
     server.set_unavailable(true);
     let app = pod.run_container(&ContainerSpec::new(
         "app",
@@ -469,7 +477,12 @@ fn results_wait_out_an_api_server_outage_and_new_pods_are_recorded_after_it() {
         &["sh", "-c", "uname; sleep 0.3"],
     ));
     assert_eq!(app.wait_exited(WAIT), 0);
-    std::thread::sleep(Duration::from_secs(4));
+    wait_for("the agent to fail to write the profile", &[&agent], || {
+        agent
+            .log()
+            .contains("cannot write a ContainerProfile")
+            .then_some(())
+    });
     // The result waits in the agent, and on disk.
     let on_disk = agent.wait_for_recording(app.id(), "Exited", WAIT);
     assert!(
@@ -490,10 +503,39 @@ fn results_wait_out_an_api_server_outage_and_new_pods_are_recorded_after_it() {
         "{:?}",
         names(&profile)
     );
-    assert!(
-        agent.log().contains("cannot write a ContainerProfile"),
-        "the outage was not noticed"
-    );
+
+    // A Pod made after the outage is seen and recorded: the agent's
+    // watches came back.
+    let created = server
+        .create(
+            &pods(),
+            Some(NS),
+            pod_object(
+                "web-5d4f-y",
+                "node-a",
+                json!({"app": "web"}),
+                true,
+                &[],
+                &["app"],
+            ),
+        )
+        .unwrap();
+    let mut spec = PodSpec::new("web-5d4f-y").namespace(NS).label("app", "web");
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_y = cri.run_pod(spec);
+    let app_y = pod_y.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "df / >/dev/null; sleep 0.3"],
+    ));
+    report_status(&server, "web-5d4f-y", &[], &[("app", app_y.id())]);
+    assert_eq!(app_y.wait_exited(WAIT), 0);
+    wait_for("the new Pod's syscalls after the outage", &[&agent], || {
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        names(&p).iter().any(|s| s == "statfs").then_some(())
+    });
 }
 
 /// Issue 11, scenario 6: an agent killed with SIGKILL while a selected

@@ -143,13 +143,32 @@ fn crun_containers_are_recorded_and_their_profiles_run() {
 fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
     require_root();
     let agent = Agent::start(&["--no-kube"]);
+    agent.wait_watching();
     let rootfs = Rootfs::busybox();
     let bundle = Bundle::new(
         rootfs.path(),
         Spec::new(&["sh", "-c", "echo up; while true; do sleep 0.1; done"]),
     );
     let container = Detached::run(Runtime::Runc, &bundle);
-    std::thread::sleep(Duration::from_millis(300));
+    // The workload is recorded, in its loop, before anything is exec'd.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        agent.snapshot();
+        if let Some(running) = agent.recording(bundle.id())
+            && running["state"] == "Running"
+            && recorded(&running, X86_64)
+                .iter()
+                .any(|s| s == "clock_nanosleep" || s == "nanosleep")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workload's loop was not recorded:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // kubectl exec: runc exec runs its own helper inside the container's
     // cgroup, then the command. Neither is the workload.
     let exec = container.exec(&["mkdir", "/tmp/from-exec"]);
