@@ -397,6 +397,75 @@ fn a_running_container_is_included_when_asked_and_written_at_sigterm() {
     drop(container);
 }
 
+/// crun through CRI: containerd's runc shim driving crun, as nodes that run
+/// crun configure it. The agent (told the runtime is crun) records a Pod's
+/// container; its profile, as a Localhost profile through CRI, runs the
+/// workload under crun 20 times in a row and blocks mkdir with EPERM.
+#[test]
+fn crun_through_cri_is_recorded_and_its_profile_runs() {
+    require_root();
+    let _crun = CrunCgroups::acquire();
+    let containerd = Containerd::start_with(Runtime::Crun);
+    containerd.import_test_images(&[]);
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket, "--runtime", "crun"]);
+    agent.wait_watching();
+    let cri = containerd.cri();
+    let pod = cri.run_pod(PodSpec::new("crun").namespace("shop"));
+    // crun runs the Pod: its sandbox is in crun's list.
+    let list = std::process::Command::new(Runtime::Crun.binary())
+        .arg("--root")
+        .arg(containerd.runtime_root())
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(
+        text(&list.stdout).contains(pod.id()),
+        "crun does not run the sandbox: {list:?}"
+    );
+    let workload = ["sh", "-c", "cat /etc/passwd; echo read"];
+    let reader = pod.run_container(&ContainerSpec::new("reader", BUSYBOX_IMAGE, &workload));
+    assert_eq!(reader.wait_exited(WAIT), 0, "{:?}", reader.logs());
+    let read = agent.wait_for_recording(reader.id(), "Exited", WAIT);
+    assert_eq!(read["containerName"], "reader", "{read}");
+    assert_eq!(read["runtimeBaseSet"], "crun", "{read}");
+    let syscalls = recorded(&read, X86_64);
+    assert!(syscalls.contains("sendfile"), "{syscalls:?}");
+    for setup in RUNTIME_SETUP {
+        assert!(
+            !syscalls.contains(setup),
+            "runtime set-up {setup} recorded: {syscalls:?}"
+        );
+    }
+
+    let profiles = tempfile::tempdir().unwrap();
+    let path = profiles.path().join("reader.json");
+    std::fs::write(&path, read["profile"].to_string()).unwrap();
+    for attempt in 1..=20 {
+        let again = pod.run_container(
+            &ContainerSpec::new(&format!("reader-again-{attempt}"), BUSYBOX_IMAGE, &workload)
+                .seccomp(Seccomp::Localhost(path.clone())),
+        );
+        assert_eq!(
+            again.wait_exited(WAIT),
+            0,
+            "run {attempt} under the profile: {:?}",
+            again.logs()
+        );
+        assert!(again.logs().stdout.ends_with("read\n"), "run {attempt}");
+    }
+    let blocked = pod.run_container(
+        &ContainerSpec::new("blocked", BUSYBOX_IMAGE, &["mkdir", "/tmp/x"])
+            .seccomp(Seccomp::Localhost(path)),
+    );
+    assert_eq!(blocked.wait_exited(WAIT), 1, "{:?}", blocked.logs());
+    assert!(
+        blocked.logs().stderr.contains("Operation not permitted"),
+        "{:?}",
+        blocked.logs()
+    );
+}
+
 /// A watched root made after the agent started, as on a fresh node before
 /// the kubelet's first Pod: the systemd driver's `/kubepods.slice` is made
 /// by the runtime for the container, and the container is recorded from
