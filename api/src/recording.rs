@@ -69,7 +69,8 @@ pub struct ProfileRecordingSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_exec_sessions: bool,
     /// Stop recording while true, resume when false again. What was recorded
-    /// is kept; containers that start while paused are not recorded.
+    /// is kept; containers that start while paused are not recorded, and
+    /// nothing new from running ones is added until it resumes.
     #[serde(default)]
     pub paused: bool,
 }

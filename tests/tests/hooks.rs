@@ -4,6 +4,10 @@
 //! are recorded apart and kept in the profile, which the runtime runs them
 //! under again on every start.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::Duration;
 

@@ -2,6 +2,10 @@
 //! makes its profile more or less than the command's own syscalls, and
 //! still exits with the command's status.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::PathBuf,

@@ -4,6 +4,10 @@
 //! stop leaves the programs attached for the next agent, unless told to
 //! detach; `syscensus uninstall` unpins everything.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

@@ -1,6 +1,10 @@
 //! The kernel program's rows, seen through its pinned maps: nothing is left
 //! behind when a recording ends.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::path::PathBuf;
 

@@ -4,6 +4,10 @@
 //! `--exclude-exec-sessions`, so that a probe keeps working under the
 //! profile.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::{Duration, Instant};
 

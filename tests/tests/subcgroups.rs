@@ -5,6 +5,10 @@
 //! `run.oci.systemd.subgroup` does too), and a workload that makes a child
 //! cgroup, moves itself in and calls there what it calls nowhere else.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     process::{Command, Output},

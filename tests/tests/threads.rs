@@ -3,6 +3,10 @@
 //! another thread execs (the kernel ends the main thread first; Go's
 //! `syscall.Exec` from an unlocked goroutine does this).
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::process::Command;
 

@@ -83,7 +83,7 @@ impl Entry {
 
     /// The snapshot of this entry with `live` (syscalls read from its rows)
     /// added.
-    pub fn snapshot(&self, id: u32, live: &BTreeMap<u32, Vec<u32>>) -> SessionSnapshot {
+    pub(super) fn snapshot(&self, id: u32, live: &BTreeMap<u32, Vec<u32>>) -> SessionSnapshot {
         let mut seen = self.seen.clone();
         for (abi, numbers) in live {
             seen.entry(*abi).or_default().extend(numbers);
@@ -116,7 +116,7 @@ pub(super) struct Book {
 
 impl Book {
     /// Takes in a session's start.
-    pub fn started(&mut self, event: &SessionEvent, at: Option<jiff::Timestamp>) {
+    pub(super) fn started(&mut self, event: &SessionEvent, at: Option<jiff::Timestamp>) {
         let entry = self
             .by_cgroup
             .entry(event.cgroup_id)
@@ -131,7 +131,7 @@ impl Book {
     }
 
     /// A session found by its rows (its start event was lost).
-    pub fn found(&mut self, cgroup_id: u64, id: u32, kind: SessionKind, pid: u32) {
+    pub(super) fn found(&mut self, cgroup_id: u64, id: u32, kind: SessionKind, pid: u32) {
         let entry = self
             .by_cgroup
             .entry(cgroup_id)
@@ -147,7 +147,7 @@ impl Book {
     }
 
     /// The sessions still running, as (cgroup, id).
-    pub fn running(&self) -> Vec<(u64, u32)> {
+    pub(super) fn running(&self) -> Vec<(u64, u32)> {
         self.by_cgroup
             .iter()
             .flat_map(|(cgroup, sessions)| {
@@ -161,7 +161,7 @@ impl Book {
 
     /// Records that a session ended having made `seen`, and merges it into
     /// an earlier ended session of the same kind and command line.
-    pub fn ended(
+    pub(super) fn ended(
         &mut self,
         cgroup_id: u64,
         id: u32,
@@ -203,7 +203,7 @@ impl Book {
     }
 
     /// Forgets a cgroup's sessions.
-    pub fn forget(&mut self, cgroup_id: u64) {
+    pub(super) fn forget(&mut self, cgroup_id: u64) {
         self.by_cgroup.remove(&cgroup_id);
     }
 }
