@@ -4,6 +4,8 @@
 
 use core::mem::size_of;
 
+pub mod refusal;
+
 /// Syscall numbers below this are recorded, one byte each; larger ones are
 /// counted as out of range. Covers every ABI's table with room to grow: the
 /// highest numbers in use are 469 (x86_64, i386, aarch64) and 547 (x32, after

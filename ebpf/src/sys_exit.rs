@@ -1,0 +1,105 @@
+//! `sys_exit`: a syscall of a watched container that its profile refuses
+//! with an errno, seen as it returns that errno; in complain mode
+//! (`SCMP_ACT_LOG`), a syscall outside the profile, whatever it returns.
+//!
+//! seccomp refuses before `sys_enter`, but the refused syscall still leaves
+//! through `sys_exit`: `__seccomp_filter` sets the return value and skips
+//! the syscall (kernel/seccomp.c at v6.18), and the exit work, which fires
+//! the tracepoint, runs as for any other syscall, with the number still in
+//! `orig_ax` (measured on 6.18: TESTBED.md).
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use syscensus_common::{
+    SYSCALL_SLOTS, X32_SYSCALL_BIT, abi,
+    refusal::{ENOSYS, kind, verdict, watch_counter},
+};
+
+use crate::{
+    task::{current_cgroup_id, current_task, field, in_compat_syscall},
+    watch::{Refusal, config, container_of, count, filter_hit, policy, refuse},
+};
+
+/// Attached to the `sys_exit` tracepoint: `(struct pt_regs *regs, long
+/// ret)`, only while a container is watched.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
+    let task = current_task();
+    let cgroup_id = current_cgroup_id(task);
+    // The cheap test first: almost every process on a node is not watched.
+    if !filter_hit(cgroup_id) {
+        return 0;
+    }
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    check(task, cgroup_id, regs, ret);
+    0
+}
+
+#[inline(always)]
+fn check(task: *const u8, cgroup_id: u64, regs: *const u8, ret: i64) {
+    let offset = config!(regs_nr);
+    if offset == 0 {
+        return;
+    }
+    // The number as `syscall_get_nr` reads it; -1 after rt_sigreturn and
+    // for a syscall a tracer skipped.
+    // SAFETY: `regs` is a BTF pointer from the tracepoint's arguments; the
+    // verifier checks the load against `struct pt_regs`.
+    let nr: i64 = unsafe {
+        if config!(regs_nr_bytes) == 4 {
+            i64::from(field::<i32>(regs, offset))
+        } else {
+            field::<i64>(regs, offset)
+        }
+    };
+    if nr < 0 {
+        return;
+    }
+    let id = nr as u64;
+    let (key_abi, nr) = if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if in_compat_syscall(task) {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    };
+    let container = container_of(cgroup_id);
+    let Some(table) = policy(container, key_abi) else {
+        return;
+    };
+    if nr >= SYSCALL_SLOTS as u64 {
+        count(watch_counter::OUT_OF_RANGE);
+        return;
+    }
+    // SAFETY: `table` points into a live map value; `nr < SYSCALL_SLOTS`,
+    // the length of `verdicts`.
+    let value = unsafe { *(*table).verdicts.as_ptr().add(nr as usize) };
+    let refusal_kind = if value & verdict::LOG != 0 {
+        kind::LOG
+    } else if value & verdict::ERRNO != 0
+        && (ret == -i64::from(value & verdict::ERRNO_MASK)
+            || (value & verdict::OR_ENOSYS != 0 && ret == -i64::from(ENOSYS)))
+    {
+        kind::ERRNO
+    } else {
+        return;
+    };
+    let native = if key_abi == abi::NATIVE {
+        Some(table)
+    } else {
+        policy(container, abi::NATIVE)
+    };
+    let Some(native) = native else {
+        return;
+    };
+    refuse(
+        &Refusal {
+            container,
+            task_cgroup_id: cgroup_id,
+            abi: key_abi,
+            nr: nr as u32,
+            kind: refusal_kind,
+            ret,
+        },
+        native,
+    );
+}
