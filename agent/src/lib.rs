@@ -15,6 +15,7 @@ pub mod output;
 pub mod profile;
 pub mod record;
 pub mod recording;
+pub mod refusal;
 pub mod run;
 pub mod seccomp;
 pub mod syscalls;
