@@ -1,0 +1,399 @@
+//! The refusal watch against the real kernel and runc: a container under a
+//! recorded profile makes a syscall outside it, and the loader names and
+//! counts exactly that syscall (by errno, by the kill action, and in
+//! complain mode); nothing is counted for a container that stays inside its
+//! profile, nor for the same refusal in another container or process; the
+//! watch's hooks are attached only while a container is watched; the
+//! profile is read from the runtime's own state (runc, crun).
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use syscensus::{
+    bpf::{FirstRefusal, RefusalKind, Tracer, TracerOptions, WatchPolicy},
+    profile::Profile,
+    refusal::{
+        runtime::{self, StateRuntime},
+        watch_policy,
+    },
+    syscalls::Arch,
+};
+use syscensus_common::abi;
+use syscensus_tests::{
+    containers::{
+        Bundle, CrunCgroups, Detached, Rootfs, Runtime, Spec,
+        cgroup::{self},
+    },
+    program, record, require_root, syscensus_bin,
+};
+
+/// The program inside the containers.
+const PROGRAM: &str = "/bin/refused";
+
+/// How long a refusal may take to be reported.
+const REPORTED_WITHIN: Duration = Duration::from_secs(2);
+
+fn mkdir_nr() -> u32 {
+    Arch::native().number("mkdir").unwrap()
+}
+
+/// The profile of `refused none 0 0` (every syscall the program makes but
+/// the one it is told to make), recorded by syscensus with runc's base set
+/// and `default_action`.
+fn recorded_profile(default_action: &str) -> Value {
+    recorded_profile_for("runc", default_action)
+}
+
+/// [`recorded_profile`] with the base set of another runtime.
+fn recorded_profile_for(base_set: &str, default_action: &str) -> Value {
+    let binary = program("refused", &[]);
+    let text = record(
+        &["--base-set", base_set, "--default-action", default_action],
+        &[binary.to_str().unwrap(), "none", "0", "0"],
+    );
+    let profile: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        !syscensus_tests::allowed_names(&text).contains("mkdir"),
+        "the recorded profile allows mkdir:\n{text}"
+    );
+    profile
+}
+
+fn rootfs() -> Rootfs {
+    let rootfs = Rootfs::busybox();
+    rootfs.add_program(&program("refused", &[]), PROGRAM);
+    rootfs
+}
+
+fn tracer() -> Tracer {
+    Tracer::load(&TracerOptions {
+        attach_sys_enter: false,
+        ..TracerOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("loading the kernel program: {e}"))
+}
+
+/// The kernel's links of `tracepoint`, through bpftool.
+fn links_to(tracepoint: &str) -> Vec<u64> {
+    let output = std::process::Command::new(syscensus_tests::require_program("bpftool", "bpftool"))
+        .args(["-j", "link", "list"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bpftool link list: {output:?}");
+    let links: Value = serde_json::from_slice(&output.stdout).unwrap();
+    links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["tp_name"] == tracepoint || l["attach_btf_name"] == tracepoint)
+        .filter_map(|l| l["id"].as_u64())
+        .collect()
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or panics after
+/// `timeout` naming `what`.
+fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The watch policy of a container, from the profile runc holds in its
+/// state directory for it (no configuration: the runtime's own state).
+fn policy_from_runc_state(container: &Detached<'_>, expected: &Value) -> WatchPolicy {
+    let (found, profile) = runtime::from_default_state_dirs(container.id())
+        .unwrap()
+        .unwrap_or_else(|| panic!("runc's state of {} not found", container.id()));
+    assert_eq!(found, StateRuntime::Runc);
+    let profile = profile.expect("the container runs without a seccomp profile");
+    let from_file = Profile::parse(&expected.to_string(), "profile.json".as_ref(), None).unwrap();
+    assert_eq!(profile.default_action, from_file.default_action);
+    watch_policy(&profile, Arch::native()).unwrap().policy
+}
+
+/// The (ABI, syscall) → count of a watched cgroup.
+fn counts(tracer: &Tracer, cgroup_id: u64) -> BTreeMap<(u32, u32), u64> {
+    tracer
+        .refusals(cgroup_id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("cgroup {cgroup_id} is not watched"))
+        .syscalls
+        .into_iter()
+        .map(|(key, count)| (key, count.count))
+        .collect()
+}
+
+/// Waits until the container's program has written `done` (its syscalls
+/// have returned, and so have been counted: the kernel counts in the
+/// syscall's own exit path).
+fn wait_done(container: &Detached<'_>) -> Instant {
+    wait_for(
+        Duration::from_secs(20),
+        &format!("container {} to finish its calls", container.id()),
+        || container.stdout().contains("done\n").then(Instant::now),
+    )
+}
+
+fn first_refusals(events: &mut syscensus::bpf::RefusalEvents, cgroup_id: u64) -> Vec<FirstRefusal> {
+    events
+        .drain()
+        .into_iter()
+        .filter(|e| e.cgroup_id == cgroup_id)
+        .collect()
+}
+
+#[test]
+fn a_refused_syscall_is_named_and_counted_and_nothing_else() {
+    require_root();
+    let profile = recorded_profile("errno");
+    let rootfs = rootfs();
+    let mut tracer = tracer();
+    let mut events = tracer.take_refusal_events().unwrap();
+    let before = tracer.watch_counters().unwrap();
+    assert!(
+        links_to("sys_exit").is_empty(),
+        "sys_exit attached before anything is watched"
+    );
+
+    // The watched container: three mkdirs outside its profile.
+    let refused = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "mkdir", "3", "60"]).seccomp(profile.clone()),
+    );
+    let refused_run = Detached::create(Runtime::Runc, &refused);
+    let refused_id = cgroup::cgroup_id(refused_run.cgroup().unwrap());
+    let policy = policy_from_runc_state(&refused_run, &profile);
+    tracer.watch_refusals(refused_id, &policy).unwrap();
+    // A watched container that stays inside its profile.
+    let inside = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "none", "0", "60"]).seccomp(profile.clone()),
+    );
+    let inside_run = Detached::create(Runtime::Runc, &inside);
+    let inside_id = cgroup::cgroup_id(inside_run.cgroup().unwrap());
+    tracer
+        .watch_refusals(inside_id, &policy_from_runc_state(&inside_run, &profile))
+        .unwrap();
+    assert_eq!(
+        links_to("sys_exit").len(),
+        1,
+        "sys_exit not attached while watching"
+    );
+    assert_eq!(links_to("signal_generate").len(), 1);
+
+    // Another container under the same profile, not watched, and a
+    // process outside any container refused the same syscall by the same
+    // profile (`syscensus run`): neither is counted.
+    let other = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "mkdir", "3", "60"]).seccomp(profile.clone()),
+    );
+    let other_run = Detached::run(Runtime::Runc, &other);
+    wait_done(&other_run);
+    assert!(
+        other_run.stdout().contains("mkdir: -1\n"),
+        "{}",
+        other_run.stdout()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let profile_path = dir.path().join("profile.json");
+    std::fs::write(&profile_path, profile.to_string()).unwrap();
+    let host_run = std::process::Command::new(syscensus_bin())
+        .args(["run", "--profile"])
+        .arg(&profile_path)
+        .arg("--")
+        .arg(program("refused", &[]))
+        .args(["mkdir", "3", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&host_run.stdout).contains("mkdir: -1\n"),
+        "mkdir was not refused outside the container: {host_run:?}"
+    );
+
+    refused_run.start();
+    inside_run.start();
+    let done = wait_done(&refused_run);
+    wait_done(&inside_run);
+    assert_eq!(
+        refused_run.stdout(),
+        "mkdir: -1\nmkdir: -1\nmkdir: -1\ndone\n",
+        "mkdir was not refused with EPERM"
+    );
+    let expected = BTreeMap::from([((abi::NATIVE, mkdir_nr()), 3)]);
+    wait_for(REPORTED_WITHIN, "the refusals to be reported", || {
+        (counts(&tracer, refused_id) == expected).then_some(())
+    });
+    assert!(done.elapsed() < REPORTED_WITHIN);
+    assert_eq!(
+        counts(&tracer, inside_id),
+        BTreeMap::new(),
+        "inside its profile"
+    );
+    let after = tracer.watch_counters().unwrap();
+    assert_eq!(
+        after.refused - before.refused,
+        3,
+        "refusals outside the watched container were counted: {after:?}"
+    );
+    assert_eq!((after.map_full, after.events_lost), (0, 0));
+
+    // One event, on the first refusal, naming the process.
+    let first = wait_for(REPORTED_WITHIN, "the first-refusal event", || {
+        let found = first_refusals(&mut events, refused_id);
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(first.len(), 1, "{first:?}");
+    let event = &first[0];
+    assert_eq!(
+        (event.abi, event.nr, event.name()),
+        (abi::NATIVE, mkdir_nr(), Some("mkdir"))
+    );
+    assert_eq!(event.kind, RefusalKind::Errno);
+    assert_eq!(event.ret, -i64::from(libc::EPERM));
+    assert_eq!(event.comm, "refused");
+    assert_eq!(event.tgid, refused_run.pid());
+    assert_eq!(event.task_cgroup_id, refused_id);
+    assert!(first_refusals(&mut events, inside_id).is_empty());
+
+    // The watch goes with the last container watched.
+    tracer.unwatch_refusals(refused_id).unwrap();
+    assert_eq!(tracer.refusals(refused_id).unwrap(), None);
+    assert_eq!(
+        links_to("sys_exit").len(),
+        1,
+        "detached while a container is still watched"
+    );
+    tracer.unwatch_refusals(inside_id).unwrap();
+    assert!(
+        links_to("sys_exit").is_empty(),
+        "sys_exit still attached with nothing watched"
+    );
+    assert!(links_to("signal_generate").is_empty());
+    assert!(!tracer.refusal_hooks_attached());
+}
+
+#[test]
+fn the_kill_action_is_reported() {
+    require_root();
+    let profile = recorded_profile("kill-process");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_KILL_PROCESS");
+    let rootfs = rootfs();
+    let mut tracer = tracer();
+    let mut events = tracer.take_refusal_events().unwrap();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "mkdir", "3", "60"]).seccomp(profile.clone()),
+    );
+    let container = Detached::create(Runtime::Runc, &bundle);
+    let id = cgroup::cgroup_id(container.cgroup().unwrap());
+    let pid = container.pid();
+    tracer
+        .watch_refusals(id, &policy_from_runc_state(&container, &profile))
+        .unwrap();
+    container.start();
+    container.wait_stopped(Duration::from_secs(20));
+    let stopped = Instant::now();
+    assert!(
+        !container.stdout().contains("mkdir:"),
+        "mkdir returned: {}",
+        container.stdout()
+    );
+    let expected = BTreeMap::from([((abi::NATIVE, mkdir_nr()), 1)]);
+    wait_for(REPORTED_WITHIN, "the killed syscall to be reported", || {
+        (counts(&tracer, id) == expected).then_some(())
+    });
+    assert!(stopped.elapsed() < REPORTED_WITHIN);
+    let first = first_refusals(&mut events, id);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].kind, RefusalKind::Signal);
+    assert_eq!(
+        (first[0].nr, first[0].tgid, first[0].comm.as_str()),
+        (mkdir_nr(), pid, "refused")
+    );
+    assert!(tracer.watch_counters().unwrap().signals >= 1);
+}
+
+#[test]
+fn complain_mode_is_reported() {
+    require_root();
+    let profile = recorded_profile("log");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_LOG");
+    let rootfs = rootfs();
+    let mut tracer = tracer();
+    let mut events = tracer.take_refusal_events().unwrap();
+    let bundles: Vec<Bundle> = [&["mkdir", "3"], &["none", "0"]]
+        .iter()
+        .map(|args| {
+            Bundle::new(
+                rootfs.path(),
+                Spec::new(&[PROGRAM, args[0], args[1], "60"]).seccomp(profile.clone()),
+            )
+        })
+        .collect();
+    let mut watched = Vec::new();
+    for bundle in &bundles {
+        let container = Detached::create(Runtime::Runc, bundle);
+        let id = cgroup::cgroup_id(container.cgroup().unwrap());
+        tracer
+            .watch_refusals(id, &policy_from_runc_state(&container, &profile))
+            .unwrap();
+        container.start();
+        watched.push((container, id));
+    }
+    for (container, _) in &watched {
+        wait_done(container);
+    }
+    let (logged, logged_id) = &watched[0];
+    // Allowed and logged: the first mkdir made the directory.
+    assert!(
+        logged.stdout().starts_with("mkdir: 0\nmkdir: -17\n"),
+        "{}",
+        logged.stdout()
+    );
+    let expected = BTreeMap::from([((abi::NATIVE, mkdir_nr()), 3)]);
+    wait_for(
+        REPORTED_WITHIN,
+        "the logged syscalls to be reported",
+        || (counts(&tracer, *logged_id) == expected).then_some(()),
+    );
+    let first = first_refusals(&mut events, *logged_id);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].kind, first[0].ret), (RefusalKind::Log, 0));
+    assert_eq!(
+        counts(&tracer, watched[1].1),
+        BTreeMap::new(),
+        "inside its profile"
+    );
+}
+
+#[test]
+fn crun_state_holds_the_profile() {
+    require_root();
+    let _crun = CrunCgroups::acquire();
+    let profile = recorded_profile_for("crun", "errno");
+    let rootfs = rootfs();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "none", "0", "60"]).seccomp(profile.clone()),
+    );
+    let container = Detached::create(Runtime::Crun, &bundle);
+    let (found, read) = runtime::from_default_state_dirs(container.id())
+        .unwrap()
+        .unwrap_or_else(|| panic!("crun's state of {} not found", container.id()));
+    assert_eq!(found, StateRuntime::Crun);
+    let expected = Profile::parse(&profile.to_string(), "profile.json".as_ref(), None).unwrap();
+    assert_eq!(read, Some(expected));
+}
