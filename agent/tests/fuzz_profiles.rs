@@ -515,8 +515,8 @@ proptest! {
         let parsed = parse(&yaml, Some(&name), &host).map_err(TestCaseError::fail)?;
         prop_assert_eq!(parsed.default_action, profile.default_action);
         prop_assert_eq!(&parsed.architectures, &profile.architectures);
-        let rules = |p: &Profile| -> Vec<(Action, Vec<Arg>)> {
-            p.syscalls.iter().filter(|r| !r.names.is_empty()).map(|r| (r.action, r.args.clone())).collect()
+        let rules = |p: &Profile| -> Vec<(Vec<String>, Action, Vec<Arg>)> {
+            p.syscalls.iter().filter(|r| !r.names.is_empty()).map(|r| (r.names.clone(), r.action, r.args.clone())).collect()
         };
         prop_assert_eq!(rules(&parsed), rules(&profile));
     }

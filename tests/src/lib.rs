@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod containers;
+pub mod judge;
 
 use std::{
     path::{Path, PathBuf},
@@ -193,4 +194,37 @@ pub fn record(options: &[&str], command: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read_to_string(&out).unwrap()
+}
+
+/// A free TCP port on the loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` from a server on the loopback's `port`: the status code and
+/// the body; status 0 when nothing answers.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return (0, String::new());
+    }
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

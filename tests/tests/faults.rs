@@ -160,15 +160,14 @@ fn a_full_state_directory_delays_results_without_losing_them() {
     let rootfs = Rootfs::busybox();
     let bundle = Bundle::new(rootfs.path(), Spec::new(&["sh", "-c", "uname; echo done"]));
     assert!(run(Runtime::Runc, &bundle).status.success());
-    std::thread::sleep(Duration::from_secs(2));
+    // The agent tried to write the result, and failed: only then is its
+    // absence worth checking.
+    wait_until("a write that fails for want of space", &agent, || {
+        agent.log().contains("No space left on device")
+    });
     assert!(
         agent.recording(bundle.id()).is_none(),
         "written into a full directory?"
-    );
-    assert!(
-        agent.log().contains("No space left on device"),
-        "{}",
-        agent.log()
     );
     // Room again: the result, kept meanwhile, is written.
     std::fs::remove_file(&filler).unwrap();
@@ -358,9 +357,8 @@ fn api_errors_and_conflicts_are_retried() {
     let mut spec = PodSpec::new("solo").namespace(ns);
     spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
     let pod = cri.run_pod(spec);
-    // Errors as the result is written: server errors, then a conflict (as
-    // when another node wrote meanwhile).
-    std::thread::sleep(Duration::from_secs(1));
+    // Errors as the result is written: server errors, then, once they
+    // were met, a conflict (as when another node wrote meanwhile).
     server.fail_next_writes(3, 500);
     let app = pod.run_container(&ContainerSpec::new(
         "app",
@@ -368,7 +366,9 @@ fn api_errors_and_conflicts_are_retried() {
         &["sh", "-c", "uname"],
     ));
     assert_eq!(app.wait_exited(WAIT), 0);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the three server errors met and counted", &agent, || {
+        metric(port, "api_errors_total") >= 3
+    });
     server.fail_next_writes(1, 409);
     let profiles = Gvr::of::<ContainerProfile>();
     wait_until("the result despite the errors", &agent, || {

@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Where to write the results.
     #[arg(long, default_value = "target/bench/latest.json")]
     json: PathBuf,
+    /// Print the figures and the targets, but exit 0 when a target is
+    /// missed (CI's short pass, on a machine that is not quiet).
+    #[arg(long)]
+    no_judge: bool,
 }
 
 /// The targets of the performance work.
@@ -151,6 +155,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("results written to {}", path.display());
+    let missed: Vec<&str> = targets
+        .iter()
+        .filter(|t| t["met"] == false)
+        .filter_map(|t| t["target"].as_str())
+        .collect();
+    if !missed.is_empty() && !args.no_judge {
+        anyhow::bail!("targets missed: {}", missed.join("; "));
+    }
     Ok(())
 }
 
@@ -167,6 +179,9 @@ fn command_line(args: &BenchArgs) -> String {
     );
     if args.helper {
         line.push_str(" --helper");
+    }
+    if args.no_judge {
+        line.push_str(" --no-judge");
     }
     if args.no_scale {
         line.push_str(" --no-scale");
@@ -223,19 +238,25 @@ fn judge(syscall: &Value, scale: &Value) -> Vec<Value> {
             ("recorded", "recorded process", RECORDED_MAX),
             ("other", "process not recorded", NOT_RECORDED_MAX),
         ] {
-            let ratio = syscall[name][key]["ratio_to_floor_overhead"].as_f64();
-            let overhead = syscall[name][key]["overhead_ns"].as_f64();
+            // Both statistics must meet the target: the lowest 10th
+            // percentile of chunks, and the median of the rounds' means.
+            let figures = &syscall[name][key];
+            let ratio = figures["ratio_to_floor_overhead"].as_f64();
+            let ratio_of_means = figures["ratio_of_means"].as_f64();
+            let overhead = figures["overhead_ns"].as_f64();
             let floor = syscall[name]["floor_overhead_ns"].as_f64();
             out.push(target(
                 &format!("{what} ({name})"),
-                &format!("overhead <= {max}x the empty program's"),
-                match (ratio, overhead, floor) {
-                    (Some(r), Some(o), Some(f)) => {
-                        format!("{r:.2}x ({o:+.1} ns vs {f:+.1} ns)")
-                    }
+                &format!("overhead <= {max}x the empty program's, on both statistics"),
+                match (ratio, ratio_of_means, overhead, floor) {
+                    (Some(r), Some(m), Some(o), Some(f)) => format!(
+                        "{r:.2}x ({o:+.1} ns vs {f:+.1} ns), {m:.2}x of the means"
+                    ),
                     _ => "not measured".into(),
                 },
-                ratio.map(|r| r <= max),
+                ratio
+                    .zip(ratio_of_means)
+                    .map(|(r, m)| r <= max && m <= max),
             ));
         }
     }

@@ -36,15 +36,26 @@ pub fn demo() -> anyhow::Result<()> {
         .args(example))?;
 
     eprintln!("\n== mkdir is not in the profile, so it is refused:");
-    let status = Command::new(&syscensus)
+    // A path that does not exist, so that only the profile can make mkdir
+    // fail, and with EPERM (the profile's errno), not EEXIST.
+    let target = dir.join(format!("refused-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&target);
+    let output = Command::new(&syscensus)
         .args(["run", "--profile"])
         .arg(&profile)
-        .args(["--", "/bin/busybox", "mkdir", "/tmp/syscensus-demo-dir"])
-        .status()?;
+        .args(["--", "/bin/busybox", "mkdir"])
+        .arg(&target)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprint!("{stderr}");
     anyhow::ensure!(
-        !status.success(),
-        "mkdir should have been blocked by the profile"
+        !output.status.success() && stderr.contains("Operation not permitted") && !target.exists(),
+        "mkdir should have failed with EPERM under the profile ({}): {stderr}",
+        output.status
     );
-    eprintln!("({status}: blocked as expected)");
+    eprintln!(
+        "({}: refused with EPERM, as the profile says)",
+        output.status
+    );
     Ok(())
 }
