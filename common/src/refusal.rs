@@ -158,8 +158,11 @@ pub mod watch_counter {
     pub const OUT_OF_RANGE: u32 = 4;
     /// `SIGSYS` from seccomp seen in watched containers.
     pub const SIGNALS: u32 = 5;
+    /// Threads of watched containers ended by `SCMP_ACT_KILL_THREAD` with
+    /// no signal (their process had other threads).
+    pub const THREADS_KILLED: u32 = 6;
     /// Number of counters.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// Name of the map of watched containers' policies: key
@@ -196,6 +199,11 @@ pub mod program {
     pub const SYS_EXIT: &str = "sys_exit";
     /// At `signal_generate`: refusals by kill or trap.
     pub const SIGNAL: &str = "signal_generate";
+    /// At `sched_process_exit`: a thread killed alone by
+    /// `SCMP_ACT_KILL_THREAD`, which gets no signal.
+    pub const THREAD_EXIT: &str = "seccomp_thread_exit";
+    /// The tracepoint [`THREAD_EXIT`] attaches to.
+    pub const THREAD_EXIT_TRACEPOINT: &str = "sched_process_exit";
 }
 
 /// What the watch needs from the running kernel, found by the agent in its
@@ -219,15 +227,29 @@ pub struct WatchConfig {
     pub native_audit_arch: u32,
     /// `AUDIT_ARCH_*` of the compat ABI (0 if none).
     pub compat_audit_arch: u32,
-    pub _pad: u32,
+    /// `task_struct.seccomp.mode`; 0 if unknown, and then threads killed
+    /// alone are not seen.
+    pub task_seccomp_mode: u32,
+    /// `task_struct.flags`.
+    pub task_flags: u32,
+    /// `task_struct.exit_code`.
+    pub task_exit_code: u32,
+    pub _pad: [u32; 2],
 }
-const _: () = assert!(size_of::<WatchConfig>() == 32);
+const _: () = assert!(size_of::<WatchConfig>() == 48);
 
 /// Name of the global holding [`WatchConfig`].
 pub const WATCH_CONFIG_GLOBAL: &str = "WATCH_CONFIG";
 
 /// `ENOSYS` (include/uapi/asm-generic/errno.h; 38 on x86 and arm64).
 pub const ENOSYS: u16 = 38;
+
+/// `SECCOMP_MODE_DEAD`: the mode of a thread seccomp killed
+/// (`SECCOMP_MODE_FILTER + 1`, kernel/seccomp.c at v6.18).
+pub const SECCOMP_MODE_DEAD: i32 = 3;
+/// `PF_SIGNALED` in `task_struct.flags`: the task was killed by a signal
+/// (include/linux/sched.h at v6.18).
+pub const PF_SIGNALED: u32 = 0x0000_0400;
 
 /// `SIGSYS` (asm-generic/signal.h; 31 on x86 and arm64).
 pub const SIGSYS: i32 = 31;

@@ -16,7 +16,8 @@
 //! The refusal watch (`watch.rs`), attached only while a container is
 //! watched: `sys_exit` counts the syscalls a watched container's profile
 //! refused with an errno (or logged, in complain mode), `signal_generate`
-//! those it killed or trapped.
+//! those it killed or trapped, `seccomp_thread_exit` (on
+//! `sched_process_exit`) a thread it killed alone, which gets no signal.
 #![no_std]
 #![no_main]
 

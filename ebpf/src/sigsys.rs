@@ -6,21 +6,23 @@
 //! and `AUDIT_ARCH_*` in `si_syscall` and `si_arch` (kernel/seccomp.c at
 //! v6.18), which this hook sees as the signal is generated.
 //!
-//! Not seen: `SCMP_ACT_KILL_THREAD` of a thread whose process has other live
-//! threads, which the kernel ends with `do_exit(SIGSYS)` and no signal.
+//! `SCMP_ACT_KILL_THREAD` of a thread whose process has other live threads
+//! sends no signal: the kernel marks the thread `SECCOMP_MODE_DEAD` and
+//! ends it with `do_exit(SIGSYS)` from inside the syscall. `sched_process_exit`
+//! sees that thread leave with the syscall's number still in its registers.
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_cgroup_id, bpf_probe_read_kernel, bpf_task_pt_regs},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use syscensus_common::{
     X32_SYSCALL_BIT, abi,
-    refusal::{SIGSYS, SYS_SECCOMP, kind, watch_counter},
+    refusal::{PF_SIGNALED, SECCOMP_MODE_DEAD, SIGSYS, SYS_SECCOMP, kind, watch_counter},
 };
 
 use crate::{
-    task::{offset, task_cgroup_id},
-    watch::{Refusal, config, container_of, count, filter_hit, policy, refuse},
+    task::{current_cgroup_id, current_task, field, offset, task_cgroup_id},
+    watch::{Refusal, config, container_of, count, filter_hit, policy, refuse, regs_nr, split_abi},
 };
 
 /// Attached to `signal_generate`: `(int sig, struct kernel_siginfo *info,
@@ -96,6 +98,70 @@ fn check(info: *const u8, task: *const u8) {
             task_cgroup_id: cgroup_id,
             abi: key_abi,
             nr,
+            kind: kind::SIGNAL,
+            ret: 0,
+        },
+        native,
+    );
+}
+
+/// Attached to `sched_process_exit` (`(struct task_struct *p, ...)`, in
+/// `do_exit` of the exiting thread, the current task), only while a
+/// container is watched: a thread that seccomp killed without a signal.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn seccomp_thread_exit(_ctx: BtfTracePointContext) -> i32 {
+    let mode_offset = config!(task_seccomp_mode);
+    if mode_offset == 0 {
+        return 0;
+    }
+    let task = current_task();
+    // The rare case first: one load from the task.
+    // SAFETY: the current task is a BTF pointer.
+    let mode: i32 = unsafe { field(task, mode_offset) };
+    if mode != SECCOMP_MODE_DEAD {
+        return 0;
+    }
+    check_thread_exit(task);
+    0
+}
+
+#[inline(always)]
+fn check_thread_exit(task: *const u8) {
+    // SAFETY: the current task is a BTF pointer.
+    let (flags, exit_code): (u32, i32) = unsafe {
+        (
+            field(task, config!(task_flags)),
+            field(task, config!(task_exit_code)),
+        )
+    };
+    // Killed by the SIGSYS, which `signal_generate` counted; or not by
+    // seccomp's do_exit(SIGSYS).
+    if flags & PF_SIGNALED != 0 || exit_code != SIGSYS {
+        return;
+    }
+    let cgroup_id = current_cgroup_id(task);
+    if !filter_hit(cgroup_id) {
+        return;
+    }
+    let container = container_of(cgroup_id);
+    let Some(native) = policy(container, abi::NATIVE) else {
+        return;
+    };
+    count(watch_counter::THREADS_KILLED);
+    // SAFETY: the helper takes a BTF pointer to a task and returns its user
+    // registers, a BTF pointer to `struct pt_regs`.
+    let regs = unsafe { bpf_task_pt_regs(task.cast_mut().cast()) } as *const u8;
+    // SAFETY: as above.
+    let Some(id) = (unsafe { regs_nr(regs) }) else {
+        return;
+    };
+    let (key_abi, nr) = split_abi(task, id);
+    refuse(
+        &Refusal {
+            container,
+            task_cgroup_id: cgroup_id,
+            abi: key_abi,
+            nr: nr as u32,
             kind: kind::SIGNAL,
             ret: 0,
         },

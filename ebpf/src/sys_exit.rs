@@ -9,13 +9,13 @@
 //! `orig_ax` (measured on 6.18: TESTBED.md).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{
-    SYSCALL_SLOTS, X32_SYSCALL_BIT, abi,
+    SYSCALL_SLOTS, abi,
     refusal::{ENOSYS, kind, verdict, watch_counter},
 };
 
 use crate::{
-    task::{current_cgroup_id, current_task, field, in_compat_syscall},
-    watch::{Refusal, config, container_of, count, filter_hit, policy, refuse},
+    task::{current_cgroup_id, current_task},
+    watch::{Refusal, container_of, count, filter_hit, policy, refuse, regs_nr, split_abi},
 };
 
 /// Attached to the `sys_exit` tracepoint: `(struct pt_regs *regs, long
@@ -36,32 +36,11 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 fn check(task: *const u8, cgroup_id: u64, regs: *const u8, ret: i64) {
-    let offset = config!(regs_nr);
-    if offset == 0 {
+    // SAFETY: `regs` is a BTF pointer from the tracepoint's arguments.
+    let Some(id) = (unsafe { regs_nr(regs) }) else {
         return;
-    }
-    // The number as `syscall_get_nr` reads it; -1 after rt_sigreturn and
-    // for a syscall a tracer skipped.
-    // SAFETY: `regs` is a BTF pointer from the tracepoint's arguments; the
-    // verifier checks the load against `struct pt_regs`.
-    let nr: i64 = unsafe {
-        if config!(regs_nr_bytes) == 4 {
-            i64::from(field::<i32>(regs, offset))
-        } else {
-            field::<i64>(regs, offset)
-        }
     };
-    if nr < 0 {
-        return;
-    }
-    let id = nr as u64;
-    let (key_abi, nr) = if id & X32_SYSCALL_BIT != 0 {
-        (abi::X32, id & !X32_SYSCALL_BIT)
-    } else if in_compat_syscall(task) {
-        (abi::COMPAT, id)
-    } else {
-        (abi::NATIVE, id)
-    };
+    let (key_abi, nr) = split_abi(task, id);
     let container = container_of(cgroup_id);
     let Some(table) = policy(container, key_abi) else {
         return;

@@ -12,12 +12,14 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use syscensus_common::{
-    FILTER_SLOTS, RowKey, filter_slot,
+    FILTER_SLOTS, RowKey, X32_SYSCALL_BIT, abi, filter_slot,
     refusal::{
         POLICIES_CAPACITY, Policy, REFUSAL_EVENTS_BYTES, REFUSED_CAPACITY, RefusalCount,
         RefusalEvent, RefusalKey, WatchConfig, policy_flag, watch_counter,
     },
 };
+
+use crate::task::{field, in_compat_syscall};
 
 /// `BPF_F_MMAPABLE`: userspace maps the array into its memory.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
@@ -42,7 +44,10 @@ pub static WATCH_CONFIG: WatchConfig = WatchConfig {
     siginfo_arch: 0,
     native_audit_arch: 0,
     compat_audit_arch: 0,
-    _pad: 0,
+    task_seccomp_mode: 0,
+    task_flags: 0,
+    task_exit_code: 0,
+    _pad: [0; 2],
 };
 
 /// Reads one field of [`WATCH_CONFIG`] (a volatile read, so that the
@@ -117,6 +122,42 @@ pub fn filter_hit(cgroup_id: u64) -> bool {
 #[inline(always)]
 pub fn container_of(cgroup_id: u64) -> u64 {
     cgroup_id
+}
+
+/// The syscall number in `regs` as `syscall_get_nr` reads it; `None` if
+/// unknown or negative (-1 after rt_sigreturn, and for a syscall a tracer
+/// skipped).
+///
+/// # Safety
+/// `regs` must be a BTF pointer to a `struct pt_regs`.
+#[inline(always)]
+pub unsafe fn regs_nr(regs: *const u8) -> Option<u64> {
+    let offset = config!(regs_nr);
+    if offset == 0 {
+        return None;
+    }
+    // SAFETY: the verifier checks the load against `struct pt_regs`.
+    let nr: i64 = unsafe {
+        if config!(regs_nr_bytes) == 4 {
+            i64::from(field::<i32>(regs, offset))
+        } else {
+            field::<i64>(regs, offset)
+        }
+    };
+    (nr >= 0).then_some(nr as u64)
+}
+
+/// The ABI and the number (x32: without its bit) of syscall `id` made by
+/// `task`, the current task.
+#[inline(always)]
+pub fn split_abi(task: *const u8, id: u64) -> (u32, u64) {
+    if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if in_compat_syscall(task) {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    }
 }
 
 /// The policy of a watched container for one ABI.

@@ -50,10 +50,15 @@ fn recorded_profile(default_action: &str) -> Value {
 
 /// [`recorded_profile`] with the base set of another runtime.
 fn recorded_profile_for(base_set: &str, default_action: &str) -> Value {
+    recorded_profile_of(base_set, default_action, "none")
+}
+
+/// The profile of `refused WHAT 0 0` (`none` or `thread-none`).
+fn recorded_profile_of(base_set: &str, default_action: &str, what: &str) -> Value {
     let binary = program("refused", &[]);
     let text = record(
         &["--base-set", base_set, "--default-action", default_action],
-        &[binary.to_str().unwrap(), "none", "0", "0"],
+        &[binary.to_str().unwrap(), what, "0", "0"],
     );
     let profile: Value = serde_json::from_str(&text).unwrap();
     assert!(
@@ -324,6 +329,45 @@ fn the_kill_action_is_reported() {
         (mkdir_nr(), pid, "refused")
     );
     assert!(tracer.watch_counters().unwrap().signals >= 1);
+}
+
+/// `SCMP_ACT_KILL_THREAD` of a thread whose process has other threads:
+/// the kernel ends the thread with no signal and no return
+/// (`do_exit(SIGSYS)` in kernel/seccomp.c), and the process goes on.
+#[test]
+fn a_thread_killed_alone_is_reported() {
+    require_root();
+    let profile = recorded_profile_of("runc", "kill-thread", "thread-none");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_KILL_THREAD");
+    let rootfs = rootfs();
+    let mut tracer = tracer();
+    let mut events = tracer.take_refusal_events().unwrap();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[PROGRAM, "thread-mkdir", "3", "60"]).seccomp(profile.clone()),
+    );
+    let container = Detached::create(Runtime::Runc, &bundle);
+    let id = cgroup::cgroup_id(container.cgroup().unwrap());
+    let pid = container.pid();
+    tracer
+        .watch_refusals(id, &policy_from_runc_state(&container, &profile))
+        .unwrap();
+    container.start();
+    let done = wait_done(&container);
+    // The thread died at its first mkdir; the main thread joined it.
+    assert_eq!(container.stdout(), "done\n");
+    let expected = BTreeMap::from([((abi::NATIVE, mkdir_nr()), 1)]);
+    wait_for(
+        REPORTED_WITHIN,
+        "the killed thread's syscall to be reported",
+        || (counts(&tracer, id) == expected).then_some(()),
+    );
+    assert!(done.elapsed() < REPORTED_WITHIN);
+    let first = first_refusals(&mut events, id);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].kind, RefusalKind::Signal);
+    assert_eq!((first[0].nr, first[0].tgid), (mkdir_nr(), pid));
+    assert_ne!(first[0].pid, pid, "the main thread was named");
 }
 
 #[test]

@@ -44,7 +44,16 @@ pub(super) const PINNED_MAPS: [&str; 5] = [
 ];
 
 /// The watch's programs, attached only while a container is watched.
-const PROGRAMS: [&str; 2] = [program::SYS_EXIT, program::SIGNAL];
+const PROGRAMS: [&str; 3] = [program::SYS_EXIT, program::SIGNAL, program::THREAD_EXIT];
+
+/// The tracepoint each of [`PROGRAMS`] attaches to.
+fn tracepoint(name: &str) -> &str {
+    if name == program::THREAD_EXIT {
+        program::THREAD_EXIT_TRACEPOINT
+    } else {
+        name
+    }
+}
 
 /// The refusal watch could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +213,9 @@ pub struct WatchCounters {
     pub out_of_range: u64,
     /// seccomp `SIGSYS` in watched containers.
     pub signals: u64,
+    /// Threads of watched containers `SCMP_ACT_KILL_THREAD` ended without a
+    /// signal.
+    pub threads_killed: u64,
 }
 
 /// How the first refusal was seen.
@@ -341,6 +353,28 @@ pub(super) fn kernel_config(btf: &KernelBtf) -> (WatchConfig, Option<String>) {
     }
     config.native_audit_arch = Arch::native().audit_arch();
     config.compat_audit_arch = Arch::for_abi(abi::COMPAT).map_or(0, Arch::audit_arch);
+    // A thread SCMP_ACT_KILL_THREAD ends alone: task->seccomp.mode,
+    // task->flags, task->exit_code (include/linux/sched.h,
+    // include/linux/seccomp_types.h at v6.18). Without them such a thread
+    // goes unseen, and the rest of the watch still works.
+    let thread = (|| -> Result<[u32; 3], BtfError> {
+        Ok([
+            btf.member_offset("task_struct", "seccomp.mode")?,
+            btf.member_offset("task_struct", "flags")?,
+            btf.member_offset("task_struct", "exit_code")?,
+        ])
+    })();
+    match thread {
+        Ok([mode, flags, exit_code]) if mode != 0 => {
+            config.task_seccomp_mode = mode;
+            config.task_flags = flags;
+            config.task_exit_code = exit_code;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "threads killed alone by seccomp will not be seen as refusals");
+        }
+    }
     (config, None)
 }
 
@@ -403,7 +437,14 @@ impl std::fmt::Debug for WatchMaps {
 /// Loads the watch's programs (not attached).
 pub(super) fn load_programs(tracer: &mut Tracer, btf: &Btf) -> Result<(), BpfError> {
     for name in PROGRAMS {
-        tracer.load_program(name, btf)?;
+        tracer
+            .program(name)?
+            .load(tracepoint(name), btf)
+            .map_err(|source| BpfError::Program {
+                action: "load",
+                name,
+                source,
+            })?;
     }
     Ok(())
 }
@@ -623,6 +664,7 @@ impl Tracer {
             map_full: sum(watch_counter::MAP_FULL)?,
             out_of_range: sum(watch_counter::OUT_OF_RANGE)?,
             signals: sum(watch_counter::SIGNALS)?,
+            threads_killed: sum(watch_counter::THREADS_KILLED)?,
         })
     }
 
@@ -696,6 +738,7 @@ mod tests {
             (8, 24, 28)
         );
         assert_eq!(config.native_audit_arch, Arch::native().audit_arch());
+        assert!(config.task_seccomp_mode > 0 && config.task_exit_code > 0);
     }
 
     #[test]
