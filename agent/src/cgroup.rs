@@ -141,6 +141,39 @@ impl Hierarchy {
         cgroup2_path_in(&text).ok_or(CgroupError::NotInCgroup2)
     }
 
+    /// Whether the cgroup at `path` has processes (its `cgroup.events`
+    /// says `populated 1`); `None` when it is gone or unreadable.
+    pub fn is_populated(&self, path: &str) -> Option<bool> {
+        let text = fs::read_to_string(self.dir(path).join("cgroup.events")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .map(|v| v.trim() == "1")
+    }
+
+    /// The processes in the cgroup at `path`, lowest PID (the oldest,
+    /// usually a container's first process) first; none when it is gone.
+    pub fn processes(&self, path: &str) -> Vec<u32> {
+        let mut pids: Vec<u32> = fs::read_to_string(self.dir(path).join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Every cgroup below the one at `path` (not itself), however deep, as
+    /// (path, cgroup id); none when it is missing.
+    pub fn descendants(&self, path: &str) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        walk(&self.dir(path), path, &mut out);
+        out
+    }
+
+    /// The cgroup id of the cgroup at `path` (its directory's inode), if it
+    /// exists.
+    pub fn id_of(&self, path: &str) -> Option<u64> {
+        fs::metadata(self.dir(path)).ok().map(|m| m.ino())
+    }
+
     /// Creates a new cgroup below this process's own, named `name`, for a
     /// command to be recorded in.
     pub fn create_child_of_own(&self, name: &str) -> Result<OwnedCgroup, CgroupError> {
@@ -159,6 +192,25 @@ impl Hierarchy {
         };
         debug!(path = %path.display(), id, "cgroup created");
         Ok(OwnedCgroup { path, parent, id })
+    }
+}
+
+/// Every cgroup below `dir` (whose path is `path`), with its id.
+fn walk(dir: &Path, path: &str, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = format!("{}/{name}", path.trim_end_matches('/'));
+        out.push((child.clone(), meta.ino()));
+        walk(&entry.path(), &child, out);
     }
 }
 
@@ -306,6 +358,38 @@ mod tests {
             Some("/gone")
         );
         assert_eq!(cgroup2_path_in("3:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn reads_cgroupfs_below_a_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let hierarchy = Hierarchy::at(dir.path());
+        let pod = dir.path().join("kubepods/pod1");
+        fs::create_dir_all(pod.join("c1/sub")).unwrap();
+        fs::write(pod.join("c1/cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        fs::write(pod.join("c1/cgroup.procs"), "42\n7\n").unwrap();
+        assert_eq!(hierarchy.is_populated("/kubepods/pod1/c1"), Some(true));
+        assert_eq!(hierarchy.is_populated("/kubepods/gone"), None);
+        assert_eq!(hierarchy.processes("/kubepods/pod1/c1"), [7, 42]);
+        assert!(hierarchy.processes("/kubepods/gone").is_empty());
+        let mut found: Vec<String> = hierarchy
+            .descendants("/kubepods")
+            .into_iter()
+            .map(|(path, id)| {
+                assert_eq!(hierarchy.id_of(&path), Some(id));
+                path
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "/kubepods/pod1",
+                "/kubepods/pod1/c1",
+                "/kubepods/pod1/c1/sub"
+            ]
+        );
+        assert!(hierarchy.descendants("/nowhere").is_empty());
     }
 
     /// The real files of this machine parse (no privileges needed).

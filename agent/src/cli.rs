@@ -3,7 +3,13 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{error::Result, profile::Action};
+use crate::{
+    commands::{
+        agent::AgentArgs, install_agent_profile::InstallAgentProfileArgs, snapshot::SnapshotArgs,
+    },
+    error::Result,
+    profile::Action,
+};
 
 /// Records which syscalls a command or container really makes, with eBPF,
 /// and writes the seccomp profile that allows exactly those.
@@ -66,17 +72,6 @@ pub enum Command {
     /// Node that matches the workload's nodeSelector (affinity and taints
     /// are not evaluated).
     Apply(ApplyArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct InstallAgentProfileArgs {
-    /// The kubelet's root directory, as mounted in this container.
-    #[arg(
-        long,
-        env = "SYSCENSUS_KUBELET_ROOT",
-        default_value = "/var/lib/kubelet"
-    )]
-    pub kubelet_root: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -158,108 +153,6 @@ pub struct ApplyArgs {
     /// (Pods scheduled there fail to start until it is).
     #[arg(long)]
     pub force_uninstalled: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// Record every container on this node, without the Kubernetes API.
-    /// Otherwise the agent records the containers that ProfileRecordings
-    /// select and writes ContainerProfiles (in a Pod: its service account;
-    /// elsewhere: KUBECONFIG).
-    #[arg(long, env = "SYSCENSUS_NO_KUBE")]
-    pub no_kube: bool,
-    /// Where results go: containers/<id>.json (the recording with its Pod
-    /// and labels) and profiles/<id>.json (the OCI profile alone).
-    #[arg(
-        long,
-        env = "SYSCENSUS_STATE_DIR",
-        default_value = "/var/lib/syscensus"
-    )]
-    pub state_dir: PathBuf,
-    /// The container runtime's CRI socket, to name each container's Pod and
-    /// container from the kubelet's labels, and to leave Pod sandboxes out
-    /// (e.g. /run/containerd/containerd.sock).
-    #[arg(long, env = "SYSCENSUS_CRI_SOCKET")]
-    pub cri_socket: Option<PathBuf>,
-    /// The kubelet's cgroup roots, from the cgroup v2 root: every cgroup made
-    /// below one is recorded from its first exec.
-    #[arg(
-        long = "cgroup-root",
-        env = "SYSCENSUS_CGROUP_ROOTS",
-        value_delimiter = ',',
-        default_values_t = [String::from("/kubepods"), String::from("/kubepods.slice")]
-    )]
-    pub cgroup_roots: Vec<String>,
-    /// Where the host's cgroup v2 hierarchy is mounted (found in
-    /// /proc/self/mountinfo when absent; in a container, mount the host's
-    /// and name it here).
-    #[arg(long, env = "SYSCENSUS_CGROUP_MOUNT")]
-    pub cgroup_mount: Option<PathBuf>,
-    /// Runtime base set for the profiles: `auto` (from --runtime, and
-    /// whether the container runs with no_new_privs), or a set's name
-    /// (`runc`, `runc-nnp`, `crun`, `none`).
-    #[arg(long, env = "SYSCENSUS_BASE_SET", default_value = "auto")]
-    pub base_set: String,
-    /// The OCI runtime that starts containers on this node, for `--base-set
-    /// auto`: `runc` or `crun`.
-    #[arg(long, env = "SYSCENSUS_RUNTIME", default_value = "runc")]
-    pub runtime: String,
-    /// Also record the containers already running when the agent starts;
-    /// their recordings miss what they did before and say so.
-    #[arg(long, env = "SYSCENSUS_INCLUDE_RUNNING")]
-    pub include_running: bool,
-    /// How often, in seconds, running containers are read to tell when a
-    /// syscall last appeared.
-    #[arg(long, env = "SYSCENSUS_POLL_INTERVAL", default_value_t = 10)]
-    pub poll_interval: u64,
-    /// Most cgroups recorded at once (the kernel map's capacity; about 650
-    /// bytes of kernel memory each).
-    #[arg(long, env = "SYSCENSUS_MAX_CGROUPS", default_value_t = 4096)]
-    pub max_cgroups: u32,
-    /// This node's name: the agent records the containers of the Pods
-    /// scheduled here (from the downward API's spec.nodeName in a DaemonSet).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: Option<String>,
-    /// How often, in seconds, changed results are written to the cluster.
-    #[arg(long, env = "SYSCENSUS_FLUSH_INTERVAL", default_value_t = 5)]
-    pub flush_interval: u64,
-    /// The kubelet's root directory: approved ContainerProfiles are
-    /// installed into its seccomp directory (<root>/seccomp/syscensus/...),
-    /// where Localhost seccomp profiles are looked up.
-    #[arg(
-        long,
-        env = "SYSCENSUS_KUBELET_ROOT",
-        default_value = "/var/lib/kubelet"
-    )]
-    pub kubelet_root: PathBuf,
-    /// A directory on a BPF file system (e.g. /sys/fs/bpf/syscensus) to pin
-    /// the kernel program's maps and links in: after a crash the programs
-    /// keep recording, and the restarted agent carries on with what they
-    /// recorded. A graceful stop (SIGTERM) detaches the programs and keeps
-    /// the maps. Without it, everything goes with the process.
-    #[arg(long, env = "SYSCENSUS_PIN_DIR")]
-    pub pin_dir: Option<PathBuf>,
-    /// Do not install approved profiles on this node.
-    #[arg(long, env = "SYSCENSUS_NO_INSTALL")]
-    pub no_install: bool,
-    /// Where to serve /metrics, /healthz and /readyz (e.g. 0.0.0.0:9808);
-    /// not served when absent.
-    #[arg(long, env = "SYSCENSUS_LISTEN")]
-    pub listen: Option<std::net::SocketAddr>,
-}
-
-#[derive(Debug, Args)]
-pub struct SnapshotArgs {
-    /// The running agent's state directory.
-    #[arg(
-        long,
-        env = "SYSCENSUS_STATE_DIR",
-        default_value = "/var/lib/syscensus"
-    )]
-    pub state_dir: PathBuf,
-    /// Seconds to wait for the agent.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
 }
 
 /// Output formats for profiles.
@@ -360,9 +253,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Record(args) => crate::record::record(args),
         Command::Run(args) => crate::run::run(args),
-        Command::Agent(args) => crate::agent::agent(args),
-        Command::Snapshot(args) => crate::agent::snapshot(args),
-        Command::InstallAgentProfile(args) => crate::agent::install_agent_profile(args),
+        Command::Agent(args) => crate::commands::agent::agent(args),
+        Command::Snapshot(args) => crate::commands::snapshot::snapshot(args),
+        Command::InstallAgentProfile(args) => {
+            crate::commands::install_agent_profile::install_agent_profile(args)
+        }
         Command::Export(args) => crate::export::export(args),
         Command::Diff(args) => crate::export::diff(args),
         Command::Merge(args) => crate::export::merge(args),

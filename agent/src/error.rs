@@ -40,11 +40,7 @@ pub enum Error {
     #[error(transparent)]
     BaseSet(#[from] crate::basesets::UnknownBaseSet),
     #[error(transparent)]
-    State(Box<crate::agent::state::StateError>),
-    #[error(transparent)]
-    Cri(Box<crate::cri::CriError>),
-    #[error(transparent)]
-    Install(Box<crate::agent::kube::installer::InstallError>),
+    Daemon(Box<crate::daemon::DaemonError>),
     #[error(transparent)]
     Kernel(#[from] crate::bpf::BpfError),
     #[error(transparent)]
@@ -94,9 +90,17 @@ impl Error {
         match self {
             Self::NotRoot { .. } => exit::NO_PERM,
             Self::BaseSet(_) | Self::Usage { .. } => exit::USAGE,
-            Self::State(_) => exit::CANT_CREATE,
-            Self::Cri(_) => exit::UNAVAILABLE,
-            Self::Install(_) => exit::CANT_CREATE,
+            Self::Daemon(e) => match e.as_ref() {
+                crate::daemon::DaemonError::Kernel(e) => e.exit_status(),
+                crate::daemon::DaemonError::Cgroup(_) | crate::daemon::DaemonError::Cri(_) => {
+                    exit::UNAVAILABLE
+                }
+                crate::daemon::DaemonError::State(_) | crate::daemon::DaemonError::Install(_) => {
+                    exit::CANT_CREATE
+                }
+                crate::daemon::DaemonError::Kube { .. } => exit::USAGE,
+                crate::daemon::DaemonError::System { .. } => exit::SOFTWARE,
+            },
             Self::Kernel(e) => e.exit_status(),
             Self::Cgroup(_) => exit::UNAVAILABLE,
             Self::Profile(e) => e.exit_status(),
@@ -107,6 +111,12 @@ impl Error {
             Self::Spawn { .. } | Self::System { .. } => exit::SOFTWARE,
             Self::Output { .. } => exit::CANT_CREATE,
         }
+    }
+}
+
+impl From<crate::daemon::DaemonError> for Error {
+    fn from(error: crate::daemon::DaemonError) -> Self {
+        Self::Daemon(Box::new(error))
     }
 }
 

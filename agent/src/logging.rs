@@ -14,6 +14,10 @@ pub fn init(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk under stderr) must not
+        // stop the agent: by default the subscriber reports that with
+        // eprintln!, which panics when stderr fails.
+        .log_internal_errors(false)
         .with_target(false)
         .init();
 }

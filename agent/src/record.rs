@@ -18,13 +18,13 @@ use tracing::{info, warn};
 
 use crate::{
     Error,
-    bpf::{Snapshot, Tracer, TracerOptions},
+    bpf::{Tracer, TracerOptions},
+    census::census_of,
     cgroup::Hierarchy,
     cli::{Format, ProfileOptions, RecordArgs},
     error::Result,
     output,
-    profile::{BuildOptions, Census, Profile},
-    syscalls::Arch,
+    profile::{BuildOptions, Profile},
 };
 
 /// How often the live progress line is refreshed.
@@ -32,15 +32,6 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The PID of the recorded command, for the signal forwarder.
 static CHILD: AtomicI32 = AtomicI32::new(0);
-
-/// Whether this process is root; recording loads a BPF program.
-pub fn require_root(what: &'static str) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(Error::NotRoot { what });
-    }
-    Ok(())
-}
 
 /// Records a command.
 pub fn record(args: RecordArgs) -> Result<ExitCode> {
@@ -52,7 +43,7 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
             crate::profile::validate_namespace(namespace)?;
         }
     }
-    require_root("syscensus record")?;
+    crate::commands::require_root("syscensus record")?;
     // Prove the output is writable before the command runs, so that a
     // recording is never made only to be lost.
     let output_file = match &args.output {
@@ -140,35 +131,6 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     }
     info!(syscalls = census.len(), status = %status, "recording written");
     Ok(exit_code_of(status))
-}
-
-/// The census of a snapshot: numbers turned into names. A number without a
-/// name (a syscall newer than the tables) is reported and left out.
-pub fn census_of(snapshot: &Snapshot) -> Census {
-    let mut census = Census::default();
-    for (&abi_id, numbers) in &snapshot.seen {
-        let Some(arch) = Arch::for_abi(abi_id) else {
-            warn!(
-                abi = abi_id,
-                count = numbers.len(),
-                "syscalls of an ABI without a table were made"
-            );
-            continue;
-        };
-        let names = census.syscalls.entry(arch).or_default();
-        for &nr in numbers {
-            match arch.name(nr) {
-                Some(name) => {
-                    names.insert(name);
-                }
-                None => {
-                    warn!(arch = %arch, nr, "syscall number has no name in the tables; left out")
-                }
-            }
-        }
-    }
-    census.syscalls.retain(|_, names| !names.is_empty());
-    census
 }
 
 /// The SPO object name: `--name`, else the command's file name made into a
@@ -333,18 +295,6 @@ mod tests {
             spo_name(&options(Some("given")), &"/bin/ls".into()),
             "given"
         );
-    }
-
-    #[test]
-    fn census_names_numbers_per_abi() {
-        let mut snapshot = Snapshot::default();
-        let read = Arch::native().number("read").expect("read exists");
-        snapshot
-            .seen
-            .insert(syscensus_common::abi::NATIVE, vec![read, 100_000]);
-        let census = census_of(&snapshot);
-        let names: Vec<_> = census.syscalls[&Arch::native()].iter().copied().collect();
-        assert_eq!(names, vec!["read"]);
     }
 
     #[test]

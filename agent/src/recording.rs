@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{Census, Profile};
+use crate::{
+    bpf::Snapshot,
+    census::census_of,
+    profile::{BaseSet, BuildOptions, Census, Profile},
+};
 
 /// `apiVersion` of [`ContainerRecording`].
 pub const API_VERSION: &str = "syscensus.io/v1alpha1";
@@ -86,7 +90,55 @@ pub struct ContainerRecording {
     pub profile: Profile,
 }
 
+/// What a recording is made of: who the container is, when it was seen,
+/// and what the kernel saw it do.
+#[derive(Clone, Debug)]
+pub struct RecordingParts<'a> {
+    pub container_id: String,
+    pub container_name: Option<String>,
+    pub pod: Option<PodRef>,
+    pub node: Option<String>,
+    /// The container's cgroup v2 path (empty when unknown).
+    pub cgroup: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: Option<String>,
+    pub state: State,
+    pub start: Start,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    pub last_new_syscall: Option<jiff::Timestamp>,
+    pub base_set: Option<&'a BaseSet>,
+    pub snapshot: &'a Snapshot,
+}
+
 impl ContainerRecording {
+    /// The recording of `parts`: the census of the snapshot, its warnings,
+    /// and the profile that allows what it saw plus the base set.
+    pub fn build(parts: RecordingParts<'_>) -> ContainerRecording {
+        let census = census_of(parts.snapshot);
+        ContainerRecording {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            container_id: parts.container_id,
+            container_name: parts.container_name.filter(|n| !n.is_empty()),
+            pod: parts.pod,
+            node: parts.node,
+            cgroup: parts.cgroup,
+            labels: parts.labels,
+            image: parts.image.filter(|i| !i.is_empty()),
+            state: parts.state,
+            start: parts.start,
+            first_seen: parts.first_seen.to_string(),
+            last_seen: parts.last_seen.to_string(),
+            last_new_syscall: parts.last_new_syscall.map(|t| t.to_string()),
+            runtime_base_set: parts.base_set.map(|b| b.name.clone()),
+            syscalls: ContainerRecording::syscalls_of(&census),
+            exec_sessions_excluded: parts.snapshot.exec_sessions,
+            warnings: warnings_of(parts.snapshot, parts.start),
+            profile: Profile::from_census(&census, parts.base_set, &BuildOptions::default()),
+        }
+    }
+
     /// The syscalls of a census, keyed by architecture name.
     pub fn syscalls_of(census: &Census) -> BTreeMap<String, Vec<String>> {
         census
@@ -111,4 +163,25 @@ impl ContainerRecording {
         text.push('\n');
         text
     }
+}
+
+/// What makes a recording incomplete, in words for the reviewer.
+pub fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if start == Start::Late {
+        warnings
+            .push("recording started after the container did: earlier syscalls are missing".into());
+    }
+    if snapshot.out_of_range {
+        warnings
+            .push("syscall numbers outside the recorded range were made and are missing".into());
+    }
+    if snapshot.row_lost {
+        warnings.push("32-bit syscalls were lost: the kernel map was full".into());
+    }
+    if snapshot.member_lost {
+        warnings
+            .push("a process of the workload could not be tracked: the kernel map was full".into());
+    }
+    warnings
 }

@@ -15,7 +15,7 @@ use proptest::{prelude::*, test_runner::Config};
 use syscensus::{
     btf::Btf,
     cgroup::{cgroup2_mount_in, cgroup2_path_in},
-    kubepath::{Driver, KubeCgroup, Qos, classify},
+    daemon::identity::cgroup_path::{Driver, KubeCgroup, Qos, classify},
 };
 
 /// A proptest configuration with `cases` cases (or `PROPTEST_CASES`) and no

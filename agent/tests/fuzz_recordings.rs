@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use proptest::{prelude::*, test_runner::Config};
 use serde_json::{Value, json};
 use syscensus::{
-    agent::kube::selection::{matches, selects, validate},
+    daemon::selection::{matches, selects, validate},
     export::{
         Entry, Filter, PlanOptions, check_spec, file_entries, localhost_profile, plan,
         profile_path, recording_entry, render_profile, spec_profile_path,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use syscensus::{
-    agent::kube::selection::{selects, validate},
+    daemon::selection::{selects, validate},
     export::{merge_spec, render_profile, spec_profile_path},
 };
 use syscensus_api::{ContainerProfile, ProfileRecording};

@@ -9,7 +9,44 @@ use std::{
 
 use serde_json::Value;
 
-use crate::syscensus_bin;
+use crate::{containers::random_hex, syscensus_bin};
+
+/// A pin directory of its own on the BPF file system (for `--pin-dir`),
+/// removed when dropped.
+#[derive(Debug)]
+pub struct PinDir(PathBuf);
+
+impl Default for PinDir {
+    /// A new, not yet existing, directory below /sys/fs/bpf.
+    fn default() -> PinDir {
+        assert!(
+            Path::new("/sys/fs/bpf").join(".").exists(),
+            "/sys/fs/bpf is not mounted: scripts/setup mounts it"
+        );
+        PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/syscensus-test-{}",
+            random_hex(8)
+        )))
+    }
+}
+
+impl PinDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The directory, as an argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A running agent.
 #[derive(Debug)]

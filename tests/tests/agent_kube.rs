@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use syscensus_api::{ContainerProfile, ProfileRecording};
 use syscensus_tests::{
-    agent::Agent,
+    agent::{Agent, PinDir},
     apiserver::{FakeApiServer, Gvr},
     containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec},
     require_root,
@@ -393,4 +393,96 @@ fn results_wait_out_an_api_server_outage() {
         agent.log().contains("cannot write a ContainerProfile"),
         "the outage was not noticed"
     );
+}
+
+/// Issue 11, scenario 6: an agent killed with SIGKILL while a selected
+/// container runs; the container makes a syscall it had not made, ends, and
+/// its Pod is deleted, all while no agent runs. The restarted agent must
+/// still know the container was chosen, for which workload, and write what
+/// it did (the kernel program kept recording: its maps and links are
+/// pinned).
+#[test]
+fn a_restart_after_sigkill_keeps_a_chosen_container_that_ended_meanwhile() {
+    require_root();
+    let (server, dir) = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let pins = PinDir::default();
+    let state = tempfile::tempdir().unwrap();
+    let args = [
+        "--cri-socket",
+        &socket,
+        "--flush-interval",
+        "1",
+        "--poll-interval",
+        "1",
+        "--no-install",
+        "--pin-dir",
+        pins.arg(),
+    ];
+    let env = [
+        ("NODE_NAME", "node-a"),
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+    ];
+    let agent = Agent::start_in(state.path(), &args, &env);
+    agent.wait_watching();
+
+    let name = "web-5d4f-k";
+    let created = server
+        .create(
+            &pods(),
+            Some(NS),
+            pod_object(name, "node-a", json!({"app": "web"}), true, &[], &["app"]),
+        )
+        .unwrap();
+    let mut spec = PodSpec::new(name).namespace(NS).label("app", "web");
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod = cri.run_pod(spec);
+    // uname at once; df (statfs) only once told to, when no agent runs.
+    let app = pod.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &[
+            "sh",
+            "-c",
+            "uname >/dev/null; while [ ! -e /tmp/go ]; do sleep 0.1; done; df / >/dev/null",
+        ],
+    ));
+    report_status(&server, name, &[], &[("app", app.id())]);
+    wait_for("the running container in its profile", &[&agent], || {
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        names(&p).iter().any(|s| s == "uname").then_some(())
+    });
+    wait_for("the choice in the agent's checkpoint", &[&agent], || {
+        let text = std::fs::read_to_string(state.path().join("checkpoint.json")).ok()?;
+        (text.contains(app.id()) && text.contains("\"chosen\"")).then_some(())
+    });
+    let log = agent.log();
+    agent.kill();
+
+    // While no agent runs: the new syscall, the end, the Pod gone.
+    let pid = app.pid();
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), b"").unwrap();
+    assert_eq!(app.wait_exited(WAIT), 0, "{:?}", app.logs());
+    let id = app.id().to_owned();
+    app.remove();
+    pod.remove();
+    server.delete(&pods(), Some(NS), name).unwrap();
+
+    let agent = Agent::start_in(state.path(), &args, &env);
+    let profile = wait_for("the syscall made while no agent ran", &[&agent], || {
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        names(&p).iter().any(|s| s == "statfs").then_some(p)
+    });
+    assert!(names(&profile).iter().any(|s| s == "uname"), "{profile}");
+    let recording = agent.wait_for_recording(&id, "Exited", WAIT);
+    assert_eq!(recording["containerName"], "app", "{recording}");
+    assert_eq!(recording["pod"]["name"], name, "{recording}\n{log}");
 }

@@ -6,13 +6,12 @@
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use syscensus_tests::{
-    agent::{Agent, recorded},
-    containers::{Bundle, Detached, Rootfs, Runtime, Spec, random_hex},
+    agent::{Agent, PinDir, recorded},
+    containers::{Bundle, Detached, Rootfs, Runtime, Spec},
     require_root,
 };
 
@@ -25,26 +24,6 @@ const WORKLOAD: [&str; 3] = [
      1) uname ;; 2) cat /etc/passwd ;; 3) ls / ;; 4) df / ;; 5) id ;; 6) hostname ;; 7) date ;; 8) stat / ;; \
      esac >/dev/null; sleep 1; done",
 ];
-
-/// A pin directory of its own on the BPF file system, removed afterwards.
-struct PinDir(PathBuf);
-
-impl PinDir {
-    fn new() -> PinDir {
-        let dir = PathBuf::from(format!("/sys/fs/bpf/syscensus-test-{}", random_hex(8)));
-        assert!(
-            std::path::Path::new("/sys/fs/bpf").join(".").exists(),
-            "/sys/fs/bpf is not mounted: scripts/setup mounts it"
-        );
-        PinDir(dir)
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run_workload(agent_for: impl FnOnce(&Bundle) -> BTreeSet<String>) -> BTreeSet<String> {
     let rootfs = Rootfs::busybox();
@@ -70,8 +49,8 @@ fn sigkill_at_any_moment_loses_nothing() {
 
     // Killed again and again while the workload runs, sometimes staying
     // away for a while.
-    let pins = PinDir::new();
-    let pin_arg = pins.0.display().to_string();
+    let pins = PinDir::default();
+    let pin_arg = pins.arg().to_owned();
     let state = tempfile::tempdir().unwrap();
     let args = ["--no-kube", "--pin-dir", pin_arg.as_str()];
     let interrupted = run_workload(|bundle| {
@@ -107,10 +86,10 @@ fn sigkill_at_any_moment_loses_nothing() {
 #[test]
 fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
     require_root();
-    let pins = PinDir::new();
-    let pin_arg = pins.0.display().to_string();
+    let pins = PinDir::default();
+    let pin_arg = pins.arg().to_owned();
     let agent = Agent::start(&["--no-kube", "--pin-dir", &pin_arg]);
-    let links = pins.0.join("v1/links");
+    let links = pins.path().join("v1/links");
     let pinned = |dir: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .map(|d| {
@@ -132,7 +111,7 @@ fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
         pinned(&links)
     );
     assert!(
-        pinned(&pins.0.join("v1")).contains(&"ROWS".to_owned()),
+        pinned(&pins.path().join("v1")).contains(&"ROWS".to_owned()),
         "the maps should stay pinned"
     );
 }

@@ -75,6 +75,16 @@ fn listed_architectures<'a>(recorded: impl IntoIterator<Item = &'a str>) -> Vec<
     names.into_iter().map(str::to_owned).collect()
 }
 
+/// The rule of the syscalls every profile allows because a recording can
+/// miss them by timing alone ([`crate::always_allowed`]), for a profile that
+/// lists `architectures`; `None` when none applies.
+pub(super) fn always_allowed_rule<'a>(
+    architectures: impl IntoIterator<Item = &'a str>,
+) -> Option<Rule> {
+    let names = crate::always_allowed::names_for(architectures);
+    (!names.is_empty()).then(|| allow_rule(names, crate::always_allowed::COMMENT.to_owned()))
+}
+
 fn allow_rule(names: Vec<String>, comment: String) -> Rule {
     Rule {
         names,
@@ -91,7 +101,8 @@ impl Profile {
     /// `base`.
     ///
     /// The layout is [`from_census`](Self::from_census)'s: one rule per
-    /// architecture with a `recorded:` comment, then the base set's rule.
+    /// architecture with a `recorded:` comment, then the base set's rule,
+    /// then the always-allowed rule.
     /// Unlike `from_census` it does not depend on the machine it runs on:
     /// the architectures are the recorded ones, with the native architecture
     /// of any compat ABI (x86_64 for ia32 and x32). For a census recorded on
@@ -123,6 +134,9 @@ impl Profile {
                 format!("{BASE_SET_COMMENT}{}", base.name),
             ));
         }
+        rules.extend(always_allowed_rule(
+            architectures.iter().map(String::as_str),
+        ));
         Profile {
             default_action: options.default_action,
             default_errno_ret: (options.default_action == Action::Errno)
@@ -364,8 +378,44 @@ mod tests {
             &BuildOptions::default(),
         );
         assert_eq!(p.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
-        assert_eq!(p.syscalls.len(), 1);
+        assert_eq!(p.syscalls.len(), 2);
         assert_eq!(p.syscalls[0].role(), RuleRole::Recorded("SCMP_ARCH_X86"));
+        // The always-allowed rule comes last, with ia32's own names.
+        assert_eq!(
+            p.syscalls[1].comment.as_deref(),
+            Some(crate::always_allowed::COMMENT)
+        );
+        assert!(p.syscalls[1].names.contains(&"sigreturn".to_owned()));
+    }
+
+    #[test]
+    fn every_profile_allows_what_timing_can_hide_in_a_rule_of_its_own() {
+        let o = BuildOptions::default();
+        let p = Profile::from_syscall_names(&names(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
+        let last = p.syscalls.last().unwrap();
+        assert_eq!(last.role(), RuleRole::Other);
+        assert_eq!(
+            last.comment.as_deref(),
+            Some(crate::always_allowed::COMMENT)
+        );
+        assert_eq!(
+            last.names,
+            crate::always_allowed::names_for(["SCMP_ARCH_X86_64"])
+        );
+        assert!(last.names.contains(&"rt_sigreturn".to_owned()));
+        assert!(
+            !last.names.contains(&"sigreturn".to_owned()),
+            "x86_64 has no sigreturn"
+        );
+        // The union of a profile with itself is the profile: the rule merges.
+        assert_eq!(p.union(std::slice::from_ref(&p)).unwrap(), p);
+        // A profile with nothing recorded still lists the native architecture
+        // and allows them.
+        let empty = Profile::from_syscall_names(&BTreeMap::new(), None, &o);
+        assert_eq!(
+            empty.syscalls.len(),
+            usize::from(!empty.architectures.is_empty())
+        );
     }
 
     #[test]

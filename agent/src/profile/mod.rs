@@ -143,7 +143,7 @@ impl Census {
 /// has loaded the filter and before the workload starts: they must be allowed
 /// although the workload never makes them. Kept in a rule of their own so
 /// that a reviewer can tell them from the workload's.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseSet {
     /// Name and version, e.g. `runc-1.1`.
     pub name: String,
@@ -170,7 +170,9 @@ impl Default for BuildOptions {
 }
 
 impl Profile {
-    /// The profile that allows exactly what `census` saw, plus `base`.
+    /// The profile that allows exactly what `census` saw, plus `base`, plus
+    /// the syscalls a recording can miss by timing alone
+    /// ([`crate::always_allowed`]), each in a rule of its own.
     ///
     /// `architectures` lists the native architecture and every other one the
     /// recording saw syscalls for; a syscall of an unlisted architecture then
@@ -211,6 +213,9 @@ impl Profile {
                 comment: Some(format!("runtime base set: {}", base.name)),
             });
         }
+        syscalls.extend(groups::always_allowed_rule(
+            arches.iter().map(|a| a.scmp_name()),
+        ));
         Profile {
             default_action: options.default_action,
             default_errno_ret: (options.default_action == Action::Errno)

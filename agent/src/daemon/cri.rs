@@ -1,8 +1,9 @@
 //! A small CRI client: what the container runtime knows about a container
 //! (its name and the kubelet's labels naming its Pod), over the runtime's
-//! unix socket.
+//! unix socket. The answers' types are in [`super::identity`].
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
+use super::identity::{ContainerMeta, RuntimeAnswer, label};
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
     ContainerStatusRequest, PodSandboxStatusRequest, runtime_service_client::RuntimeServiceClient,
@@ -11,15 +12,6 @@ use tonic::{
     Code,
     transport::{Channel, Endpoint, Uri},
 };
-
-/// The kubelet's CRI labels on every container it creates
-/// (pkg/kubelet/types/labels.go).
-pub mod label {
-    pub const POD_NAME: &str = "io.kubernetes.pod.name";
-    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-    pub const POD_UID: &str = "io.kubernetes.pod.uid";
-    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
-}
 
 /// A CRI call failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,30 +28,6 @@ pub enum CriError {
         #[source]
         source: Box<tonic::Status>,
     },
-}
-
-/// What the runtime says about a container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ContainerMeta {
-    /// The container's name in its Pod.
-    pub name: String,
-    pub pod_name: Option<String>,
-    pub pod_namespace: Option<String>,
-    pub pod_uid: Option<String>,
-    /// Every CRI label of the container.
-    pub labels: BTreeMap<String, String>,
-    /// The image as the runtime names it.
-    pub image: String,
-}
-
-/// What the runtime knows about an id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    Container(ContainerMeta),
-    /// The id is a Pod sandbox (its pause container), not a workload.
-    Sandbox,
-    /// The runtime does not know the id (any more).
-    Unknown,
 }
 
 /// A connected CRI client.
@@ -96,7 +64,7 @@ impl Cri {
     }
 
     /// What the runtime knows about `id`.
-    pub async fn lookup(&mut self, id: &str) -> Result<Lookup, CriError> {
+    pub async fn lookup(&mut self, id: &str) -> Result<RuntimeAnswer, CriError> {
         let status = self
             .client
             .container_status(ContainerStatusRequest {
@@ -107,7 +75,7 @@ impl Cri {
         match status {
             Ok(response) => {
                 let Some(status) = response.into_inner().status else {
-                    return Ok(Lookup::Unknown);
+                    return Ok(RuntimeAnswer::Unknown);
                 };
                 let labels: BTreeMap<String, String> = status.labels.into_iter().collect();
                 let name = status
@@ -115,7 +83,7 @@ impl Cri {
                     .map(|m| m.name)
                     .or_else(|| labels.get(label::CONTAINER_NAME).cloned())
                     .unwrap_or_default();
-                Ok(Lookup::Container(ContainerMeta {
+                Ok(RuntimeAnswer::Container(ContainerMeta {
                     name,
                     pod_name: labels.get(label::POD_NAME).cloned(),
                     pod_namespace: labels.get(label::POD_NAMESPACE).cloned(),
@@ -132,7 +100,7 @@ impl Cri {
         }
     }
 
-    async fn sandbox(&mut self, id: &str) -> Result<Lookup, CriError> {
+    async fn sandbox(&mut self, id: &str) -> Result<RuntimeAnswer, CriError> {
         let status = self
             .client
             .pod_sandbox_status(PodSandboxStatusRequest {
@@ -141,8 +109,8 @@ impl Cri {
             })
             .await;
         match status {
-            Ok(_) => Ok(Lookup::Sandbox),
-            Err(status) if status.code() == Code::NotFound => Ok(Lookup::Unknown),
+            Ok(_) => Ok(RuntimeAnswer::Sandbox),
+            Err(status) if status.code() == Code::NotFound => Ok(RuntimeAnswer::Unknown),
             Err(source) => Err(CriError::Call {
                 call: "PodSandboxStatus",
                 source: Box::new(source),

@@ -8,11 +8,11 @@ use kube::{
 use serde_json::json;
 use syscensus_api::{ContainerProfile, FIELD_MANAGER, labels};
 
-use super::aggregate::{Contribution, Key, merge};
+use crate::daemon::contribution::{Contribution, Key, merge};
 
 /// A ContainerProfile could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     #[error(transparent)]
     Api(#[from] kube::Error),
     #[error("other writers kept changing it ({ATTEMPTS} attempts)")]
@@ -65,7 +65,7 @@ fn is_conflict(error: &kube::Error) -> bool {
 }
 
 /// Writes this node's contribution to the ContainerProfile of `key`.
-pub async fn write(
+pub(crate) async fn write(
     client: &Client,
     key: &Key,
     node: &str,

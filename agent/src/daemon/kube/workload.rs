@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 
 use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, batch::v1::Job, core::v1::Pod},
+    api::{apps::v1::ReplicaSet, batch::v1::Job},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
 use kube::{Api, Client};
 use syscensus_api::{WorkloadKind, WorkloadRef};
+
+use crate::daemon::identity::PodView;
 
 /// The controller among an object's owners.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -20,9 +22,9 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
 
 /// The workload a Pod's own controller stands for, when that takes no
 /// lookup; `Err(owner)` when the owner (a ReplicaSet or a Job) must be read.
-pub fn direct_workload(pod: &Pod) -> Result<WorkloadRef, OwnerReference> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let Some(owner) = controller_of(&pod.metadata) else {
+pub fn direct_workload(pod: &PodView) -> Result<WorkloadRef, OwnerReference> {
+    let name = pod.name.clone();
+    let Some(owner) = pod.controller.as_ref() else {
         return Ok(WorkloadRef {
             kind: WorkloadKind::Pod,
             name,
@@ -104,12 +106,12 @@ impl Resolver {
     }
 
     /// The workload of `pod`.
-    pub async fn workload(&mut self, pod: &Pod) -> Result<WorkloadRef, kube::Error> {
+    pub async fn workload(&mut self, pod: &PodView) -> Result<WorkloadRef, kube::Error> {
         let owner = match direct_workload(pod) {
             Ok(workload) => return Ok(workload),
             Err(owner) => owner,
         };
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let namespace = pod.namespace.clone();
         let key = (namespace.clone(), owner.kind.clone(), owner.name.clone());
         if let Some(workload) = self.cache.get(&key) {
             return Ok(workload.clone());
@@ -140,11 +142,11 @@ impl Resolver {
 /// The Deployment of a Pod whose ReplicaSet is `owner`, from names alone:
 /// the Deployment controller names each ReplicaSet `<deployment>-<hash>`
 /// and labels its Pods `pod-template-hash=<hash>`; nothing else does.
-pub fn deployment_by_name(pod: &Pod, owner: &OwnerReference) -> Option<WorkloadRef> {
+pub fn deployment_by_name(pod: &PodView, owner: &OwnerReference) -> Option<WorkloadRef> {
     if owner.kind != "ReplicaSet" {
         return None;
     }
-    let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+    let hash = pod.labels.get("pod-template-hash")?;
     let name = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
     (!name.is_empty()).then(|| WorkloadRef {
         kind: WorkloadKind::Deployment,
@@ -168,15 +170,12 @@ mod tests {
         }
     }
 
-    fn pod(owners: Vec<OwnerReference>) -> Pod {
-        Pod {
-            metadata: ObjectMeta {
-                name: Some("p-1".into()),
-                namespace: Some("ns".into()),
-                owner_references: Some(owners),
-                ..ObjectMeta::default()
-            },
-            ..Pod::default()
+    fn pod(owners: Vec<OwnerReference>) -> PodView {
+        PodView {
+            name: "p-1".into(),
+            namespace: "ns".into(),
+            controller: owners.into_iter().find(|o| o.controller == Some(true)),
+            ..PodView::default()
         }
     }
 
@@ -217,7 +216,7 @@ mod tests {
         let mut p = pod(vec![owner("ReplicaSet", "web-5d4f")]);
         let rs = owner("ReplicaSet", "web-5d4f");
         assert_eq!(deployment_by_name(&p, &rs), None);
-        p.metadata.labels = Some([("pod-template-hash".to_owned(), "5d4f".to_owned())].into());
+        p.labels = [("pod-template-hash".to_owned(), "5d4f".to_owned())].into();
         let dep = deployment_by_name(&p, &rs).unwrap();
         assert_eq!(
             (dep.kind, dep.name.as_str()),

@@ -20,18 +20,18 @@ use std::{
     sync::Arc,
 };
 
-use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, ResourceExt as _,
     api::{Patch, PatchParams},
-    runtime::{WatchStreamExt as _, reflector, watcher},
+    runtime::{reflector, watcher},
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use syscensus_api::{ContainerProfile, ContainerProfileSpec, labels};
 use tracing::{info, warn};
 
+use super::watch::{is_ready, watched};
 use crate::{
     export::{self, LOCALHOST_DIR},
     output::write_atomic,
@@ -127,21 +127,11 @@ impl Installer {
             path: dir.clone(),
             source,
         })?;
-        let (approved, writer) = reflector::store::<ContainerProfile>();
-        let api: Api<ContainerProfile> = Api::all(client.clone());
-        let config = watcher::Config::default().labels(&format!("{}=true", labels::APPROVED));
-        let stream = watcher(api, config)
-            .default_backoff()
-            .reflect(writer)
-            .applied_objects();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(error) = event {
-                    warn!(%error, "watching approved ContainerProfiles");
-                }
-            }
-        });
+        let approved = watched(
+            Api::<ContainerProfile>::all(client.clone()),
+            watcher::Config::default().labels(&format!("{}=true", labels::APPROVED)),
+            "approved ContainerProfiles",
+        );
         let mut installer = Installer {
             client,
             node,
@@ -176,11 +166,7 @@ impl Installer {
     /// Brings the directory in line with the approved profiles, and reports
     /// it. Waits for the first list of approved profiles.
     pub async fn sync(&mut self) {
-        use futures::FutureExt as _;
-        if !matches!(
-            self.approved.wait_until_ready().now_or_never(),
-            Some(Ok(()))
-        ) {
+        if !is_ready(&self.approved) {
             return;
         }
         let wanted = self.wanted(&self.approved.state());

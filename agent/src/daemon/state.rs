@@ -6,6 +6,8 @@
 //! <state-dir>/snapshots                     completed snapshot rounds
 //! <state-dir>/watching                      present while new containers are
 //!                                           recorded: the roots are armed
+//! <state-dir>/checkpoint.json               what survives a restart (see
+//!                                           `daemon::checkpoint`)
 //! <state-dir>/containers/<id>.json          ContainerRecording documents
 //! <state-dir>/profiles/<id>.json            the OCI profile alone
 //! ```
@@ -123,6 +125,11 @@ impl StateDir {
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.root.join(name);
         write_atomic(&path, bytes).map_err(err("write", &path))
+    }
+
+    /// Removes a file of the agent's own, if there.
+    pub fn remove_file(&self, name: &str) {
+        let _ = fs::remove_file(self.root.join(name));
     }
 
     /// Reads a file of the agent's own, if there.

@@ -1,0 +1,177 @@
+//! The daemon's Kubernetes I/O: the watches (this node's Pods, every
+//! ProfileRecording), workload lookups, ContainerProfile writes, status
+//! writes, and the installer of approved profiles. What to do with them is
+//! decided by the state machine (`daemon::machine`).
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client, ResourceExt as _, runtime::reflector, runtime::watcher};
+use syscensus_api::{ProfileRecording, WorkloadRef};
+
+use super::{
+    contribution::{Contribution, Key},
+    identity::PodView,
+    machine::{Cluster, RecordingView, StatusReport},
+};
+
+pub mod installer;
+mod status;
+mod watch;
+pub mod workload;
+mod writer;
+
+/// How often approved profiles are installed or removed.
+const INSTALL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The connection to the cluster and what the daemon watches there.
+pub struct Kube {
+    client: Client,
+    node: String,
+    pods: reflector::Store<Pod>,
+    recordings: reflector::Store<ProfileRecording>,
+    resolver: workload::Resolver,
+    status: status::StatusWriter,
+    installer: Option<installer::Installer>,
+    last_install: Option<Instant>,
+}
+
+impl std::fmt::Debug for Kube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kube")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kube {
+    /// Starts the watches (the Pods of `node`, every ProfileRecording, and
+    /// with `kubelet_root` the approved ContainerProfiles to install) in
+    /// background tasks; they retry with backoff while the API server is
+    /// unreachable.
+    pub fn start(
+        client: Client,
+        node: String,
+        kubelet_root: Option<PathBuf>,
+    ) -> Result<Kube, installer::InstallError> {
+        let pods = watch::watched(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+            "Pods",
+        );
+        let recordings = watch::watched(
+            Api::<ProfileRecording>::all(client.clone()),
+            watcher::Config::default(),
+            "ProfileRecordings",
+        );
+        let installer = match &kubelet_root {
+            Some(root) => Some(installer::Installer::start(
+                client.clone(),
+                node.clone(),
+                root,
+            )?),
+            None => None,
+        };
+        Ok(Kube {
+            resolver: workload::Resolver::new(client.clone()),
+            status: status::StatusWriter::new(client.clone(), node.clone()),
+            client,
+            node,
+            pods,
+            recordings,
+            installer,
+            last_install: None,
+        })
+    }
+
+    /// Whether the first lists of Pods and ProfileRecordings arrived.
+    pub fn ready(&self) -> bool {
+        watch::is_ready(&self.pods) && watch::is_ready(&self.recordings)
+    }
+
+    /// What the watches hold now, for the state machine.
+    pub fn cluster(&self) -> Cluster {
+        Cluster {
+            ready: self.ready(),
+            pods: self.pods.state().iter().map(|p| PodView::of(p)).collect(),
+            recordings: self
+                .recordings
+                .state()
+                .iter()
+                .map(|r| RecordingView {
+                    namespace: r.namespace().unwrap_or_default(),
+                    name: r.name_any(),
+                    spec: r.spec.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// ProfileRecordings that record (not paused, valid).
+    pub fn active_count(&self) -> usize {
+        self.cluster().active().count()
+    }
+
+    /// The workloads of `pods`, by UID.
+    pub async fn resolve(
+        &mut self,
+        pods: Vec<PodView>,
+    ) -> Vec<(String, Result<WorkloadRef, String>)> {
+        let mut out = Vec::new();
+        for pod in pods {
+            let answer = self
+                .resolver
+                .workload(&pod)
+                .await
+                .map_err(|e| e.to_string());
+            out.push((pod.uid, answer));
+        }
+        out
+    }
+
+    /// Merges contributions into their ContainerProfiles, in order, up to
+    /// the first failure.
+    pub async fn write_profiles(
+        &mut self,
+        contributions: Vec<(Key, Contribution)>,
+    ) -> (Vec<Key>, Option<(Key, String)>) {
+        let mut written = Vec::new();
+        for (key, contribution) in contributions {
+            match writer::write(&self.client, &key, &self.node, &contribution).await {
+                Ok(()) => written.push(key),
+                Err(error) => return (written, Some((key, error.to_string()))),
+            }
+        }
+        (written, None)
+    }
+
+    /// Writes this node's part of the recordings' status where it changed.
+    pub async fn report(&mut self, report: &StatusReport, kernel_drops: u64) {
+        let recordings = self.recordings.state();
+        self.status
+            .update(&recordings, report, kernel_drops + report.lost)
+            .await;
+    }
+
+    /// Installs and removes approved profiles, every second.
+    pub async fn install(&mut self) {
+        let Some(installer) = self.installer.as_mut() else {
+            return;
+        };
+        if self
+            .last_install
+            .is_some_and(|t| t.elapsed() < INSTALL_INTERVAL)
+        {
+            return;
+        }
+        self.last_install = Some(Instant::now());
+        installer.sync().await;
+    }
+
+    /// Status writes that failed.
+    pub fn status_errors(&self) -> u64 {
+        self.status.errors
+    }
+}

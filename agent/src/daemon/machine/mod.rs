@@ -1,0 +1,461 @@
+//! The node daemon's decisions, with no I/O: which marked cgroups are
+//! containers, who they are, when one ended, what to record, keep and write,
+//! and when. Inputs go in ([`Input`]: kernel events, ticks, signals, and the
+//! answers to what it asked), actions come out ([`Action`]), and the time is
+//! passed in ([`Now`]). The shell (`daemon::shell`) carries out the actions
+//! in order and feeds each answer back as the next input.
+//!
+//! A tick is a round of steps; a step that needs to read something emits the
+//! read as its last action and waits for the answer:
+//!
+//! ```text
+//! Tick ─► rows without an event? ─► FindCgroups ─► Found
+//!      ─► containers the runtime has not named ─► AskRuntime ─► RuntimeAnswers
+//!      ─► Observe (every container: populated?, what the kernel saw) ─► Observed
+//!      ─► WriteResults (ended, unnamed, snapshots) ─► ResultsWritten
+//!      ─► Kubernetes: arm or disarm; decide (ResolveWorkloads ─► Workloads)
+//!      ─► WriteProfiles (changed results, when due) ─► ProfilesWritten
+//!      ─► SaveCheckpoint ─► CheckpointSaved ─► Unmark the rows of containers
+//!                                              whose results are safe
+//! ```
+//!
+//! A snapshot (SIGUSR1) and the stop (SIGTERM) are shorter rounds of the
+//! same steps. Kernel events are taken between rounds: the cgroups the
+//! kernel marked are classified at once and their runtime asked at once,
+//! so that a container removed with its Pod the moment it ends keeps its
+//! name.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use syscensus_api::WorkloadRef;
+
+use super::{
+    checkpoint::Checkpoint,
+    contribution::{Contribution, Key},
+    identity::{Identity, PodView, RuntimeAnswer},
+};
+use crate::{
+    bpf::{MarkedCgroup, Snapshot},
+    profile::BaseSet,
+    recording::{ContainerRecording, PodRef, Start},
+};
+
+mod cluster;
+mod containers;
+mod persist;
+mod results;
+mod round;
+mod status;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_cluster;
+
+pub use cluster::{Cluster, RecordingView};
+pub use status::{RecordingSummary, StatusReport};
+
+/// How long the runtime is left alone after a failed CRI call. Containers
+/// that end meanwhile are written without a name (with Kubernetes, the Pod's
+/// status names them).
+pub const RUNTIME_QUIET: Duration = Duration::from_secs(5);
+
+/// How long a container waits for its Pod to appear in the watch (or its
+/// name to be known) before it is dropped.
+pub const POD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often at most the checkpoint is saved while nothing forces it.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The time: monotonic for intervals, wall-clock for what is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub instant: Instant,
+    pub time: jiff::Timestamp,
+}
+
+impl Now {
+    /// The current time.
+    pub fn current() -> Now {
+        Now {
+            instant: Instant::now(),
+            time: jiff::Timestamp::now(),
+        }
+    }
+}
+
+/// How the agent picks each container's runtime base set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseSetChoice {
+    /// From the runtime (`runc` or `crun`) and whether the container's first
+    /// process has `no_new_privs` set.
+    Auto { runtime: String },
+    /// This set for every container (`None`: no base set).
+    Fixed(Option<BaseSet>),
+}
+
+/// The daemon's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// kubelet roots, from the cgroup2 root (`/kubepods`, `/kubepods.slice`).
+    pub roots: Vec<String>,
+    pub base_set: BaseSetChoice,
+    /// Record containers already running at start (flagged as late).
+    pub include_running: bool,
+    /// How often running containers' progress is taken.
+    pub poll_interval: Duration,
+    /// This node's name, for the results.
+    pub node_name: Option<String>,
+    /// Whether a container runtime answers CRI calls.
+    pub runtime: bool,
+    /// Kubernetes mode: only what a ProfileRecording selects is recorded,
+    /// and results go to ContainerProfiles. Otherwise every container is
+    /// recorded, from the start.
+    pub kube: Option<KubeConfig>,
+}
+
+/// Settings of Kubernetes mode.
+#[derive(Clone, Debug)]
+pub struct KubeConfig {
+    /// This node's name, in the ContainerProfiles.
+    pub node: String,
+    /// How often changed results are written to the cluster.
+    pub flush_interval: Duration,
+}
+
+/// What a container is to the daemon: recorded, not decided on yet, or
+/// chosen by recordings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Recorded for the node (without Kubernetes).
+    Record,
+    /// Kubernetes mode: no recording has selected it yet (its Pod, its
+    /// name or its workload is not known yet).
+    Undecided { since: Instant },
+    /// Kubernetes mode: selected; its results go to these keys.
+    Chosen(Chosen),
+}
+
+/// A container the recordings selected, and where its results go.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chosen {
+    pub keys: Vec<Key>,
+    pub pod: PodRef,
+    pub pod_name: String,
+    pub container: String,
+    pub init: bool,
+}
+
+/// A container being recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Container {
+    pub identity: Identity,
+    pub start: Start,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    pub last_new_syscall: Option<jiff::Timestamp>,
+    /// Distinct syscalls at the last look.
+    pub known: usize,
+    /// The base set, once decided (when its recording has started).
+    pub base_set: Option<Option<BaseSet>>,
+    pub decision: Decision,
+    last_poll: Option<Instant>,
+    last_merge: Option<Instant>,
+}
+
+/// A container that ended before a recording selected it (Kubernetes
+/// mode): its result waits for a decision.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    pub identity: Identity,
+    pub recording: ContainerRecording,
+    #[serde(default)]
+    pub base_set: Option<BaseSet>,
+    #[serde(skip)]
+    pub since: Option<Instant>,
+}
+
+/// What the kernel and cgroupfs say about a container at a look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub cgroup_id: u64,
+    /// `populated` of its `cgroup.events`; `None` when the cgroup is gone.
+    pub populated: Option<bool>,
+    /// Its rows; `None` when they are gone.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Where a cgroup with a row but no event is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Below a root, at this path.
+    Path(String),
+    /// Gone; what its rows hold.
+    Gone(Option<Snapshot>),
+}
+
+/// Everything the machine is told.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Cgroups the kernel marked, watched or could not mark, as they were
+    /// made.
+    Cgroups(Vec<MarkedCgroup>),
+    /// The periodic tick: the cgroups that have rows in the kernel, and (in
+    /// Kubernetes mode) what the watches hold.
+    Tick {
+        rows: Vec<u64>,
+        cluster: Option<Cluster>,
+    },
+    /// Write what running containers did so far (SIGUSR1).
+    Snapshot,
+    /// Write everything and stop (SIGTERM, SIGINT).
+    Stop,
+    /// [`Action::Arm`] done: the roots watched now, with their ids.
+    Armed { roots: Vec<(String, u64)> },
+    /// Answer to [`Action::ScanRunning`]: containers' cgroups below the
+    /// roots.
+    Running(Vec<(String, u64)>),
+    /// Answer to [`Action::FindCgroups`].
+    Found(Vec<(u64, Place)>),
+    /// Answer to [`Action::AskRuntime`], in the order asked, up to the first
+    /// failure.
+    RuntimeAnswers(Vec<(u64, Result<RuntimeAnswer, String>)>),
+    /// Answer to [`Action::Observe`].
+    Observed(Vec<Observation>),
+    /// Answer to [`Action::WriteResults`]: per file name, written or why
+    /// not.
+    ResultsWritten(Vec<(String, Result<(), String>)>),
+    /// Answer to [`Action::ResolveWorkloads`], per Pod UID.
+    Workloads(Vec<(String, Result<WorkloadRef, String>)>),
+    /// Answer to [`Action::WriteProfiles`]: written in order, up to the
+    /// first failure.
+    ProfilesWritten {
+        written: Vec<Key>,
+        failed: Option<(Key, String)>,
+    },
+    /// Answer to [`Action::SaveCheckpoint`].
+    CheckpointSaved(Result<(), String>),
+}
+
+/// Everything the machine asks for. Reads are answered by an [`Input`];
+/// the others are done (and their failures logged) by the shell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Attach `sys_enter`, then watch the roots (now, or as they are made),
+    /// then say so in the state directory. Answered by [`Input::Armed`].
+    Arm { roots: Vec<String> },
+    /// Stop watching the roots (these ids, and whatever a roots' directory
+    /// is now), detach `sys_enter`, take the state directory's word back.
+    Disarm { roots: Vec<u64> },
+    /// Stop watching a root that was made again.
+    Unwatch(u64),
+    /// Stop recording a cgroup and drop its rows.
+    Unmark(u64),
+    /// List the containers' cgroups below `roots`. Answered by
+    /// [`Input::Running`].
+    ScanRunning { roots: Vec<String> },
+    /// Start recording a running container now (its processes are the
+    /// workload).
+    MarkRunning { cgroup_id: u64, path: String },
+    /// Look for these cgroups below `roots`, and read the rows of those that
+    /// are gone. Answered by [`Input::Found`].
+    FindCgroups { roots: Vec<String>, ids: Vec<u64> },
+    /// Ask the runtime about these containers (cgroup id, container id), in
+    /// order, stopping at the first failure. Answered by
+    /// [`Input::RuntimeAnswers`].
+    AskRuntime(Vec<(u64, String)>),
+    /// Read these containers (cgroup id, cgroup path). Answered by
+    /// [`Input::Observed`].
+    Observe(Vec<(u64, String)>),
+    /// Write these results to the state directory (file name, recording).
+    /// Answered by [`Input::ResultsWritten`].
+    WriteResults(Vec<(String, ContainerRecording)>),
+    /// Find the workloads of these Pods. Answered by [`Input::Workloads`].
+    ResolveWorkloads(Vec<PodView>),
+    /// Merge these contributions into their ContainerProfiles, in order,
+    /// stopping at the first failure. Answered by
+    /// [`Input::ProfilesWritten`].
+    WriteProfiles(Vec<(Key, Contribution)>),
+    /// Write this node's part of the recordings' status.
+    ReportStatus(StatusReport),
+    /// Save the checkpoint. Answered by [`Input::CheckpointSaved`].
+    SaveCheckpoint(Box<Checkpoint>),
+    /// A snapshot round is written.
+    SnapshotDone,
+}
+
+/// The node daemon's state.
+#[derive(Debug)]
+pub struct Machine {
+    config: Config,
+    /// Whether the roots are watched and `sys_enter` attached.
+    armed: bool,
+    /// The watched roots' cgroup ids, by path.
+    roots: BTreeMap<String, u64>,
+    containers: BTreeMap<u64, Container>,
+    /// Rows the last tick found without an event. A row is taken as one
+    /// whose event was lost only when two ticks in a row find it so: its
+    /// event may still wait in the buffer behind a slow runtime call.
+    rowless: BTreeSet<u64>,
+    /// After a failed CRI call, the runtime is not asked again before this:
+    /// a runtime that hangs would otherwise hold the daemon for the call's
+    /// timeout once per container.
+    runtime_quiet_until: Option<Instant>,
+    /// Containers that could not be recorded: the kernel map was full.
+    lost: u64,
+    /// Results written to the state directory.
+    written: u64,
+    /// Kubernetes mode's state.
+    kube: Option<cluster::KubeState>,
+    /// The round in progress.
+    round: Option<round::Round>,
+    /// Rows of ended containers, dropped once a checkpoint without them is
+    /// saved (until then a crash finds them again).
+    drops: BTreeSet<u64>,
+    /// The checkpoint last saved, and when.
+    saved: Option<Checkpoint>,
+    last_save: Option<Instant>,
+}
+
+impl Machine {
+    /// A daemon with `config`, carrying on from `checkpoint` for the
+    /// containers that still have `rows` in the kernel. The actions start
+    /// it: arm (and take the running containers) without Kubernetes or when
+    /// containers were carried over; make sure nothing is left attached
+    /// otherwise.
+    pub fn start(
+        config: Config,
+        checkpoint: Option<Checkpoint>,
+        rows: &[u64],
+        now: Now,
+    ) -> (Machine, Vec<Action>) {
+        let kube = config.kube.as_ref().map(|_| cluster::KubeState::default());
+        let mut machine = Machine {
+            config,
+            armed: false,
+            roots: BTreeMap::new(),
+            containers: BTreeMap::new(),
+            rowless: BTreeSet::new(),
+            runtime_quiet_until: None,
+            lost: 0,
+            written: 0,
+            kube,
+            round: None,
+            drops: BTreeSet::new(),
+            saved: None,
+            last_save: None,
+        };
+        let restored = match checkpoint {
+            Some(checkpoint) => machine.restore(checkpoint, rows, now),
+            None => 0,
+        };
+        let mut out = Vec::new();
+        let kube = machine.config.kube.is_some();
+        if !kube || restored > 0 {
+            // Containers recorded before a restart go on being recorded (in
+            // Kubernetes mode until the recordings say otherwise).
+            out.push(machine.arm());
+            if !kube {
+                out.push(Action::ScanRunning {
+                    roots: machine.config.roots.clone(),
+                });
+            }
+        } else {
+            // A crashed run may have left sys_enter attached and the roots
+            // watched: an idle node pays nothing.
+            out.push(Action::Disarm { roots: Vec::new() });
+        }
+        (machine, out)
+    }
+
+    /// Takes an input; returns what to do, in order.
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Cgroups(events) => self.on_cgroups(events, now, &mut out),
+            Input::Tick { rows, cluster } => {
+                self.start_round(round::Kind::Tick { rows, cluster }, now, &mut out)
+            }
+            Input::Snapshot => self.start_round(round::Kind::Snapshot, now, &mut out),
+            Input::Stop => self.start_round(round::Kind::Stop, now, &mut out),
+            Input::Armed { roots } => {
+                self.armed = true;
+                self.roots.extend(roots);
+            }
+            Input::Running(found) => self.on_running(found, now, &mut out),
+            Input::Found(found) => self.on_found(found, now, &mut out),
+            Input::RuntimeAnswers(answers) => self.on_runtime_answers(answers, now, &mut out),
+            Input::Observed(observations) => self.on_observed(observations, now, &mut out),
+            Input::ResultsWritten(results) => self.on_results_written(results, now, &mut out),
+            Input::Workloads(answers) => self.on_workloads(answers, now, &mut out),
+            Input::ProfilesWritten { written, failed } => {
+                self.on_profiles_written(written, failed, now, &mut out)
+            }
+            Input::CheckpointSaved(result) => self.on_checkpoint_saved(result, now, &mut out),
+        }
+        out
+    }
+
+    fn arm(&self) -> Action {
+        Action::Arm {
+            roots: self.config.roots.clone(),
+        }
+    }
+
+    /// Whether new containers are recorded (roots watched, `sys_enter`
+    /// attached).
+    pub fn is_armed(&self) -> bool {
+        self.armed
+    }
+
+    /// The containers being recorded, by cgroup id.
+    pub fn containers(&self) -> &BTreeMap<u64, Container> {
+        &self.containers
+    }
+
+    /// Containers that could not be recorded because the kernel map was
+    /// full.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Results written to the state directory so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Kubernetes API requests that failed (resolving workloads, writing
+    /// ContainerProfiles).
+    pub fn api_errors(&self) -> u64 {
+        self.kube.as_ref().map_or(0, |k| k.api_errors)
+    }
+
+    /// Results not yet written to the cluster.
+    pub fn pending(&self) -> usize {
+        self.kube
+            .as_ref()
+            .map_or(0, |k| k.contributions.values().filter(|c| c.dirty).count())
+    }
+
+    /// Distinct syscalls across this node's results for the cluster.
+    pub fn syscalls(&self) -> usize {
+        self.kube
+            .as_ref()
+            .map_or(0, |k| k.contributions.values().map(Contribution::len).sum())
+    }
+
+    /// Containers that ended and wait for a decision (Kubernetes mode).
+    pub fn ended(&self) -> &[Ended] {
+        self.kube.as_ref().map_or(&[], |k| k.ended.as_slice())
+    }
+
+    /// This node's results for the cluster.
+    pub fn contributions(&self) -> Option<&BTreeMap<Key, Contribution>> {
+        self.kube.as_ref().map(|k| &k.contributions)
+    }
+}

@@ -1,0 +1,100 @@
+//! What the machine carries over a restart: taken from and given to the
+//! checkpoint (`daemon::checkpoint`).
+use std::collections::BTreeSet;
+
+use tracing::info;
+
+use super::{Container, Decision, Ended, Machine, Now};
+use crate::daemon::checkpoint::{Checkpoint, ContainerState};
+
+impl Machine {
+    /// Takes back the containers an earlier run tracked whose rows are
+    /// still in the (pinned) maps, and (Kubernetes) its results; returns
+    /// how many containers.
+    pub(super) fn restore(&mut self, checkpoint: Checkpoint, rows: &[u64], now: Now) -> usize {
+        let rows: BTreeSet<u64> = rows.iter().copied().collect();
+        let mut restored = 0;
+        for state in checkpoint.containers {
+            if !rows.contains(&state.cgroup_id) {
+                continue;
+            }
+            let decision = match (&self.kube, state.chosen) {
+                (None, _) => Decision::Record,
+                (Some(_), Some(chosen)) => Decision::Chosen(chosen),
+                (Some(_), None) => Decision::Undecided { since: now.instant },
+            };
+            self.containers.insert(
+                state.cgroup_id,
+                Container {
+                    identity: state.identity,
+                    start: state.start,
+                    first_seen: state.first_seen,
+                    last_seen: state.last_seen,
+                    last_new_syscall: state.last_new_syscall,
+                    known: state.known,
+                    base_set: state.base_set_decided.then_some(state.base_set),
+                    decision,
+                    last_poll: None,
+                    last_merge: None,
+                },
+            );
+            restored += 1;
+        }
+        let mut results = 0;
+        if let Some(kube) = self.kube.as_mut() {
+            for (key, mut contribution) in checkpoint.contributions {
+                // Written or not, write again: the merge is idempotent.
+                contribution.dirty = true;
+                kube.contributions.insert(key, contribution);
+            }
+            kube.ended = checkpoint
+                .ended
+                .into_iter()
+                .map(|e| Ended {
+                    since: Some(now.instant),
+                    ..e
+                })
+                .collect();
+            results = kube.contributions.len() + kube.ended.len();
+        }
+        if restored > 0 || results > 0 {
+            info!(
+                containers = restored,
+                results, "carrying on with what was recorded before the restart"
+            );
+        }
+        restored
+    }
+
+    /// What survives a restart: the containers (their rows survive in the
+    /// pinned maps, and this names them), and (Kubernetes) the results not
+    /// yet written to the cluster and the ended containers not yet decided.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            containers: self
+                .containers
+                .iter()
+                .map(|(id, c)| ContainerState {
+                    cgroup_id: *id,
+                    identity: c.identity.clone(),
+                    start: c.start,
+                    first_seen: c.first_seen,
+                    last_seen: c.last_seen,
+                    last_new_syscall: c.last_new_syscall,
+                    known: c.known,
+                    base_set_decided: c.base_set.is_some(),
+                    base_set: c.base_set.clone().flatten(),
+                    chosen: match &c.decision {
+                        Decision::Chosen(chosen) => Some(chosen.clone()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+            ended: self.ended().to_vec(),
+            contributions: self
+                .contributions()
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        }
+    }
+}

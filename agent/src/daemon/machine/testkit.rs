@@ -1,0 +1,451 @@
+//! A simulated node for the machine's tests: cgroups with rows, a runtime,
+//! a cluster, a state directory, carried out the way the shell does
+//! (answers first, depth first), with every action kept for inspection.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    time::{Duration, Instant},
+};
+
+use syscensus_api::{ProfileRecordingSpec, WorkloadKind, WorkloadRef};
+use syscensus_common::abi;
+
+use super::*;
+use crate::{
+    daemon::identity::{ContainerMeta, StatusEntry},
+    syscalls::Arch,
+};
+
+pub(super) const ROOT: &str = "/kubepods";
+
+/// A container id and Pod UID of their own for `n`.
+pub(super) fn ids(n: u64) -> (String, String) {
+    (
+        format!("{n:064x}"),
+        format!("00000000-0000-4000-8000-{n:012x}"),
+    )
+}
+
+/// The cgroup path of container `n` (cgroupfs layout).
+pub(super) fn path(n: u64) -> String {
+    let (id, uid) = ids(n);
+    format!("{ROOT}/besteffort/pod{uid}/{id}")
+}
+
+/// A snapshot of a recording container that made `names`.
+pub(super) fn saw(names: &[&str]) -> Snapshot {
+    let native = Arch::native();
+    Snapshot {
+        recording: true,
+        seen: [(
+            abi::NATIVE,
+            names.iter().map(|n| native.number(n).unwrap()).collect(),
+        )]
+        .into(),
+        ..Snapshot::default()
+    }
+}
+
+pub(super) fn node_config() -> Config {
+    Config {
+        roots: vec![ROOT.into()],
+        base_set: BaseSetChoice::Auto {
+            runtime: "runc".into(),
+        },
+        include_running: false,
+        poll_interval: Duration::from_secs(10),
+        node_name: Some("node-a".into()),
+        runtime: true,
+        kube: None,
+    }
+}
+
+pub(super) fn kube_config() -> Config {
+    Config {
+        kube: Some(KubeConfig {
+            node: "node-a".into(),
+            flush_interval: Duration::from_secs(5),
+        }),
+        ..node_config()
+    }
+}
+
+/// A recording of Pods labelled `app=web` in `shop`.
+pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
+    RecordingView {
+        namespace: "shop".into(),
+        name: name.into(),
+        spec: ProfileRecordingSpec {
+            pod_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                match_expressions: None,
+            },
+            containers: Vec::new(),
+            include_init_containers: true,
+            base_set: None,
+            paused,
+        },
+    }
+}
+
+/// The Pod of container `n`, labelled `app`, whose status names container
+/// `n` as `app`.
+pub(super) fn pod(n: u64, app: &str) -> PodView {
+    let (id, uid) = ids(n);
+    PodView {
+        uid,
+        namespace: "shop".into(),
+        name: format!("{app}-{n}"),
+        labels: [("app".to_owned(), app.to_owned())].into(),
+        init_containers: BTreeSet::new(),
+        statuses: vec![StatusEntry {
+            id,
+            name: "app".into(),
+            init: false,
+        }],
+        controller: None,
+    }
+}
+
+pub(super) fn deployment(name: &str) -> WorkloadRef {
+    WorkloadRef {
+        kind: WorkloadKind::Deployment,
+        name: name.into(),
+    }
+}
+
+/// The key of container `app` of Deployment `web` in recording `rec`.
+pub(super) fn web_key(recording: &str) -> Key {
+    Key {
+        namespace: "shop".into(),
+        recording: recording.into(),
+        workload: deployment("web"),
+        container: "app".into(),
+    }
+}
+
+/// A cgroup of the simulated node.
+#[derive(Clone, Debug)]
+pub(super) struct Cgroup {
+    pub path: String,
+    /// `None`: the directory is gone.
+    pub populated: Option<bool>,
+    /// `None`: no rows.
+    pub rows: Option<Snapshot>,
+}
+
+/// The simulated node, cluster and state directory.
+pub(super) struct World {
+    pub machine: Machine,
+    pub base: (Instant, jiff::Timestamp),
+    pub elapsed: Duration,
+    pub cgroups: BTreeMap<u64, Cgroup>,
+    /// The runtime's answers by container id (absent: unknown).
+    pub runtime: BTreeMap<String, Result<RuntimeAnswer, String>>,
+    pub cluster: Option<Cluster>,
+    pub workloads: BTreeMap<String, Result<WorkloadRef, String>>,
+    /// Fail writes to the state directory, ContainerProfiles, the
+    /// checkpoint.
+    pub fail_results: bool,
+    pub fail_profiles: bool,
+    pub fail_checkpoint: bool,
+    /// Every action carried out, in order.
+    pub log: Vec<Action>,
+    /// The state directory's results, by file name.
+    pub results: BTreeMap<String, ContainerRecording>,
+    /// ContainerProfiles: the contributions written, by key.
+    pub profiles: BTreeMap<Key, Contribution>,
+    pub checkpoint: Option<Checkpoint>,
+    pub snapshots: u64,
+}
+
+impl World {
+    pub fn new(config: Config) -> World {
+        Self::restarted(config, None, BTreeMap::new())
+    }
+
+    /// A daemon started on a node whose kernel holds `cgroups`, carrying
+    /// on from `checkpoint`.
+    pub fn restarted(
+        config: Config,
+        checkpoint: Option<Checkpoint>,
+        cgroups: BTreeMap<u64, Cgroup>,
+    ) -> World {
+        let base = (
+            Instant::now(),
+            jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        );
+        let rows: Vec<u64> = cgroups
+            .iter()
+            .filter(|(_, c)| c.rows.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let now = Now {
+            instant: base.0,
+            time: base.1,
+        };
+        let (machine, actions) = Machine::start(config, checkpoint, &rows, now);
+        let mut world = World {
+            machine,
+            base,
+            elapsed: Duration::ZERO,
+            cgroups,
+            runtime: BTreeMap::new(),
+            cluster: None,
+            workloads: BTreeMap::new(),
+            fail_results: false,
+            fail_profiles: false,
+            fail_checkpoint: false,
+            log: Vec::new(),
+            results: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+            checkpoint: None,
+            snapshots: 0,
+        };
+        world.execute(actions);
+        world
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            instant: self.base.0 + self.elapsed,
+            time: self
+                .base
+                .1
+                .checked_add(jiff::SignedDuration::try_from(self.elapsed).unwrap())
+                .unwrap(),
+        }
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.elapsed += by;
+    }
+
+    /// Feeds an input and carries out everything that follows.
+    pub fn feed(&mut self, input: Input) {
+        let actions = self.machine.handle(input, self.now());
+        self.execute(actions);
+    }
+
+    /// The actions `input` leads to, without carrying them out.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        self.machine.handle(input, self.now())
+    }
+
+    pub fn tick(&mut self) {
+        let rows = self
+            .cgroups
+            .iter()
+            .filter(|(_, c)| c.rows.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let cluster = self.cluster.clone();
+        self.feed(Input::Tick { rows, cluster });
+    }
+
+    /// The kernel makes cgroup `id` at `path` below the root: it gets a
+    /// row (waiting for its exec) and an event.
+    pub fn mkdir(&mut self, id: u64, path: &str) -> MarkedCgroup {
+        self.cgroups.insert(
+            id,
+            Cgroup {
+                path: path.into(),
+                populated: Some(false),
+                rows: Some(Snapshot::default()),
+            },
+        );
+        MarkedCgroup {
+            root: false,
+            lost: false,
+            cgroup_id: id,
+            level: 4,
+            path: path.into(),
+        }
+    }
+
+    /// Container `n` (cgroup id `n`) is made and its event taken.
+    pub fn start_container(&mut self, n: u64) {
+        let event = self.mkdir(n, &path(n));
+        self.feed(Input::Cgroups(vec![event]));
+    }
+
+    /// Container `n` runs its entrypoint, which makes `names`.
+    pub fn run(&mut self, n: u64, names: &[&str]) {
+        let cgroup = self.cgroups.get_mut(&n).unwrap();
+        cgroup.populated = Some(true);
+        cgroup.rows = Some(saw(names));
+    }
+
+    /// Container `n` ends (its cgroup empty, or `removed`).
+    pub fn end(&mut self, n: u64, removed: bool) {
+        let cgroup = self.cgroups.get_mut(&n).unwrap();
+        cgroup.populated = (!removed).then_some(false);
+    }
+
+    pub fn has_rows(&self, id: u64) -> bool {
+        self.cgroups.get(&id).is_some_and(|c| c.rows.is_some())
+    }
+
+    /// How many actions of the log match.
+    pub fn count(&self, matches: impl Fn(&Action) -> bool) -> usize {
+        self.log.iter().filter(|a| matches(a)).count()
+    }
+
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            self.log.push(action.clone());
+            if let Some(input) = self.perform(action) {
+                let more = self.machine.handle(input, self.now());
+                for action in more.into_iter().rev() {
+                    queue.push_front(action);
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Arm { roots } => Some(Input::Armed {
+                roots: roots.into_iter().map(|r| (r, 1)).collect(),
+            }),
+            Action::Disarm { .. } | Action::Unwatch(_) | Action::ReportStatus(_) => None,
+            Action::Unmark(id) => {
+                if let Some(c) = self.cgroups.get_mut(&id) {
+                    c.rows = None;
+                }
+                None
+            }
+            Action::ScanRunning { .. } => Some(Input::Running(
+                self.cgroups
+                    .iter()
+                    .filter(|(_, c)| c.populated.is_some())
+                    .map(|(id, c)| (c.path.clone(), *id))
+                    .collect(),
+            )),
+            Action::MarkRunning { cgroup_id, .. } => {
+                if let Some(c) = self.cgroups.get_mut(&cgroup_id) {
+                    let mut rows = c.rows.take().unwrap_or_default();
+                    rows.recording = true;
+                    c.rows = Some(rows);
+                }
+                None
+            }
+            Action::FindCgroups { ids, .. } => Some(Input::Found(
+                ids.into_iter()
+                    .map(|id| {
+                        let c = self.cgroups.get(&id);
+                        let place = match c {
+                            Some(c) if c.populated.is_some() => Place::Path(c.path.clone()),
+                            _ => Place::Gone(c.and_then(|c| c.rows.clone())),
+                        };
+                        (id, place)
+                    })
+                    .collect(),
+            )),
+            Action::AskRuntime(containers) => {
+                let mut answers = Vec::new();
+                for (id, container) in containers {
+                    let answer = self
+                        .runtime
+                        .get(&container)
+                        .cloned()
+                        .unwrap_or(Ok(RuntimeAnswer::Unknown));
+                    let failed = answer.is_err();
+                    answers.push((id, answer));
+                    if failed {
+                        break;
+                    }
+                }
+                Some(Input::RuntimeAnswers(answers))
+            }
+            Action::Observe(containers) => Some(Input::Observed(
+                containers
+                    .into_iter()
+                    .map(|(id, _)| {
+                        let c = self.cgroups.get(&id);
+                        Observation {
+                            cgroup_id: id,
+                            populated: c.and_then(|c| c.populated),
+                            snapshot: c.and_then(|c| c.rows.clone()),
+                        }
+                    })
+                    .collect(),
+            )),
+            Action::WriteResults(results) => Some(Input::ResultsWritten(
+                results
+                    .into_iter()
+                    .map(|(name, recording)| {
+                        if self.fail_results {
+                            return (name, Err("No space left on device".to_owned()));
+                        }
+                        self.results.insert(name.clone(), recording);
+                        (name, Ok(()))
+                    })
+                    .collect(),
+            )),
+            Action::ResolveWorkloads(pods) => Some(Input::Workloads(
+                pods.into_iter()
+                    .map(|p| {
+                        let answer = self
+                            .workloads
+                            .get(&p.uid)
+                            .cloned()
+                            .unwrap_or(Err("no such workload".into()));
+                        (p.uid, answer)
+                    })
+                    .collect(),
+            )),
+            Action::WriteProfiles(contributions) => {
+                let mut written = Vec::new();
+                for (key, contribution) in contributions {
+                    if self.fail_profiles {
+                        return Some(Input::ProfilesWritten {
+                            written,
+                            failed: Some((key, "503 Service Unavailable".into())),
+                        });
+                    }
+                    self.profiles.insert(key.clone(), contribution);
+                    written.push(key);
+                }
+                Some(Input::ProfilesWritten {
+                    written,
+                    failed: None,
+                })
+            }
+            Action::SaveCheckpoint(checkpoint) => {
+                if self.fail_checkpoint {
+                    return Some(Input::CheckpointSaved(
+                        Err("No space left on device".into()),
+                    ));
+                }
+                // As the shell does: through its file format.
+                let text = serde_json::to_string(&checkpoint).unwrap();
+                self.checkpoint = Some(serde_json::from_str(&text).unwrap());
+                Some(Input::CheckpointSaved(Ok(())))
+            }
+            Action::SnapshotDone => {
+                self.snapshots += 1;
+                None
+            }
+        }
+    }
+}
+
+/// The runtime's answer naming container `n` as `app` of its Pod.
+pub(super) fn named(n: u64) -> RuntimeAnswer {
+    let (_, uid) = ids(n);
+    RuntimeAnswer::Container(ContainerMeta {
+        name: "app".into(),
+        pod_name: Some(format!("web-{n}")),
+        pod_namespace: Some("shop".into()),
+        pod_uid: Some(uid),
+        labels: BTreeMap::new(),
+        image: "busybox".into(),
+    })
+}

@@ -1,0 +1,396 @@
+//! The daemon's I/O: one task owns the loaded kernel program for the whole
+//! run. The loop wakes on cgroups the kernel marked, on a timer and on
+//! signals, hands each to the state machine, and carries out what it asks
+//! in order, feeding every answer back (depth first: an answer's actions
+//! run before the rest of the batch).
+//!
+//! SIGUSR1 writes a snapshot of every running container (`syscensus
+//! snapshot` sends it); SIGTERM and SIGINT write the state of every running
+//! container and stop.
+use std::{collections::VecDeque, time::Duration};
+
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{info, warn};
+
+use super::{
+    DaemonError,
+    checkpoint::Checkpoint,
+    cri::Cri,
+    http,
+    kube::Kube,
+    machine::{Action, Config, Input, Machine, Now, Observation, Place},
+    state::StateDir,
+};
+use crate::{bpf::Tracer, cgroup::Hierarchy};
+
+/// How often the daemon looks at the containers it records.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The daemon's parts, wired once.
+#[derive(Debug)]
+pub(crate) struct Shell {
+    machine: Machine,
+    tracer: Tracer,
+    hierarchy: Hierarchy,
+    state: StateDir,
+    cri: Option<Cri>,
+    kube: Option<Kube>,
+    metrics: http::Shared,
+    /// The kubelet roots, from the configuration.
+    roots: Vec<String>,
+    capacity: u32,
+    snapshots: u64,
+}
+
+/// What the shell is made of.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub tracer: Tracer,
+    pub hierarchy: Hierarchy,
+    pub state: StateDir,
+    pub cri: Option<Cri>,
+    pub kube: Option<Kube>,
+    pub metrics: http::Shared,
+    pub capacity: u32,
+}
+
+impl Shell {
+    /// Carries on from the checkpoint and the kernel's rows, and starts the
+    /// machine: any failure here stops the daemon.
+    pub(crate) async fn start(config: Config, parts: Parts) -> Result<Shell, DaemonError> {
+        let checkpoint = Checkpoint::load(&parts.state);
+        let rows = parts.tracer.marked()?;
+        let roots = config.roots.clone();
+        let (machine, actions) = Machine::start(config, checkpoint, &rows, Now::current());
+        let mut shell = Shell {
+            machine,
+            tracer: parts.tracer,
+            hierarchy: parts.hierarchy,
+            state: parts.state,
+            cri: parts.cri,
+            kube: parts.kube,
+            metrics: parts.metrics,
+            roots,
+            capacity: parts.capacity,
+            snapshots: 0,
+        };
+        shell.execute(actions).await?;
+        Ok(shell)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then writes everything and detaches
+    /// the kernel program (the pinned maps stay).
+    pub(crate) async fn run(mut self) -> Result<(), DaemonError> {
+        let Some(events) = self.tracer.take_events() else {
+            return Err(DaemonError::System {
+                what: "the kernel event buffer is already taken".into(),
+                source: std::io::Error::other("taken"),
+            });
+        };
+        // SAFETY: the ring buffer owns its file descriptor for as long as
+        // the AsyncFd owns the ring buffer, and always returns the same one.
+        let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(|e| DaemonError::System {
+                what: "cannot poll the kernel event buffer".into(),
+                source: e.into(),
+            })?;
+        let signal_error = |source| DaemonError::System {
+            what: "cannot handle signals".into(),
+            source,
+        };
+        let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
+        let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
+        self.state.write_pid()?;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(
+            state_dir = %self.state.root().display(),
+            kubernetes = self.kube.is_some(),
+            "agent running"
+        );
+        let result = loop {
+            tokio::select! {
+                ready = events.readable_mut() => {
+                    let mut guard = match ready {
+                        Ok(guard) => guard,
+                        Err(source) => break Err(DaemonError::System { what: "kernel event buffer".into(), source }),
+                    };
+                    let drained = guard.get_inner_mut().drain();
+                    guard.clear_ready();
+                    self.step_logged(Input::Cgroups(drained)).await;
+                }
+                _ = tick.tick() => {
+                    // Events waiting first, so the tick reads their
+                    // containers at once. A row whose event comes later
+                    // still (behind a slow runtime call) is not taken for a
+                    // lost one: the machine waits for a second look.
+                    let drained = events.get_mut().drain();
+                    self.step_logged(Input::Cgroups(drained)).await;
+                    let rows = self.tracer.marked().unwrap_or_else(|error| {
+                        warn!(%error, "cannot list the kernel's rows");
+                        Vec::new()
+                    });
+                    let cluster = self.kube.as_ref().map(Kube::cluster);
+                    self.step_logged(Input::Tick { rows, cluster }).await;
+                    if let Some(kube) = self.kube.as_mut() {
+                        kube.install().await;
+                    }
+                    self.update_metrics();
+                }
+                _ = usr1.recv() => self.step_logged(Input::Snapshot).await,
+                _ = term.recv() => break Ok(()),
+                _ = int.recv() => break Ok(()),
+            }
+        };
+        // Whatever ended meanwhile, then what still runs.
+        let drained = events.get_mut().drain();
+        self.step_logged(Input::Cgroups(drained)).await;
+        let stopped = self.step(Input::Stop).await;
+        let pending = self.machine.pending();
+        if pending > 0 {
+            warn!(
+                pending,
+                "results not written to the cluster before stopping"
+            );
+        }
+        self.tracer.release();
+        if let Err(error) = self.state.set_watching(None) {
+            warn!(%error, "cannot remove the watching file");
+        }
+        self.state.remove_pid();
+        info!(written = self.machine.written(), "agent stopped");
+        result.and(stopped)
+    }
+
+    async fn step(&mut self, input: Input) -> Result<(), DaemonError> {
+        let actions = self.machine.handle(input, Now::current());
+        self.execute(actions).await
+    }
+
+    async fn step_logged(&mut self, input: Input) {
+        if let Err(error) = self.step(input).await {
+            warn!(%error, "periodic work failed");
+        }
+    }
+
+    /// Carries out `actions` in order; an answer's actions go first. Every
+    /// action is tried; the first failure is returned, later ones logged.
+    async fn execute(&mut self, actions: Vec<Action>) -> Result<(), DaemonError> {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut first_error = None;
+        while let Some(action) = queue.pop_front() {
+            match self.perform(action).await {
+                Ok(Some(input)) => {
+                    let more = self.machine.handle(input, Now::current());
+                    for action in more.into_iter().rev() {
+                        queue.push_front(action);
+                    }
+                }
+                Ok(None) => {}
+                Err(error) if first_error.is_none() => first_error = Some(error),
+                Err(error) => warn!(%error, "periodic work failed"),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Carries out one action; a read returns its answer.
+    async fn perform(&mut self, action: Action) -> Result<Option<Input>, DaemonError> {
+        Ok(match action {
+            Action::Arm { roots } => Some(self.arm(&roots)?),
+            Action::Disarm { roots } => {
+                self.disarm(&roots)?;
+                None
+            }
+            Action::Unwatch(id) => {
+                self.tracer.unwatch(id)?;
+                None
+            }
+            Action::Unmark(id) => {
+                self.tracer.unmark(id)?;
+                None
+            }
+            Action::ScanRunning { roots } => Some(Input::Running(
+                roots
+                    .iter()
+                    .flat_map(|root| self.hierarchy.descendants(root))
+                    .collect(),
+            )),
+            Action::MarkRunning { cgroup_id, path } => {
+                let pids = self.hierarchy.processes(&path);
+                self.tracer
+                    .mark_recording(cgroup_id, pids.first().copied().unwrap_or(0), &pids)?;
+                None
+            }
+            Action::FindCgroups { roots, ids } => Some(Input::Found(self.find(&roots, ids)?)),
+            Action::AskRuntime(containers) => Some(self.ask_runtime(containers).await),
+            Action::Observe(containers) => Some(Input::Observed(self.observe(containers))),
+            Action::WriteResults(results) => Some(Input::ResultsWritten(
+                results
+                    .into_iter()
+                    .map(|(name, recording)| {
+                        let written = self.state.write(&name, &recording);
+                        (name, written.map_err(|e| e.to_string()))
+                    })
+                    .collect(),
+            )),
+            Action::ResolveWorkloads(pods) => match self.kube.as_mut() {
+                Some(kube) => Some(Input::Workloads(kube.resolve(pods).await)),
+                None => None,
+            },
+            Action::WriteProfiles(contributions) => match self.kube.as_mut() {
+                Some(kube) => {
+                    let (written, failed) = kube.write_profiles(contributions).await;
+                    Some(Input::ProfilesWritten { written, failed })
+                }
+                None => None,
+            },
+            Action::ReportStatus(report) => {
+                let counters = self.tracer.counters().unwrap_or_default();
+                let drops = counters.row_map_full + counters.events_lost + counters.members_full;
+                if let Some(kube) = self.kube.as_mut() {
+                    kube.report(&report, drops).await;
+                }
+                None
+            }
+            Action::SaveCheckpoint(checkpoint) => Some(Input::CheckpointSaved(
+                checkpoint.save(&self.state).map_err(|e| e.to_string()),
+            )),
+            Action::SnapshotDone => {
+                self.snapshots += 1;
+                self.state.write_snapshot_count(self.snapshots)?;
+                info!(round = self.snapshots, "snapshot written");
+                None
+            }
+        })
+    }
+
+    /// Attaches `sys_enter` first, so that a container marked from now on
+    /// loses nothing, then watches the roots, then says so.
+    fn arm(&mut self, roots: &[String]) -> Result<Input, DaemonError> {
+        self.tracer.attach_sys_enter()?;
+        let paths: Vec<&str> = roots.iter().map(String::as_str).collect();
+        self.tracer.set_root_paths(&paths)?;
+        let mut watched = Vec::new();
+        for root in roots {
+            match self.hierarchy.id_of(root) {
+                Some(id) => {
+                    self.tracer.watch(id)?;
+                    watched.push((root.clone(), id));
+                    info!(%root, "watching");
+                }
+                None => info!(%root, "not there yet; watched from when it is made"),
+            }
+        }
+        // Either way every container made from now on is recorded.
+        self.state.set_watching(Some(roots))?;
+        Ok(Input::Armed { roots: watched })
+    }
+
+    /// Undoes [`arm`](Self::arm), for the roots the machine knows and
+    /// whatever the roots' directories are now (a crashed run may have left
+    /// them watched in the pinned maps).
+    fn disarm(&mut self, roots: &[u64]) -> Result<(), DaemonError> {
+        self.state.set_watching(None)?;
+        self.tracer.set_root_paths(&[])?;
+        let now: Vec<u64> = self
+            .roots
+            .iter()
+            .filter_map(|r| self.hierarchy.id_of(r))
+            .collect();
+        for id in roots.iter().chain(&now) {
+            self.tracer.unwatch(*id)?;
+        }
+        self.tracer.detach_sys_enter()?;
+        Ok(())
+    }
+
+    /// Where the cgroups of these rows are: below a root, or gone (with
+    /// what their rows hold).
+    fn find(&self, roots: &[String], ids: Vec<u64>) -> Result<Vec<(u64, Place)>, DaemonError> {
+        let by_id: std::collections::HashMap<u64, String> = roots
+            .iter()
+            .flat_map(|root| self.hierarchy.descendants(root))
+            .map(|(path, id)| (id, path))
+            .collect();
+        let mut found = Vec::new();
+        for id in ids {
+            let place = match by_id.get(&id) {
+                Some(path) => Place::Path(path.clone()),
+                None => Place::Gone(self.tracer.snapshot(id)?),
+            };
+            found.push((id, place));
+        }
+        Ok(found)
+    }
+
+    /// Asks the runtime, in order, up to the first failure.
+    async fn ask_runtime(&mut self, containers: Vec<(u64, String)>) -> Input {
+        let mut answers = Vec::new();
+        if let Some(cri) = self.cri.as_mut() {
+            for (cgroup_id, container) in containers {
+                let answer = cri.lookup(&container).await.map_err(|e| e.to_string());
+                let failed = answer.is_err();
+                answers.push((cgroup_id, answer));
+                if failed {
+                    break;
+                }
+            }
+        }
+        Input::RuntimeAnswers(answers)
+    }
+
+    /// Reads containers: whether their cgroups hold processes, and their
+    /// rows. A container whose rows cannot be read is left out (and looked
+    /// at again next time).
+    fn observe(&self, containers: Vec<(u64, String)>) -> Vec<Observation> {
+        let mut observations = Vec::new();
+        for (cgroup_id, path) in containers {
+            let populated = self.hierarchy.is_populated(&path);
+            match self.tracer.snapshot(cgroup_id) {
+                Ok(snapshot) => observations.push(Observation {
+                    cgroup_id,
+                    populated,
+                    snapshot,
+                }),
+                Err(error) => warn!(%error, cgroup_id, "cannot read a container's rows"),
+            }
+        }
+        observations
+    }
+
+    fn update_metrics(&self) {
+        let counters = self.tracer.counters().unwrap_or_default();
+        let rows = self.tracer.marked().map(|m| m.len()).unwrap_or(0);
+        let Ok(mut m) = self.metrics.lock() else {
+            return;
+        };
+        m.containers_tracked = self.machine.containers().len() as u64;
+        m.results_written = self.machine.written();
+        m.rows_used = rows as u64;
+        m.rows_capacity = u64::from(self.capacity);
+        m.map_bytes = self.tracer.map_bytes();
+        m.sys_enter_attached = self.tracer.sys_enter_attached();
+        m.out_of_range = counters.out_of_range;
+        m.row_map_full = counters.row_map_full;
+        m.containers_lost = self.machine.lost();
+        m.events_lost = counters.events_lost;
+        m.outsider_syscalls = counters.outsider_syscalls;
+        m.members_full = counters.members_full;
+        m.last_tick = Some(std::time::Instant::now());
+        match &self.kube {
+            Some(kube) => {
+                m.api_errors = self.machine.api_errors() + kube.status_errors();
+                m.results_pending = self.machine.pending() as u64;
+                m.recordings_active = kube.active_count() as u64;
+                m.syscalls_recorded = self.machine.syscalls() as u64;
+                m.ready = kube.ready();
+            }
+            None => m.ready = true,
+        }
+    }
+}
