@@ -228,7 +228,8 @@ pub struct WatchConfig {
     /// `AUDIT_ARCH_*` of the compat ABI (0 if none).
     pub compat_audit_arch: u32,
     /// `task_struct.seccomp.mode`; 0 if unknown, and then threads killed
-    /// alone are not seen.
+    /// alone are not seen, and syscalls made before the runtime loaded the
+    /// filter are not told from refusals.
     pub task_seccomp_mode: u32,
     /// `task_struct.flags`.
     pub task_flags: u32,
@@ -244,6 +245,9 @@ pub const WATCH_CONFIG_GLOBAL: &str = "WATCH_CONFIG";
 /// `ENOSYS` (include/uapi/asm-generic/errno.h; 38 on x86 and arm64).
 pub const ENOSYS: u16 = 38;
 
+/// `SECCOMP_MODE_FILTER` (include/uapi/linux/seccomp.h): the thread runs
+/// under a seccomp filter.
+pub const SECCOMP_MODE_FILTER: i32 = 2;
 /// `SECCOMP_MODE_DEAD`: the mode of a thread seccomp killed
 /// (`SECCOMP_MODE_FILTER + 1`, kernel/seccomp.c at v6.18).
 pub const SECCOMP_MODE_DEAD: i32 = 3;

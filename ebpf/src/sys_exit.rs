@@ -10,12 +10,12 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{
     SYSCALL_SLOTS, abi,
-    refusal::{ENOSYS, kind, verdict, watch_counter},
+    refusal::{ENOSYS, SECCOMP_MODE_FILTER, kind, verdict, watch_counter},
 };
 
 use crate::{
-    task::{current_cgroup_id, current_task},
-    watch::{Refusal, container_of, count, filter_hit, policy, refuse, regs_nr, split_abi},
+    task::{current_cgroup_id, current_task, field},
+    watch::{Refusal, config, container_of, count, filter_hit, policy, refuse, regs_nr, split_abi},
 };
 
 /// Attached to the `sys_exit` tracepoint: `(struct pt_regs *regs, long
@@ -62,6 +62,15 @@ fn check(task: *const u8, cgroup_id: u64, regs: *const u8, ret: i64) {
     } else {
         return;
     };
+    // Only a thread under a seccomp filter can have been refused (or
+    // logged) by one: the runtime's own set-up runs in the container's
+    // cgroup before it loads the filter, and a syscall failing there with
+    // the same errno is its own failure.
+    let mode_offset = config!(task_seccomp_mode);
+    // SAFETY: the current task is a BTF pointer.
+    if mode_offset != 0 && unsafe { field::<i32>(task, mode_offset) } != SECCOMP_MODE_FILTER {
+        return;
+    }
     let native = if key_abi == abi::NATIVE {
         Some(table)
     } else {
