@@ -18,7 +18,7 @@ use aya::{
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use syscensus_common::{
-    FILTER_SLOTS, RowKey, SYSCALL_SLOTS, abi, filter_slot,
+    FILTER_SLOTS, RowKey, SYSCALL_SLOTS, abi, audit_arch, filter_slot,
     refusal::{
         POLICIES_CAPACITY, POLICIES_MAP, Policy, REFUSAL_EVENTS_MAP, REFUSED_MAP, RefusalCount,
         RefusalEvent, RefusalKey, WATCH_COUNTERS_MAP, WATCH_FILTER_MAP, WatchConfig, kind,
@@ -28,10 +28,14 @@ use syscensus_common::{
 use tracing::debug;
 
 use super::{BpfError, Filter, Tracer, is_not_found};
-use crate::{
-    btf::{Btf as KernelBtf, BtfError},
-    syscalls::Arch,
-};
+use crate::btf::{Btf as KernelBtf, BtfError};
+
+/// `AUDIT_ARCH_*` of the native ABI and of its compat ABI (0: none
+/// supported; `syscalls::Arch` names the same, the domain's view).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCHES: (u32, u32) = (audit_arch::X86_64, audit_arch::I386);
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCHES: (u32, u32) = (audit_arch::AARCH64, 0);
 
 /// The watch's maps, pinned with the recorder's when a pin directory is
 /// given.
@@ -253,13 +257,6 @@ pub struct FirstRefusal {
     pub time_ns: u64,
 }
 
-impl FirstRefusal {
-    /// The syscall's name, where there is a table for the ABI.
-    pub fn name(&self) -> Option<&'static str> {
-        Arch::for_abi(self.abi)?.name(self.nr)
-    }
-}
-
 /// The time of day of a `CLOCK_MONOTONIC` reading taken on this boot.
 pub fn monotonic_to_system(ns: u64) -> SystemTime {
     let mut now = libc::timespec {
@@ -351,8 +348,7 @@ pub(super) fn kernel_config(btf: &KernelBtf) -> (WatchConfig, Option<String>) {
         (Err(error), _) | (_, Err(error)) => return (config, Some(error.to_string())),
         _ => return (config, Some("pt_regs has no syscall number".to_owned())),
     }
-    config.native_audit_arch = Arch::native().audit_arch();
-    config.compat_audit_arch = Arch::for_abi(abi::COMPAT).map_or(0, Arch::audit_arch);
+    (config.native_audit_arch, config.compat_audit_arch) = AUDIT_ARCHES;
     // A thread SCMP_ACT_KILL_THREAD ends alone: task->seccomp.mode,
     // task->flags, task->exit_code (include/linux/sched.h,
     // include/linux/seccomp_types.h at v6.18). Without them such a thread
@@ -737,7 +733,7 @@ mod tests {
             ),
             (8, 24, 28)
         );
-        assert_eq!(config.native_audit_arch, Arch::native().audit_arch());
+        assert_eq!(config.native_audit_arch, AUDIT_ARCHES.0);
         assert!(config.task_seccomp_mode > 0 && config.task_exit_code > 0);
     }
 

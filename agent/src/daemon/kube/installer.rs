@@ -12,7 +12,7 @@
 //! manager.
 //!
 //! Paths are built only from validated Kubernetes names (see
-//! `export::profile_path`), and checked to stay inside the directory.
+//! `localhost::profile_path`), and checked to stay inside the directory.
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use super::watch::{is_ready, watched};
 use crate::{
-    export::{self, LOCALHOST_DIR},
+    localhost::{self, LOCALHOST_DIR},
     output::write_atomic,
 };
 
@@ -226,8 +226,8 @@ impl Installer {
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
             let name = profile.name_any();
-            let checked = export::check_spec(&profile.spec).and_then(|()| {
-                export::spec_profile_path(&namespace, &profile.spec).map_err(|e| e.to_string())
+            let checked = localhost::check(&profile.spec).and_then(|()| {
+                localhost::spec_profile_path(&namespace, &profile.spec).map_err(|e| e.to_string())
             });
             let relative = match checked {
                 Ok(p) if is_plain_relative(&p) => p,
@@ -252,7 +252,7 @@ impl Installer {
             };
             match specs.get_mut(&relative) {
                 Some((spec, from)) => {
-                    export::merge_spec(spec, &profile.spec);
+                    localhost::merge(spec, &profile.spec);
                     from.insert((namespace, name));
                 }
                 None => {
@@ -263,7 +263,7 @@ impl Installer {
         specs
             .into_iter()
             .map(|(relative, (spec, from))| {
-                let bytes = export::render_profile(&spec);
+                let bytes = localhost::render(&spec);
                 let sha256 = sha256_hex(bytes.as_bytes());
                 (
                     relative,

@@ -32,7 +32,6 @@ use std::{
 use syscensus_api::WorkloadRef;
 
 use super::{
-    checkpoint::Checkpoint,
     contribution::{Contribution, Key},
     identity::{Identity, PodView, RuntimeAnswer},
 };
@@ -56,6 +55,7 @@ mod tests;
 mod tests_cluster;
 
 pub use cluster::{Cluster, RecordingView};
+pub use persist::{Checkpoint, ContainerState};
 pub use status::{RecordingSummary, StatusReport};
 
 /// How long the runtime is left alone after a failed CRI call. Containers
