@@ -5,7 +5,8 @@
 //! profile, nor for the same refusal in another container or process; the
 //! watch's hooks are attached only while a container is watched; the
 //! profile is read from the runtime's own state (runc, crun, containerd's
-//! CRI status).
+//! CRI status). The node agent watches the containers it records and
+//! reports their refusals (`syscensus denials`).
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{
@@ -25,12 +26,13 @@ use syscensus::{
 };
 use syscensus_common::abi;
 use syscensus_tests::{
+    agent::Agent,
     containers::{
-        BUSYBOX_IMAGE, Bundle, CgroupLease, ContainerSpec, Containerd, CrunCgroups, Detached,
-        PodSpec, Rootfs, Runtime, Seccomp, Spec,
+        BUSYBOX_IMAGE, Bundle, CgroupLease, CgroupStyle, ContainerSpec, Containerd, CrunCgroups,
+        Detached, PodSpec, Qos, Rootfs, Runtime, Seccomp, Spec,
         cgroup::{self},
     },
-    program, record, require_root, syscensus_bin,
+    program, record, require_root, syscensus, syscensus_bin,
 };
 
 /// The program inside the containers.
@@ -589,4 +591,136 @@ fn containerd_status_holds_the_profile_and_its_refusals_are_counted() {
         runtime::from_cri_info(&unconfined.info().to_string()).unwrap(),
         None
     );
+}
+
+/// `syscensus denials -o json` of the agent's state directory, by
+/// container id.
+fn denials(agent: &Agent) -> BTreeMap<String, Value> {
+    let state_dir = agent.state_dir().display().to_string();
+    let output = syscensus(&["denials", "--state-dir", &state_dir, "-o", "json"]);
+    assert!(output.status.success(), "syscensus denials: {output:?}");
+    let reports: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    reports
+        .into_iter()
+        .map(|r| (r["containerId"].as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+#[test]
+fn the_agent_reports_what_profiles_refuse_its_containers() {
+    require_root();
+    let profile = recorded_profile("errno");
+    let rootfs = rootfs();
+    let agent = Agent::start(&["--no-kube"]);
+    agent.wait_watching();
+    let spec = |args: &[&str]| Spec::new(args).cgroup(CgroupStyle::Cgroupfs, Qos::BestEffort);
+
+    // Three containers the agent records: two under the profile (one makes
+    // three mkdirs outside it, one stays inside), one without a profile
+    // making the same mkdirs.
+    let refused = Bundle::new(
+        rootfs.path(),
+        spec(&[PROGRAM, "mkdir", "3", "60"]).seccomp(profile.clone()),
+    );
+    let inside = Bundle::new(
+        rootfs.path(),
+        spec(&[PROGRAM, "none", "0", "60"]).seccomp(profile.clone()),
+    );
+    let unconfined = Bundle::new(rootfs.path(), spec(&[PROGRAM, "mkdir", "3", "60"]));
+    let refused_run = Detached::create(Runtime::Runc, &refused);
+    let inside_run = Detached::create(Runtime::Runc, &inside);
+    let unconfined_run = Detached::create(Runtime::Runc, &unconfined);
+
+    // Watched from runc's state, before they start: a report with nothing
+    // refused yet, and none for the container without a profile.
+    let reports = wait_for(
+        Duration::from_secs(10),
+        "the agent to watch both containers",
+        || {
+            let reports = denials(&agent);
+            (reports.contains_key(refused.id()) && reports.contains_key(inside.id()))
+                .then_some(reports)
+        },
+    );
+    for id in [refused.id(), inside.id()] {
+        let report = &reports[id];
+        assert_eq!(report["profile"]["source"], "runc", "{report}");
+        assert_eq!(
+            report["profile"]["defaultAction"], "SCMP_ACT_ERRNO",
+            "{report}"
+        );
+        assert_eq!(report["state"], "Running", "{report}");
+        assert_eq!(report["syscalls"], serde_json::json!([]), "{report}");
+    }
+
+    refused_run.start();
+    inside_run.start();
+    unconfined_run.start();
+    let done = wait_done(&refused_run);
+    wait_done(&inside_run);
+    wait_done(&unconfined_run);
+    assert_eq!(
+        refused_run.stdout(),
+        "mkdir: -1\nmkdir: -1\nmkdir: -1\ndone\n",
+        "mkdir was not refused with EPERM"
+    );
+    let reports = wait_for(
+        REPORTED_WITHIN,
+        "the agent to report the three mkdirs",
+        || {
+            let reports = denials(&agent);
+            (reports[refused.id()]["syscalls"][0]["count"] == 3).then_some(reports)
+        },
+    );
+    assert!(done.elapsed() < REPORTED_WITHIN);
+    let syscalls = reports[refused.id()]["syscalls"].as_array().unwrap();
+    assert_eq!(syscalls.len(), 1, "{syscalls:?}");
+    let mkdir = &syscalls[0];
+    assert_eq!(mkdir["name"], "mkdir");
+    assert_eq!(mkdir["arch"], "SCMP_ARCH_X86_64");
+    assert_eq!(mkdir["process"], "refused");
+    assert_eq!(mkdir["how"], "errno");
+    assert!(
+        mkdir["firstSeen"].is_string() && mkdir["lastSeen"].is_string(),
+        "{mkdir}"
+    );
+    assert_eq!(reports[inside.id()]["syscalls"], serde_json::json!([]));
+    assert!(!reports.contains_key(unconfined.id()), "{reports:?}");
+
+    // The text form names them too.
+    let state_dir = agent.state_dir().display().to_string();
+    let text = syscensus(&["denials", "--state-dir", &state_dir]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("mkdir") && l.contains(" 3 ")),
+        "{text}"
+    );
+
+    // Ended: the last report stays, and the watch goes with the last
+    // watched container.
+    assert_eq!(
+        links_to("sys_exit").len(),
+        1,
+        "sys_exit not attached while watching"
+    );
+    drop(refused_run);
+    drop(inside_run);
+    drop(unconfined_run);
+    let reports = wait_for(
+        Duration::from_secs(10),
+        "the reports of the ended containers",
+        || {
+            let reports = denials(&agent);
+            (reports[refused.id()]["state"] == "Exited"
+                && reports[inside.id()]["state"] == "Exited")
+                .then_some(reports)
+        },
+    );
+    assert_eq!(reports[refused.id()]["syscalls"][0]["count"], 3);
+    wait_for(Duration::from_secs(10), "sys_exit to be detached", || {
+        links_to("sys_exit").is_empty().then_some(())
+    });
+    let log = agent.stop();
+    assert!(log.contains("its profile refused a syscall"), "{log}");
 }

@@ -313,6 +313,12 @@ impl RefusalEvents {
     }
 }
 
+impl std::os::fd::AsRawFd for RefusalEvents {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
 impl std::fmt::Debug for RefusalEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefusalEvents").finish_non_exhaustive()

@@ -20,6 +20,7 @@ use crate::{
     syscalls::{self, Arch},
 };
 
+pub mod report;
 pub mod runtime;
 
 /// What the kernel checks for a container, and what of its profile could
