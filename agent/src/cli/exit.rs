@@ -171,6 +171,7 @@ fn export(error: &ExportError) -> u8 {
         E::Path(_)
         | E::Parse { .. }
         | E::Document { .. }
+        | E::NotDenials { .. }
         | E::Manifest { .. }
         | E::Unusable { .. } => DATA,
         E::Read { .. } | E::Nothing { .. } | E::NotAnExport { .. } => NO_INPUT,

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use syscensus_api::{WorkloadKind, WorkloadRef};
 
 use crate::{
     bpf::{FirstRefusal, RefusalKind, Refusals},
@@ -158,6 +159,10 @@ pub struct ContainerRefusals {
     pub container_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodRef>,
+    /// The Pod's workload, where a recording resolved it (Kubernetes
+    /// mode); else the Pod is the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub cgroup: String,
@@ -173,7 +178,28 @@ pub struct ContainerRefusals {
     pub syscalls: Vec<Refused>,
 }
 
+/// The comment of the rule an export adds for refused syscalls.
+pub const RULE_COMMENT: &str =
+    "refused in production (syscensus denials), not recorded: allow only after review";
+
 impl ContainerRefusals {
+    /// The workload container the report is about: (namespace, workload,
+    /// container), the Pod standing for the workload where none is known,
+    /// as exports of recordings name it. `None` without a namespace, Pod or
+    /// container name.
+    pub fn workload_container(&self) -> Option<(String, WorkloadRef, String)> {
+        let pod = self.pod.as_ref()?;
+        let namespace = pod.namespace.clone()?;
+        let workload = match &self.workload {
+            Some(workload) => workload.clone(),
+            None => WorkloadRef {
+                kind: WorkloadKind::Pod,
+                name: pod.name.clone()?,
+            },
+        };
+        Some((namespace, workload, self.container_name.clone()?))
+    }
+
     /// Refusals of every syscall together.
     pub fn total(&self) -> u64 {
         self.syscalls.iter().map(|r| r.count).sum()

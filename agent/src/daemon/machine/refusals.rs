@@ -225,6 +225,10 @@ fn report_of(c: &Container, node: Option<String>, state: State) -> Option<Contai
         container_id: c.identity.container_id.clone(),
         container_name: c.identity.runtime_name().map(ToOwned::to_owned),
         pod: Some(c.identity.pod()),
+        workload: match &c.decision {
+            Decision::Chosen(chosen) => chosen.keys.first().map(|k| k.workload.clone()),
+            _ => None,
+        },
         node,
         cgroup: c.identity.cgroup.clone(),
         profile: profile.clone(),
