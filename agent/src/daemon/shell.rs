@@ -16,7 +16,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     DaemonError, checkpoint,
@@ -416,7 +416,9 @@ impl Shell {
                     found = Some(("cri", refusal::runtime::from_cri_info(&info)));
                 }
                 Ok(None) => {}
-                Err(error) => return WatchAnswer::Failed(error.to_string()),
+                // The state directories may still say; if not, the
+                // container is asked about again next tick.
+                Err(error) => debug!(%error, %container, "cannot ask the runtime for the profile"),
             }
         }
         let (source, profile) = match found {

@@ -298,7 +298,9 @@ impl Machine {
             let id = observation.cgroup_id;
             let Some(snapshot) = observation.snapshot else {
                 // Its rows are gone: nothing to write.
-                self.containers.remove(&id);
+                if let Some(c) = self.containers.remove(&id) {
+                    self.refusals_ended(&c, out, id);
+                }
                 continue;
             };
             let Some(c) = self.containers.get_mut(&id) else {

@@ -472,3 +472,23 @@ fn containers_under_a_profile_are_watched_and_their_refusals_reported_until_they
     assert!(write < unwatch, "{:?}", world.log);
     assert_eq!(world.machine.watched_refusals(), 0);
 }
+
+#[test]
+fn a_watched_container_whose_rows_are_gone_is_unwatched() {
+    let mut world = World::new(node_config());
+    world.profiles_held.insert(ids(1).0, watched_profile());
+    world.start_container(1);
+    world.run(1, &["read"]);
+    world.tick();
+    assert_eq!(world.machine.watched_refusals(), 1);
+    world.cgroups.get_mut(&1).unwrap().rows = None;
+    world.clear_log();
+    world.advance(Duration::from_secs(1));
+    world.tick();
+    assert!(
+        world.log.contains(&Action::UnwatchRefusals(1)),
+        "{:?}",
+        world.log
+    );
+    assert_eq!(world.refusal_reports[&ids(1).0].state, State::Exited);
+}
