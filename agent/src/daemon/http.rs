@@ -293,4 +293,24 @@ mod tests {
             assert!(parts[1].parse::<u64>().is_ok(), "{line}");
         }
     }
+
+    #[test]
+    fn refusals_are_labelled_and_escaped() {
+        let text = render(&Metrics {
+            refusals: vec![super::super::machine::RefusalSeries {
+                namespace: "shop".into(),
+                workload: "Deployment/web".into(),
+                container: "a\"b".into(),
+                syscall: "mkdir".into(),
+                count: 3,
+            }],
+            ..Metrics::default()
+        });
+        assert!(
+            text.contains(
+                "syscensus_refusals_total{namespace=\"shop\",workload=\"Deployment/web\",container=\"a\\\"b\",syscall=\"mkdir\"} 3\n"
+            ),
+            "{text}"
+        );
+    }
 }
