@@ -724,3 +724,67 @@ fn the_agent_reports_what_profiles_refuse_its_containers() {
     let log = agent.stop();
     assert!(log.contains("its profile refused a syscall"), "{log}");
 }
+
+#[test]
+fn the_agent_watches_a_containerd_pods_container_from_its_start() {
+    require_root();
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket]);
+    agent.wait_watching();
+    let cri = containerd.cri();
+    let pod = cri.run_pod(PodSpec::new("refusals").namespace("shop"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-mkdir.json");
+    let no_mkdir = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+        ]
+    });
+    std::fs::write(&path, no_mkdir.to_string()).unwrap();
+    // The workload's first acts are refused: containerd has runc make the
+    // cgroup and start the entrypoint at once, and the agent must watch
+    // the container by then (the profile from containerd's status, asked
+    // as the cgroup is made).
+    let script = "mkdir /tmp/a; mkdir /tmp/b; echo done; sleep 60";
+    let refused = pod.create_container(
+        &ContainerSpec::new("app", BUSYBOX_IMAGE, &["sh", "-c", script])
+            .seccomp(Seccomp::Localhost(path)),
+    );
+    let unconfined = pod.create_container(
+        &ContainerSpec::new("other", BUSYBOX_IMAGE, &["sh", "-c", script])
+            .seccomp(Seccomp::Unconfined),
+    );
+    refused.start();
+    unconfined.start();
+    let done = wait_for(
+        Duration::from_secs(20),
+        "the container to finish its calls",
+        || refused.logs().stdout.contains("done\n").then(Instant::now),
+    );
+    let reports = wait_for(REPORTED_WITHIN, "the agent to report both mkdirs", || {
+        let reports = denials(&agent);
+        let total: u64 = reports
+            .get(refused.id())?
+            .get("syscalls")?
+            .as_array()?
+            .iter()
+            .filter_map(|s| s["count"].as_u64())
+            .sum();
+        (total == 2).then_some(reports)
+    });
+    assert!(done.elapsed() < REPORTED_WITHIN);
+    let report = &reports[refused.id()];
+    let syscalls = report["syscalls"].as_array().unwrap();
+    assert_eq!(syscalls.len(), 1, "{report}");
+    assert!(
+        matches!(syscalls[0]["name"].as_str(), Some("mkdir" | "mkdirat")),
+        "{report}"
+    );
+    assert_eq!(report["profile"]["source"], "cri", "{report}");
+    assert_eq!(report["containerName"], "app", "{report}");
+    assert_eq!(report["pod"]["namespace"], "shop", "{report}");
+    assert!(!reports.contains_key(unconfined.id()), "{reports:?}");
+}

@@ -23,7 +23,9 @@ use super::{
     cri::Cri,
     http,
     kube::Kube,
-    machine::{Action, Config, Input, Machine, Now, Observation, Place, WatchAnswer},
+    machine::{
+        Action, Config, Input, Machine, Now, Observation, Place, REFUSAL_FAST_INTERVAL, WatchAnswer,
+    },
     state::StateDir,
 };
 use crate::{
@@ -133,6 +135,8 @@ impl Shell {
         self.state.write_pid()?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lookup = tokio::time::interval(REFUSAL_FAST_INTERVAL);
+        lookup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(
             state_dir = %self.state.root().display(),
             kubernetes = self.kube.is_some(),
@@ -155,6 +159,9 @@ impl Shell {
                         guard.clear_ready();
                         self.step_logged(Input::Refused(firsts(&drained))).await;
                     }
+                }
+                _ = lookup.tick(), if self.machine.fast_lookups(std::time::Instant::now()) => {
+                    self.step_logged(Input::LookUpProfiles).await;
                 }
                 _ = tick.tick() => {
                     // Events waiting first, so the tick reads their

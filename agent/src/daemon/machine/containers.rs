@@ -99,9 +99,14 @@ impl Machine {
         // container that ends within a tick may be removed with its Pod
         // right away, and the runtime would not know it any more.
         if self.round.is_none()
-            && let Some(ask) = self.ask_runtime(fresh, now)
+            && let Some(ask) = self.ask_runtime(fresh.clone(), now)
         {
             out.push(ask);
+        }
+        // And for its profile: with CRI it is known before the runtime
+        // makes the cgroup.
+        if !fresh.is_empty() {
+            self.look_up_profiles(now, out);
         }
     }
 

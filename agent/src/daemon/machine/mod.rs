@@ -84,6 +84,14 @@ pub const POD_TIMEOUT: Duration = Duration::from_secs(60);
 /// its state when it creates the container).
 pub const REFUSAL_LOOKUP: Duration = Duration::from_secs(10);
 
+/// For how long after its cgroup is made a container's profile is looked
+/// up at once and then every [`REFUSAL_FAST_INTERVAL`] rather than every
+/// tick: a container is watched only from when its runtime has written its
+/// state, and the runtime starts the workload right after.
+pub const REFUSAL_FAST_LOOKUP: Duration = Duration::from_secs(1);
+/// See [`REFUSAL_FAST_LOOKUP`].
+pub const REFUSAL_FAST_INTERVAL: Duration = Duration::from_millis(5);
+
 /// How often at most the checkpoint is saved while nothing forces it.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -189,8 +197,9 @@ pub struct Container {
 /// Whether a container's refusals are watched.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RefusalWatch {
-    /// Not known yet: the shell is asked for its profile until `until`.
-    Pending { until: Instant },
+    /// Not known yet: the shell is asked for its profile until `until`,
+    /// often until `fast_until`.
+    Pending { until: Instant, fast_until: Instant },
     /// Watched under this profile since `since`; `written` is false while
     /// the report has changes not written.
     Watched {
@@ -208,6 +217,7 @@ impl RefusalWatch {
     pub(super) fn pending(now: Now) -> RefusalWatch {
         RefusalWatch::Pending {
             until: now.instant + REFUSAL_LOOKUP,
+            fast_until: now.instant + REFUSAL_FAST_LOOKUP,
         }
     }
 }
@@ -304,6 +314,10 @@ pub enum Input {
     RefusalsWatched(Vec<(u64, WatchAnswer)>),
     /// First refusals the kernel reported.
     Refused(Vec<First>),
+    /// Look up the profiles of containers made less than
+    /// [`REFUSAL_FAST_LOOKUP`] ago (the shell sends it every
+    /// [`REFUSAL_FAST_INTERVAL`] while [`Machine::fast_lookups`] says so).
+    LookUpProfiles,
 }
 
 /// Everything the machine asks for. Reads are answered by an [`Input`];
@@ -471,6 +485,7 @@ impl Machine {
             Input::CheckpointSaved(result) => self.on_checkpoint_saved(result, now, &mut out),
             Input::RefusalsWatched(answers) => self.on_refusals_watched(answers, now, &mut out),
             Input::Refused(events) => self.on_refused(events, &mut out),
+            Input::LookUpProfiles => self.look_up_profiles(now, &mut out),
         }
         out
     }

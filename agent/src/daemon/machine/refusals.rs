@@ -30,7 +30,7 @@ impl Machine {
     pub(super) fn step_watch(&mut self, now: Now, out: &mut Vec<Action>) -> Flow {
         let mut ask = Vec::new();
         for (id, c) in &mut self.containers {
-            let RefusalWatch::Pending { until } = c.refusals else {
+            let RefusalWatch::Pending { until, .. } = c.refusals else {
                 continue;
             };
             if now.instant >= until {
@@ -48,6 +48,34 @@ impl Machine {
         }
         out.push(Action::WatchRefusals(ask));
         Flow::Await
+    }
+
+    /// Asks for the profiles of the containers made less than
+    /// [`REFUSAL_FAST_LOOKUP`](super::REFUSAL_FAST_LOOKUP) ago, between
+    /// rounds.
+    pub(super) fn look_up_profiles(&mut self, now: Now, out: &mut Vec<Action>) {
+        if self.round.is_some() {
+            return;
+        }
+        let ask: Vec<(u64, String)> = self
+            .containers
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.refusals, RefusalWatch::Pending { fast_until, .. } if now.instant < fast_until)
+            })
+            .map(|(id, c)| (*id, c.identity.container_id.clone()))
+            .collect();
+        if !ask.is_empty() {
+            out.push(Action::WatchRefusals(ask));
+        }
+    }
+
+    /// Whether containers made a moment ago wait for their profile to be
+    /// looked up (see [`Input::LookUpProfiles`](super::Input::LookUpProfiles)).
+    pub fn fast_lookups(&self, now: std::time::Instant) -> bool {
+        self.containers.values().any(
+            |c| matches!(c.refusals, RefusalWatch::Pending { fast_until, .. } if now < fast_until),
+        )
     }
 
     pub(super) fn on_refusals_watched(

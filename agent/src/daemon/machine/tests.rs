@@ -57,10 +57,26 @@ fn a_new_container_is_tracked_and_its_runtime_asked_at_once() {
     let (id, _) = ids(2);
     assert_eq!(
         actions,
-        vec![Action::Unmark(1), Action::AskRuntime(vec![(2, id)])],
-        "the Pod's cgroup is let go, the container's runtime asked before any tick"
+        vec![
+            Action::Unmark(1),
+            Action::AskRuntime(vec![(2, id.clone())]),
+            Action::WatchRefusals(vec![(2, id.clone())]),
+        ],
+        "the Pod's cgroup is let go, the container's runtime and profile asked before any tick"
     );
     assert_eq!(world.machine.containers().len(), 1);
+    // Its profile is looked up often for a moment, then at ticks.
+    let now = world.now();
+    assert!(world.machine.fast_lookups(now.instant));
+    assert_eq!(
+        world.handle(Input::LookUpProfiles),
+        vec![Action::WatchRefusals(vec![(2, id)])]
+    );
+    assert!(
+        !world
+            .machine
+            .fast_lookups(now.instant + REFUSAL_FAST_LOOKUP)
+    );
 }
 
 #[test]
