@@ -94,6 +94,8 @@ impl Machine {
             };
             let container = c.identity.container_id.clone();
             match answer {
+                // Watched already: what it counted so far stays.
+                WatchAnswer::Watched(_) if matches!(c.refusals, RefusalWatch::Watched { .. }) => {}
                 WatchAnswer::Watched(profile) => {
                     info!(
                         %container,
