@@ -16,7 +16,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::{
     DaemonError, checkpoint,
@@ -316,7 +316,11 @@ impl Shell {
                 let mut answers = Vec::new();
                 for (cgroup_id, container) in containers {
                     let answer = self.watch_refusals(cgroup_id, &container).await;
+                    let failed = matches!(answer, WatchAnswer::RuntimeFailed(_));
                     answers.push((cgroup_id, answer));
+                    if failed {
+                        break;
+                    }
                 }
                 Some(Input::RefusalsWatched(answers))
             }
@@ -417,21 +421,23 @@ impl Shell {
     /// what it refuses.
     async fn watch_refusals(&mut self, cgroup_id: u64, container: &str) -> WatchAnswer {
         let mut found = None;
+        let mut cri_error = None;
         if let Some(cri) = self.cri.as_mut() {
             match cri.verbose_info(container).await {
                 Ok(Some(info)) => {
                     found = Some(("cri", refusal::runtime::from_cri_info(&info)));
                 }
                 Ok(None) => {}
-                // The state directories may still say; if not, the
-                // container is asked about again next tick.
-                Err(error) => debug!(%error, %container, "cannot ask the runtime for the profile"),
+                // The state directories may still say.
+                Err(error) => cri_error = Some(error.to_string()),
             }
         }
         let (source, profile) = match found {
             Some(found) => found,
             None => match refusal::runtime::from_default_state_dirs(container) {
-                Ok(None) => return WatchAnswer::NotFound,
+                Ok(None) => {
+                    return cri_error.map_or(WatchAnswer::NotFound, WatchAnswer::RuntimeFailed);
+                }
                 Ok(Some((runtime, profile))) => (
                     match runtime {
                         StateRuntime::Runc => "runc",

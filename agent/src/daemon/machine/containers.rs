@@ -98,14 +98,14 @@ impl Machine {
         // The runtime is asked at once rather than at the next tick: a
         // container that ends within a tick may be removed with its Pod
         // right away, and the runtime would not know it any more.
+        // Then for its profile (with CRI it is known before the runtime
+        // makes the cgroup), once the runtime answered: a runtime that hangs
+        // is then left alone.
         if self.round.is_none()
             && let Some(ask) = self.ask_runtime(fresh.clone(), now)
         {
             out.push(ask);
-        }
-        // And for its profile: with CRI it is known before the runtime
-        // makes the cgroup.
-        if !fresh.is_empty() {
+        } else if !fresh.is_empty() {
             self.look_up_profiles(now, out);
         }
     }
@@ -265,6 +265,8 @@ impl Machine {
         }
         if self.awaits(Step::Identify) {
             self.run(Step::Watch, now, out);
+        } else {
+            self.look_up_profiles(now, out);
         }
     }
 

@@ -231,6 +231,10 @@ pub enum WatchAnswer {
     Unconfined,
     /// The runtime holds nothing for it (yet).
     NotFound,
+    /// The runtime did not answer (CRI): asked again once it is no longer
+    /// left alone ([`RUNTIME_QUIET`]). The shell asks about no further
+    /// container of the batch.
+    RuntimeFailed(String),
     /// Its profile could not be read or watched.
     Failed(String),
 }

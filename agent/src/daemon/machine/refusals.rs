@@ -28,6 +28,7 @@ impl Machine {
     /// yet; those it could not find for [`REFUSAL_LOOKUP`](super::REFUSAL_LOOKUP)
     /// are left unwatched.
     pub(super) fn step_watch(&mut self, now: Now, out: &mut Vec<Action>) -> Flow {
+        let quiet = self.runtime_is_quiet(now);
         let mut ask = Vec::new();
         for (id, c) in &mut self.containers {
             let RefusalWatch::Pending { until, .. } = c.refusals else {
@@ -41,7 +42,9 @@ impl Machine {
                 c.refusals = RefusalWatch::Off;
                 continue;
             }
-            ask.push((*id, c.identity.container_id.clone()));
+            if !quiet {
+                ask.push((*id, c.identity.container_id.clone()));
+            }
         }
         if ask.is_empty() {
             return Flow::Next(Step::Observe);
@@ -54,7 +57,7 @@ impl Machine {
     /// [`REFUSAL_FAST_LOOKUP`](super::REFUSAL_FAST_LOOKUP) ago, between
     /// rounds.
     pub(super) fn look_up_profiles(&mut self, now: Now, out: &mut Vec<Action>) {
-        if self.round.is_some() {
+        if self.round.is_some() || self.runtime_is_quiet(now) {
             return;
         }
         let ask: Vec<(u64, String)> = self
@@ -70,9 +73,18 @@ impl Machine {
         }
     }
 
+    /// Whether the runtime is left alone after a failed call: a runtime
+    /// that hangs would hold the daemon for the call's timeout per lookup.
+    fn runtime_is_quiet(&self, now: Now) -> bool {
+        self.config.runtime && self.runtime_quiet_until.is_some_and(|t| now.instant < t)
+    }
+
     /// Whether containers made a moment ago wait for their profile to be
     /// looked up (see [`Input::LookUpProfiles`](super::Input::LookUpProfiles)).
     pub fn fast_lookups(&self, now: std::time::Instant) -> bool {
+        if self.config.runtime && self.runtime_quiet_until.is_some_and(|t| now < t) {
+            return false;
+        }
         self.containers.values().any(
             |c| matches!(c.refusals, RefusalWatch::Pending { fast_until, .. } if now < fast_until),
         )
@@ -115,6 +127,15 @@ impl Machine {
                     c.refusals = RefusalWatch::Off;
                 }
                 WatchAnswer::NotFound => {}
+                WatchAnswer::RuntimeFailed(error) => {
+                    self.runtime_quiet_until = Some(now.instant + super::RUNTIME_QUIET);
+                    warn!(
+                        %error,
+                        %container,
+                        "cannot ask the runtime about a container; asking again in {}s",
+                        super::RUNTIME_QUIET.as_secs()
+                    );
+                }
                 WatchAnswer::Failed(error) => {
                     warn!(%container, %error, "cannot watch what its profile refuses");
                     c.refusals = RefusalWatch::Off;

@@ -57,14 +57,15 @@ fn a_new_container_is_tracked_and_its_runtime_asked_at_once() {
     let (id, _) = ids(2);
     assert_eq!(
         actions,
-        vec![
-            Action::Unmark(1),
-            Action::AskRuntime(vec![(2, id.clone())]),
-            Action::WatchRefusals(vec![(2, id.clone())]),
-        ],
-        "the Pod's cgroup is let go, the container's runtime and profile asked before any tick"
+        vec![Action::Unmark(1), Action::AskRuntime(vec![(2, id.clone())])],
+        "the Pod's cgroup is let go, the container's runtime asked before any tick"
     );
     assert_eq!(world.machine.containers().len(), 1);
+    // Once it answered, its profile.
+    assert_eq!(
+        world.handle(Input::RuntimeAnswers(vec![(2, Ok(named(2)))])),
+        vec![Action::WatchRefusals(vec![(2, id.clone())])]
+    );
     // Its profile is looked up often for a moment, then at ticks.
     let now = world.now();
     assert!(world.machine.fast_lookups(now.instant));
@@ -507,4 +508,34 @@ fn a_watched_container_whose_rows_are_gone_is_unwatched() {
         world.log
     );
     assert_eq!(world.refusal_reports[&ids(1).0].state, State::Exited);
+}
+
+#[test]
+fn a_runtime_that_fails_a_profile_lookup_is_left_alone() {
+    let mut world = World::new(node_config());
+    let (id, _) = ids(1);
+    // Not there yet when its cgroup is made; then the runtime hangs.
+    world
+        .profiles_held
+        .insert(id.clone(), WatchAnswer::NotFound);
+    world.start_container(1);
+    let failed = world.handle(Input::RefusalsWatched(vec![(
+        1,
+        WatchAnswer::RuntimeFailed("deadline has elapsed".into()),
+    )]));
+    assert!(failed.is_empty(), "{failed:?}");
+    // Neither fast lookups nor ticks ask it while it is left alone.
+    assert!(!world.machine.fast_lookups(world.now().instant));
+    assert!(world.handle(Input::LookUpProfiles).is_empty());
+    world.clear_log();
+    world.tick();
+    assert_eq!(world.count(|a| matches!(a, Action::WatchRefusals(_))), 0);
+    assert_eq!(world.count(|a| matches!(a, Action::AskRuntime(_))), 0);
+    world.advance(RUNTIME_QUIET);
+    world.tick();
+    assert!(
+        world.log.contains(&Action::WatchRefusals(vec![(1, id)])),
+        "{:?}",
+        world.log
+    );
 }
