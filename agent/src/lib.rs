@@ -14,6 +14,13 @@
 //!   a container's enforced profile refuses, and where its runtime keeps it);
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`], and the [`preflight`]
 //!   check of what the node gives the agent.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "the dev-dependencies serve the integration tests"
+    )
+)]
 pub mod always_allowed;
 pub mod apply;
 pub mod basesets;

@@ -20,6 +20,14 @@
 //! `sched_process_exit`) a thread it killed alone, which gets no signal.
 #![no_std]
 #![no_main]
+#![allow(
+    unreachable_pub,
+    reason = "a binary whose maps and programs the loader finds by symbol: pub or pub(crate) makes no difference"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "the package's library target (lib.rs) is empty; it exists for the agent's build-dependency"
+)]
 
 mod attach;
 mod cgroup_mkdir;

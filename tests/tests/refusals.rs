@@ -8,6 +8,10 @@
 //! CRI status). The node agent watches the containers it records and
 //! reports their refusals (`syscensus denials`).
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,
