@@ -26,6 +26,22 @@ pub mod audit_arch {
     pub const AARCH64: u32 = 0xC000_00B7;
 }
 
+/// The ABI and table number of syscall `id` as `sys_enter` receives it: x32
+/// numbers carry [`X32_SYSCALL_BIT`], which is removed; otherwise
+/// `compat()` (the task is in a compat syscall: ia32) decides between
+/// [`abi::COMPAT`] and [`abi::NATIVE`]. `compat` is asked only when needed,
+/// since reading the task costs the kernel program a probe.
+#[inline(always)]
+pub fn classify_syscall(id: u64, compat: impl FnOnce() -> bool) -> (u32, u64) {
+    if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if compat() {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    }
+}
+
 /// The syscall ABI a record belongs to.
 ///
 /// Kept as plain `u32` constants, not a Rust enum, because the value crosses
