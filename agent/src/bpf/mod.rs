@@ -20,7 +20,7 @@ use aya::{
 use syscensus_common::{
     ALIAS_MAP, COUNTERS_MAP, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, Member,
     OFFSETS_GLOBAL, ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row,
-    RowKey, SYSCALL_SLOTS, WATCH_MAP, ancestors, counter, program,
+    RowKey, SYSCALL_SLOTS, WATCH_MAP, ancestors, counter, program, refusal::WATCH_CONFIG_GLOBAL,
 };
 use tracing::debug;
 
@@ -31,11 +31,16 @@ mod filter;
 mod offsets;
 mod rows;
 mod sessions;
+mod watch;
 
 pub use events::{Events, MarkedCgroup};
 pub use filter::Filter;
-pub use offsets::{CompatMarker, compat_marker, kernel_offsets};
+pub use offsets::kernel_offsets;
 pub use sessions::{SessionKind, SessionSnapshot};
+pub use watch::{
+    FirstRefusal, RefusalCountTotal, RefusalEvents, RefusalKind, Refusals, Verdict, WatchCounters,
+    WatchError, WatchPolicy, monotonic_to_system,
+};
 
 /// The kernel program, built by `build.rs` for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syscensus"));
@@ -263,6 +268,8 @@ pub struct Tracer {
     joined: std::collections::HashMap<u64, u64>,
     /// `events_lost` when sessions were last looked for in the rows.
     events_lost_seen: u64,
+    /// The refusal watch's maps (`watch.rs`).
+    refusal: watch::WatchMaps,
 }
 
 impl Tracer {
@@ -274,6 +281,7 @@ impl Tracer {
         if options.cgroup_id_helper {
             offsets.direct_cgroup_id = 0;
         }
+        let (watch_config, watch_unavailable) = watch::kernel_config(&btf);
         let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
             .map_err(BpfError::LoaderBtf)?;
         let pin_dir = match &options.pin_dir {
@@ -291,9 +299,10 @@ impl Tracer {
         loader
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .override_global(WATCH_CONFIG_GLOBAL, &watch_config, true)
             .map_max_entries(ROWS_MAP, options.rows_capacity);
         if let Some(dir) = &pin_dir {
-            for name in PINNED_MAPS {
+            for name in PINNED_MAPS.into_iter().chain(watch::PINNED_MAPS) {
                 // An existing pin is reused: the rows survive a restart.
                 loader.map_pin_path(name, dir.join(name));
             }
@@ -324,6 +333,7 @@ impl Tracer {
         let alias = HashMap::try_from(take(&mut ebpf, ALIAS_MAP)?).map_err(map_err(ALIAS_MAP))?;
         let events =
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
+        let refusal = watch::WatchMaps::take(&mut ebpf, watch_unavailable)?;
         let mut tracer = Tracer {
             ebpf,
             offsets,
@@ -341,6 +351,7 @@ impl Tracer {
             book: Arc::default(),
             joined: std::collections::HashMap::new(),
             events_lost_seen: 0,
+            refusal,
         };
         for name in [
             program::SYS_ENTER,
@@ -352,6 +363,7 @@ impl Tracer {
         ] {
             tracer.load_program(name, &loader_btf)?;
         }
+        watch::load_programs(&mut tracer, &loader_btf)?;
         // The kernel's BTF, parsed twice above, is most of what loading
         // allocated (tens of MiB for a few MiB of file): give it back to
         // the system now rather than keep it resident for the agent's life.
@@ -379,6 +391,7 @@ impl Tracer {
         if options.attach_sys_enter || left_attached {
             tracer.attach_sys_enter()?;
         }
+        tracer.resume_refusal_watch()?;
         debug!(?offsets, "kernel program loaded");
         Ok(tracer)
     }

@@ -9,7 +9,7 @@ use crate::btf::{Btf, BtfError};
 
 /// The kernel's architecture, as far as compat syscalls go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cpu {
+pub(super) enum Cpu {
     X86_64,
     Aarch64,
     /// One whose compat syscalls are not told apart.
@@ -18,7 +18,7 @@ pub enum Cpu {
 
 impl Cpu {
     /// The architecture this build runs on.
-    pub fn native() -> Cpu {
+    pub(super) fn native() -> Cpu {
         if cfg!(target_arch = "x86_64") {
             Cpu::X86_64
         } else if cfg!(target_arch = "aarch64") {
@@ -169,7 +169,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
 
 /// Where the kernel program sees that a syscall is a 32-bit compat one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompatMarker {
+pub(super) struct CompatMarker {
     /// Offset of the word to test: into the current `task_struct`, or into
     /// the `pt_regs` that `sys_enter` gets when `in_regs`.
     pub offset: u32,
@@ -190,7 +190,7 @@ pub struct CompatMarker {
 ///   `TIF_32BIT` says the same, but its number is a #define that the
 ///   generic TIF rework of 2025 moves, while the architecture's bit cannot
 ///   move.
-pub fn compat_marker(cpu: Cpu, btf: &Btf) -> Result<CompatMarker, BtfError> {
+pub(super) fn compat_marker(cpu: Cpu, btf: &Btf) -> Result<CompatMarker, BtfError> {
     Ok(match cpu {
         Cpu::X86_64 => {
             const TS_COMPAT: u32 = 0x0002;

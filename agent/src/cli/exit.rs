@@ -84,6 +84,14 @@ pub fn status(error: &Error) -> u8 {
                 E::Remove { .. } => CANT_CREATE,
             }
         }
+        Error::Denials(e) => {
+            use commands::denials::Error as E;
+            match e {
+                E::Read { .. } => NO_INPUT,
+                E::Parse { .. } => DATA,
+                E::Output(_) => CANT_CREATE,
+            }
+        }
         Error::InstallAgentProfile(_) => CANT_CREATE,
         Error::Export(e) => {
             use commands::export::Error as E;
@@ -171,6 +179,7 @@ fn export(error: &ExportError) -> u8 {
         E::Path(_)
         | E::Parse { .. }
         | E::Document { .. }
+        | E::NotDenials { .. }
         | E::Manifest { .. }
         | E::Unusable { .. } => DATA,
         E::Read { .. } | E::Nothing { .. } | E::NotAnExport { .. } => NO_INPUT,
