@@ -53,8 +53,23 @@ fn an_exec_session_into_the_command_is_recorded_and_told() {
         .unwrap();
     let cgroup = own_cgroup_dir().join(format!("syscensus-record-{}", recorder.id()));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !cgroup.join("cgroup.procs").exists() {
-        assert!(Instant::now() < deadline, "no cgroup {}", cgroup.display());
+    // The command runs (exec'd in its cgroup) before anything enters: the
+    // first exec there is the command's.
+    let runs = || {
+        std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .any(|pid| {
+                std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("exit 7"))
+            })
+    };
+    while !runs() {
+        assert!(
+            Instant::now() < deadline,
+            "the command never ran in {}",
+            cgroup.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // A process from outside enters the command's cgroup and execs there,
