@@ -19,6 +19,16 @@ pub struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `syscensus=debug`).
     #[arg(long, global = true, env = "SYSCENSUS_LOG")]
     pub log_level: Option<String>,
+    /// Diagnostics as text lines or as JSON lines (one object per event,
+    /// with its fields); colour codes only on a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "SYSCENSUS_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: crate::logging::LogFormat,
 
     #[command(subcommand)]
     pub command: Command,

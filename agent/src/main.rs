@@ -7,7 +7,7 @@ use syscensus::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    syscensus::logging::init(cli.log_level.as_deref());
+    syscensus::logging::init(cli.log_level.as_deref(), cli.log_format);
     match syscensus::cli::dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
