@@ -19,9 +19,9 @@ use super::{
     DaemonError,
     checkpoint::Checkpoint,
     cri::Cri,
-    http,
     kube::Kube,
     machine::{Action, Config, Input, Machine, Now, Observation, Place},
+    metrics,
     state::StateDir,
 };
 use crate::{bpf::Tracer, cgroup::Hierarchy};
@@ -38,7 +38,7 @@ pub(crate) struct Shell {
     state: StateDir,
     cri: Option<Cri>,
     kube: Option<Kube>,
-    metrics: http::Shared,
+    metrics: metrics::Shared,
     /// The kubelet roots, from the configuration.
     roots: Vec<String>,
     capacity: u32,
@@ -53,7 +53,7 @@ pub(crate) struct Parts {
     pub state: StateDir,
     pub cri: Option<Cri>,
     pub kube: Option<Kube>,
-    pub metrics: http::Shared,
+    pub metrics: metrics::Shared,
     pub capacity: u32,
 }
 
