@@ -137,7 +137,10 @@ impl Shell {
                     let cluster = self.kube.as_ref().map(Kube::cluster);
                     self.step_logged(Input::Tick { rows, cluster }).await;
                     if let Some(kube) = self.kube.as_mut() {
-                        kube.install().await;
+                        let installations = kube.install().await;
+                        if !installations.is_empty() {
+                            self.step_logged(Input::Installations(installations)).await;
+                        }
                     }
                     self.update_metrics();
                 }
@@ -243,10 +246,11 @@ impl Shell {
                 None => None,
             },
             Action::WriteProfiles(contributions) => match self.kube.as_mut() {
-                Some(kube) => {
-                    let (written, failed) = kube.write_profiles(contributions).await;
-                    Some(Input::ProfilesWritten { written, failed })
-                }
+                Some(kube) => Some(kube.write_profiles(contributions).await),
+                None => None,
+            },
+            Action::WriteEvents(writes) => match self.kube.as_ref() {
+                Some(kube) => Some(Input::EventsWritten(kube.write_events(writes).await)),
                 None => None,
             },
             Action::ReportStatus(report) => {
@@ -382,9 +386,11 @@ impl Shell {
         m.outsider_syscalls = counters.outsider_syscalls;
         m.members_full = counters.members_full;
         m.last_tick = Some(std::time::Instant::now());
+        (m.kube_events, m.kube_events_dropped) = self.machine.event_counts();
         match &self.kube {
             Some(kube) => {
-                m.api_errors = self.machine.api_errors() + kube.status_errors();
+                m.api_errors =
+                    self.machine.api_errors() + kube.status_errors() + self.machine.event_errors();
                 m.results_pending = self.machine.pending() as u64;
                 m.recordings_active = kube.active_count() as u64;
                 m.syscalls_recorded = self.machine.syscalls() as u64;

@@ -4,8 +4,9 @@
 //! It keeps objects in memory and serves get, list, watch (resourceVersion,
 //! bookmarks, 410 Gone), create, replace, delete and the four patch formats,
 //! server-side apply with managed fields and conflicts, and the status
-//! subresource. Tests drive it directly too: store access, a request log,
-//! and injected failures (refused connections, error codes, delays).
+//! subresource, and the validation of `events.k8s.io` Events. Tests drive
+//! it directly too: store access, a request log, and injected failures
+//! (refused connections, error codes, delays).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -17,6 +18,7 @@
 //! ```
 
 mod apply;
+mod events;
 mod fields;
 mod http;
 mod patch;

@@ -718,6 +718,7 @@ impl Store {
         managers: &[Manager],
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        super::events::validate(def, old, &new)?;
         fields::write_managers(&mut new, managers, &now());
         if let Some(old) = old {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);

@@ -7,12 +7,13 @@
 //! for it first). Either way the response says which in its
 //! `Content-Type`: Prometheus 3 refuses a scrape without one.
 //!
-//! Labels stay bounded: a family's label values come from a closed set.
-//! Families keyed by something that grows with the cluster (namespace,
-//! workload, container, syscall) must cap their series and sum the rest
-//! under one series of their own, so that a node's scrape stays the same
-//! size however many workloads it runs.
+//! Labels stay bounded: a family's label values come from a closed set
+//! (the Event reasons here). Families keyed by something that grows with
+//! the cluster (namespace, workload, container, syscall) must cap their
+//! series and sum the rest under one series of their own, so that a node's
+//! scrape stays the same size however many workloads it runs.
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     sync::{Arc, Mutex},
     time::Instant,
@@ -55,6 +56,10 @@ pub struct Metrics {
     /// API requests that failed, and results not yet written.
     pub api_errors: u64,
     pub results_pending: u64,
+    /// Kubernetes Events decided, by reason, and those dropped by the
+    /// node's bound.
+    pub kube_events: BTreeMap<&'static str, u64>,
+    pub kube_events_dropped: u64,
     /// Readiness.
     pub ready: bool,
     /// When the loop last ran.
@@ -216,6 +221,24 @@ impl Families<'_> {
             .encode_descriptor(name, help, None, MetricType::Counter)?;
         ConstCounter::new(value).encode(encoder)
     }
+
+    /// A counter with one label, a series per value.
+    fn counter_family(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: &[(&str, u64)],
+    ) -> std::fmt::Result {
+        let mut encoder = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (value, count) in series {
+            let labels = [(label, *value)];
+            ConstCounter::new(*count).encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The agent's numbers, as the loop last set them.
@@ -305,6 +328,18 @@ impl Collector for AgentCollector {
             "syscensus_results_pending",
             "Results not yet written to the cluster.",
             m.results_pending,
+        )?;
+        let reasons: Vec<(&str, u64)> = m.kube_events.iter().map(|(r, n)| (*r, *n)).collect();
+        f.counter_family(
+            "syscensus_kubernetes_events",
+            "Kubernetes Events this node decided to post, by reason (a repeat counts again).",
+            "reason",
+            &reasons,
+        )?;
+        f.counter(
+            "syscensus_kubernetes_events_dropped",
+            "Kubernetes Events not posted: more than this node's bound asked for at once.",
+            m.kube_events_dropped,
         )
     }
 }
