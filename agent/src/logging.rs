@@ -62,7 +62,7 @@ where
 }
 
 /// Prints a failed command's error as one line on stderr.
-pub fn report(error: &crate::Error) {
+pub fn report(error: &dyn std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "syscensus: {error}");
 }
 

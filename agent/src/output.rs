@@ -76,13 +76,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     AtomicFile::create(path)?.commit(contents)
 }
 
-/// Writes `contents` to stdout.
-pub fn write_stdout(contents: &[u8]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(contents)?;
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bpf::Snapshot,
-    census::census_of,
-    profile::{BaseSet, BuildOptions, Census, Profile},
+    census::{Census, census_of},
+    profile::{BaseSet, BuildOptions, Profile, RuleRole},
 };
 
 /// `apiVersion` of [`ContainerRecording`].
@@ -79,7 +79,7 @@ pub struct ContainerRecording {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_base_set: Option<String>,
     /// Syscall names the container made, per architecture (`SCMP_ARCH_*`).
-    pub syscalls: BTreeMap<String, Vec<String>>,
+    pub syscalls: Census,
     /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
     /// were left out of the recording.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -132,25 +132,26 @@ impl ContainerRecording {
             last_seen: parts.last_seen.to_string(),
             last_new_syscall: parts.last_new_syscall.map(|t| t.to_string()),
             runtime_base_set: parts.base_set.map(|b| b.name.clone()),
-            syscalls: ContainerRecording::syscalls_of(&census),
+            profile: Profile::from_census(&census, parts.base_set, &BuildOptions::default()),
+            syscalls: census,
             exec_sessions_excluded: parts.snapshot.exec_sessions,
             warnings: warnings_of(parts.snapshot, parts.start),
-            profile: Profile::from_census(&census, parts.base_set, &BuildOptions::default()),
         }
     }
 
-    /// The syscalls of a census, keyed by architecture name.
-    pub fn syscalls_of(census: &Census) -> BTreeMap<String, Vec<String>> {
-        census
+    /// The runtime base set its profile allows, from the profile's base-set
+    /// rule (the document names it in `runtimeBaseSet`).
+    pub fn base_set(&self) -> Option<BaseSet> {
+        self.profile
             .syscalls
             .iter()
-            .map(|(arch, names)| {
-                (
-                    arch.scmp_name().to_owned(),
-                    names.iter().map(|n| (*n).to_owned()).collect(),
-                )
+            .find_map(|rule| match rule.role() {
+                RuleRole::BaseSet(name) => Some(BaseSet {
+                    name: name.to_owned(),
+                    syscalls: rule.names.iter().cloned().collect(),
+                }),
+                _ => None,
             })
-            .collect()
     }
 
     /// The document as JSON: two-space indentation, trailing newline.

@@ -14,9 +14,9 @@ use std::{
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
-use syscensus::export::{
-    Base, Entry, ExportError, PlanOptions, localhost_profile, parse_patch, plan, profile_path,
-    render_profile, strategic_merge_patch,
+use syscensus::{
+    export::{Base, Entry, PlanOptions, parse_patch, plan, strategic_merge_patch},
+    localhost::{self, PathError, localhost_profile, profile_path},
 };
 use syscensus_api::{
     BaseSetRef, ContainerProfile, ContainerProfileSpec, WorkloadKind, WorkloadRef,
@@ -476,7 +476,7 @@ fn profile_paths_and_bytes() {
     );
     // The exported file is render_profile's output, byte for byte (the
     // installer writes the same).
-    let rendered = render_profile(&entries()[0].spec);
+    let rendered = localhost::render(&entries()[0].spec);
     let p = plan(entries(), None, &PlanOptions::default()).unwrap();
     assert_eq!(p.files["shop/deployment-web/nginx.json"], rendered);
     assert!(
@@ -513,7 +513,7 @@ fn profile_paths_refuse_what_is_not_a_kubernetes_name() {
     for (ns, workload, container) in cases {
         let err = profile_path(ns, Deployment, workload, container).unwrap_err();
         assert!(
-            matches!(err, ExportError::Name { .. }),
+            matches!(err, PathError::Name { .. }),
             "{ns}/{workload}/{container}: {err}"
         );
     }
@@ -534,7 +534,7 @@ fn profile_paths_refuse_what_is_not_a_kubernetes_name() {
         "db",
     )
     .unwrap_err();
-    assert!(matches!(err, ExportError::TooLong { .. }), "{err}");
+    assert!(matches!(err, PathError::TooLong { .. }), "{err}");
     assert!(err.to_string().contains("255"), "{err}");
     let err = profile_path("shop", Deployment, "..", "nginx")
         .unwrap_err()

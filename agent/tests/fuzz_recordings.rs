@@ -17,10 +17,8 @@ use proptest::{prelude::*, test_runner::Config};
 use serde_json::{Value, json};
 use syscensus::{
     daemon::selection::{matches, selects, validate},
-    export::{
-        Entry, Filter, PlanOptions, check_spec, file_entries, localhost_profile, plan,
-        profile_path, recording_entry, render_profile, spec_profile_path,
-    },
+    export::{Entry, Filter, PlanOptions, file_entries, plan, recording_entry},
+    localhost::{self, localhost_profile, profile_path, spec_profile_path},
     profile::Profile,
     recording::ContainerRecording,
 };
@@ -379,7 +377,7 @@ proptest! {
             if let Ok(path) = spec_profile_path(&entry.namespace, &entry.spec) {
                 assert_contained(path.to_str().unwrap());
             }
-            let _ = render_profile(&entry.spec);
+            let _ = localhost::render(&entry.spec);
         }
     }
 
@@ -429,7 +427,7 @@ proptest! {
         let Ok(spec) = serde_json::from_value::<ContainerProfileSpec>(doc["spec"].clone()) else {
             return Ok(());
         };
-        let text = render_profile(&spec);
+        let text = localhost::render(&spec);
         let known = spec.syscalls.iter().all(|(arch, names)| {
             syscensus::syscalls::Arch::from_scmp_name(arch).is_some()
                 && names.iter().all(|n| syscensus::syscalls::is_known(n))
@@ -597,17 +595,17 @@ fn unknown_names_are_not_installed() {
         "lastSeen": "2024-05-01T10:00:00Z",
     });
     let mut spec: ContainerProfileSpec = serde_json::from_value(doc).unwrap();
-    let error = check_spec(&spec).unwrap_err();
+    let error = localhost::check(&spec).unwrap_err();
     assert!(error.contains("SCMP_ARCH_BOGUS"), "{error}");
     spec.syscalls.remove("SCMP_ARCH_BOGUS");
-    let error = check_spec(&spec).unwrap_err();
+    let error = localhost::check(&spec).unwrap_err();
     assert!(error.contains("no_such_syscall"), "{error}");
     spec.syscalls.insert(
         "SCMP_ARCH_X86_64".into(),
         vec!["read".into(), "write".into()],
     );
-    check_spec(&spec).unwrap();
-    Profile::parse(&render_profile(&spec), Path::new("installed.json"), None).unwrap();
+    localhost::check(&spec).unwrap();
+    Profile::parse(&localhost::render(&spec), Path::new("installed.json"), None).unwrap();
 }
 
 /// Entries with names that try to leave the export directory are refused

@@ -6,7 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use syscensus::{
-    export::{recording_entry, render_profile, spec_profile_path},
+    export::recording_entry,
+    localhost::{self, spec_profile_path},
     recording::ContainerRecording,
 };
 use syscensus_fuzz::assert_contained;
@@ -22,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(path) = spec_profile_path(&entry.namespace, &entry.spec) {
             assert_contained(&path);
         }
-        let _ = render_profile(&entry.spec);
+        let _ = localhost::render(&entry.spec);
     }
 });

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use syscensus::{
     daemon::selection::{selects, validate},
-    export::{merge_spec, render_profile, spec_profile_path},
+    localhost::{self, spec_profile_path},
 };
 use syscensus_api::{ContainerProfile, ProfileRecording};
 use syscensus_fuzz::assert_contained;
@@ -41,8 +41,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(path) = spec_profile_path(&namespace, &profile.spec) {
             assert_contained(&path);
         }
-        let _ = render_profile(&profile.spec);
+        let _ = localhost::render(&profile.spec);
         let mut merged = profile.spec.clone();
-        merge_spec(&mut merged, &profile.spec);
+        localhost::merge(&mut merged, &profile.spec);
     }
 });

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use syscensus::export::{localhost_profile, profile_path};
+use syscensus::localhost::{localhost_profile, profile_path};
 use syscensus_api::{
     WorkloadKind, label_value, object_name, validate_dns_label, validate_dns_subdomain,
 };

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{
-    collections::BTreeMap,
     io::Read,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -18,6 +17,7 @@ use std::{
 
 use syscensus::{
     basesets::{self, Reason},
+    census::Census,
     oci_runtime::{self, Runtime as OciRuntime},
     profile::{BuildOptions, Profile},
     syscalls::Arch,
@@ -61,9 +61,9 @@ fn profile(
         runtime.name(),
         id.version
     );
-    let syscalls = BTreeMap::from([(Arch::native().scmp_name().to_owned(), workload.to_vec())]);
-    let profile =
-        Profile::from_syscall_names(&syscalls, Some(&choice.set), &BuildOptions::default());
+    let mut census = Census::default();
+    census.extend(Arch::native(), workload.iter().cloned());
+    let profile = Profile::from_census(&census, Some(&choice.set), &BuildOptions::default());
     (
         serde_json::from_str(&profile.to_oci_json()).unwrap(),
         choice.set.name,

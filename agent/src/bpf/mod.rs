@@ -89,18 +89,6 @@ pub enum BpfError {
     RootPath { path: String },
 }
 
-impl BpfError {
-    /// The exit status for this error.
-    pub fn exit_status(&self) -> u8 {
-        match self {
-            BpfError::Load(_) | BpfError::Btf(_) | BpfError::LoaderBtf(_) => {
-                crate::error::exit::UNAVAILABLE
-            }
-            _ => crate::error::exit::SOFTWARE,
-        }
-    }
-}
-
 fn map_err(name: &'static str) -> impl FnOnce(MapError) -> BpfError {
     move |source| BpfError::Map { name, source }
 }

@@ -4,11 +4,25 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 
+use super::NotRoot;
 use crate::{
-    Error, basesets,
-    daemon::{self, BaseSetChoice, Config, KubeConfig, Options},
-    error::Result,
+    basesets::{self, UnknownBaseSet},
+    daemon::{self, BaseSetChoice, Config, DaemonError, KubeConfig, Options},
 };
+
+/// `syscensus agent` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error(transparent)]
+    BaseSet(#[from] UnknownBaseSet),
+    /// The options do not go together.
+    #[error("{message}")]
+    Usage { message: String },
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
 
 /// Options of `syscensus agent`; each also read from the environment
 /// variable named in its help.
@@ -44,7 +58,9 @@ pub struct AgentArgs {
     pub cgroup_roots: Vec<String>,
     /// Where the host's cgroup v2 hierarchy is mounted (found in
     /// /proc/self/mountinfo when absent; in a container, mount the host's
-    /// and name it here).
+    /// and name it here). A directory that is not a cgroup v2 mount itself,
+    /// such as a hybrid host's /sys/fs/cgroup, is searched for the one
+    /// mounted below it (`unified/`).
     #[arg(long, env = "SYSCENSUS_CGROUP_MOUNT")]
     pub cgroup_mount: Option<PathBuf>,
     /// Runtime base set for the profiles: `auto` (from --runtime, and
@@ -101,7 +117,7 @@ pub struct AgentArgs {
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
-pub fn agent(args: AgentArgs) -> Result<ExitCode> {
+pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
     super::require_root("syscensus agent")?;
     let base_set = match args.base_set.as_str() {
         "auto" => {
@@ -124,16 +140,6 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             });
         }
     };
-    if let Some(mount) = &args.cgroup_mount
-        && !mount.join("cgroup.controllers").exists()
-    {
-        return Err(Error::Usage {
-            message: format!(
-                "{} is not a cgroup v2 mount: check --cgroup-mount",
-                mount.display()
-            ),
-        });
-    }
     let options = Options {
         config: Config {
             roots: args.cgroup_roots,

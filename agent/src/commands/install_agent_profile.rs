@@ -6,7 +6,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 use tracing::info;
 
-use crate::{Error, error::Result};
+use super::OutputError;
+
+/// `syscensus install-agent-profile` failed: the profile could not be
+/// written.
+pub type Error = OutputError;
 
 /// The agent's own profile, recorded by syscensus running the agent through
 /// everything it does (tests/tests/own_profile.rs runs the agent under it).
@@ -25,15 +29,15 @@ pub struct InstallAgentProfileArgs {
 }
 
 /// Writes the profile to `<kubelet-root>/seccomp/syscensus/syscensus-agent.json`.
-pub fn install_agent_profile(args: InstallAgentProfileArgs) -> Result<ExitCode> {
+pub fn install_agent_profile(args: InstallAgentProfileArgs) -> Result<ExitCode, Error> {
     let dir = args
         .kubelet_root
         .join("seccomp")
-        .join(crate::export::LOCALHOST_DIR);
+        .join(crate::localhost::LOCALHOST_DIR);
     let path = dir.join("syscensus-agent.json");
     std::fs::create_dir_all(&dir)
         .and_then(|()| crate::output::write_atomic(&path, AGENT_PROFILE.as_bytes()))
-        .map_err(|source| Error::Output {
+        .map_err(|source| OutputError {
             path: path.clone(),
             source,
         })?;

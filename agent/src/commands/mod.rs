@@ -1,16 +1,95 @@
-//! The commands: each owns its options and turns them into calls of the
-//! domain and the daemon below it.
-use crate::{Error, error::Result};
+//! The commands, one module each: its options (clap; the doc comments are
+//! the help), its error, and the calls into the daemon, the export
+//! pipeline and the domain below. Nothing here maps an error to an exit
+//! status: the CLI does (`cli::exit`).
+use std::{
+    future::Future,
+    io::{self, Write as _},
+    path::PathBuf,
+};
+
+use clap::ValueEnum;
 
 pub mod agent;
+pub mod apply;
+pub mod diff;
+pub mod export;
 pub mod install_agent_profile;
+pub mod merge;
+pub mod record;
+pub mod run;
 pub mod snapshot;
 
+/// The command needs root.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run it with sudo")]
+pub struct NotRoot {
+    pub what: &'static str,
+}
+
 /// Fails unless this process is root: recording loads a BPF program.
-pub fn require_root(what: &'static str) -> Result<()> {
+pub fn require_root(what: &'static str) -> Result<(), NotRoot> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err(Error::NotRoot { what });
+        return Err(NotRoot { what });
     }
     Ok(())
+}
+
+/// A command to record or run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("command not found: {command}: check the name and PATH")]
+    NotFound { command: String },
+    #[error("cannot execute {command}: {source}")]
+    NotExecutable {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to start {command}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The command's output could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct OutputError {
+    /// The file (or `stdout`).
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Writes `contents` to stdout.
+pub fn write_stdout(contents: &[u8]) -> Result<(), OutputError> {
+    let mut out = io::stdout().lock();
+    out.write_all(contents)
+        .and_then(|()| out.flush())
+        .map_err(|source| OutputError {
+            path: PathBuf::from("stdout"),
+            source,
+        })
+}
+
+/// Runs `future` to completion on a runtime of its own.
+pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Output formats for profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// OCI runtime-spec `linux.seccomp` JSON, as containerd, CRI-O, runc and
+    /// the kubelet's Localhost profiles read it.
+    Oci,
+    /// A Security Profiles Operator `SeccompProfile` object (YAML).
+    Spo,
 }

@@ -1,27 +1,25 @@
-//! What the daemon keeps across restarts, in one file of the state
-//! directory (`checkpoint.json`): the containers being recorded (their rows
-//! survive in the pinned maps; this names them, says who they are and what
-//! was decided about them), the containers that ended before a decision,
-//! and the results not yet written to the cluster.
+//! The file of what the daemon keeps across restarts (`checkpoint.json` in
+//! the state directory; its content is [`Checkpoint`], which the state
+//! machine makes and takes back): the containers being recorded (their
+//! rows survive in the pinned maps; this names them, says who they are and
+//! what was decided about them), the containers that ended before a
+//! decision, and the results not yet written to the cluster.
 //!
 //! Written atomically whenever it changed (at most once a second), and
 //! always before the rows of an ended container are dropped, so that a
 //! crash at any moment finds every result in the checkpoint or the kernel.
 //! The files of earlier versions (`tracked.json`, `kube.json`) are read
 //! when there is no checkpoint yet.
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::warn;
 
 use super::{
     contribution::{Contribution, Key},
     identity::{ContainerMeta, Identity},
-    machine::{Chosen, Ended},
+    machine::{Checkpoint, ContainerState, Ended},
     state::{StateDir, StateError},
 };
-use crate::{
-    profile::BaseSet,
-    recording::{ContainerRecording, Start},
-};
+use crate::recording::{ContainerRecording, Start};
 
 /// The checkpoint's file in the state directory.
 pub const FILE: &str = "checkpoint.json";
@@ -31,84 +29,48 @@ pub const FILE: &str = "checkpoint.json";
 const LEGACY_TRACKED: &str = "tracked.json";
 const LEGACY_KUBE: &str = "kube.json";
 
-/// Everything the daemon carries over a restart.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Checkpoint {
-    #[serde(default)]
-    pub containers: Vec<ContainerState>,
-    #[serde(default)]
-    pub ended: Vec<Ended>,
-    #[serde(default)]
-    pub contributions: Vec<(Key, Contribution)>,
-}
-
-/// A container being recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerState {
-    pub cgroup_id: u64,
-    pub identity: Identity,
-    pub start: Start,
-    pub first_seen: jiff::Timestamp,
-    pub last_seen: jiff::Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_new_syscall: Option<jiff::Timestamp>,
-    pub known: usize,
-    /// Whether its base set was decided (its entrypoint seen), and which.
-    #[serde(default)]
-    pub base_set_decided: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_set: Option<BaseSet>,
-    /// The recordings that chose it (Kubernetes mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chosen: Option<Chosen>,
-}
-
-impl Checkpoint {
-    /// The checkpoint in `state`, or what earlier versions left there; none
-    /// when there is neither or it cannot be read (said in the log).
-    pub fn load(state: &StateDir) -> Option<Checkpoint> {
-        if let Some(text) = state.read_file(FILE) {
-            return parse(FILE, &text);
-        }
-        let mut checkpoint = Checkpoint::default();
-        let mut found = false;
-        if let Some(text) = state.read_file(LEGACY_TRACKED) {
-            found = true;
-            checkpoint.containers = parse::<Vec<LegacyTracked>>(LEGACY_TRACKED, &text)
-                .unwrap_or_default()
+/// The checkpoint in `state`, or what earlier versions left there; none
+/// when there is neither or it cannot be read (said in the log).
+pub fn load(state: &StateDir) -> Option<Checkpoint> {
+    if let Some(text) = state.read_file(FILE) {
+        return parse(FILE, &text);
+    }
+    let mut checkpoint = Checkpoint::default();
+    let mut found = false;
+    if let Some(text) = state.read_file(LEGACY_TRACKED) {
+        found = true;
+        checkpoint.containers = parse::<Vec<LegacyTracked>>(LEGACY_TRACKED, &text)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(LegacyTracked::upgrade)
+            .collect();
+    }
+    if let Some(text) = state.read_file(LEGACY_KUBE) {
+        found = true;
+        if let Some(kube) = parse::<LegacyKube>(LEGACY_KUBE, &text) {
+            checkpoint.contributions = kube.contributions;
+            checkpoint.ended = kube
+                .undecided
                 .into_iter()
-                .filter_map(LegacyTracked::upgrade)
+                .filter_map(LegacyFinished::upgrade)
                 .collect();
         }
-        if let Some(text) = state.read_file(LEGACY_KUBE) {
-            found = true;
-            if let Some(kube) = parse::<LegacyKube>(LEGACY_KUBE, &text) {
-                checkpoint.contributions = kube.contributions;
-                checkpoint.ended = kube
-                    .undecided
-                    .into_iter()
-                    .filter_map(LegacyFinished::upgrade)
-                    .collect();
-            }
-        }
-        found.then_some(checkpoint)
     }
+    found.then_some(checkpoint)
+}
 
-    /// Saves the checkpoint atomically (and removes earlier versions' files).
-    pub fn save(&self, state: &StateDir) -> Result<(), StateError> {
-        #[expect(
-            clippy::unwrap_used,
-            reason = "serializing plain data to a String cannot fail"
-        )]
-        let text = serde_json::to_string(self).unwrap();
-        state.write_file(FILE, text.as_bytes())?;
-        for legacy in [LEGACY_TRACKED, LEGACY_KUBE] {
-            state.remove_file(legacy);
-        }
-        Ok(())
+/// Saves `checkpoint` atomically (and removes earlier versions' files).
+pub fn save(checkpoint: &Checkpoint, state: &StateDir) -> Result<(), StateError> {
+    #[expect(
+        clippy::unwrap_used,
+        reason = "serializing plain data to a String cannot fail"
+    )]
+    let text = serde_json::to_string(checkpoint).unwrap();
+    state.write_file(FILE, text.as_bytes())?;
+    for legacy in [LEGACY_TRACKED, LEGACY_KUBE] {
+        state.remove_file(legacy);
     }
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Option<T> {
@@ -177,10 +139,7 @@ impl LegacyFinished {
             labels: recording.labels.clone(),
             image: recording.image.clone().unwrap_or_default(),
         });
-        let base_set = recording
-            .runtime_base_set
-            .as_deref()
-            .and_then(|name| crate::basesets::find(name).ok().flatten());
+        let base_set = recording.base_set();
         Some(Ended {
             identity: Identity {
                 container_id: recording.container_id.clone(),
@@ -207,7 +166,7 @@ mod tests {
     fn saved_and_loaded_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        assert_eq!(Checkpoint::load(&state), None);
+        assert_eq!(load(&state), None);
         let checkpoint = Checkpoint {
             containers: vec![ContainerState {
                 cgroup_id: 7,
@@ -224,8 +183,8 @@ mod tests {
             ended: Vec::new(),
             contributions: Vec::new(),
         };
-        checkpoint.save(&state).unwrap();
-        assert_eq!(Checkpoint::load(&state), Some(checkpoint));
+        save(&checkpoint, &state).unwrap();
+        assert_eq!(load(&state), Some(checkpoint));
     }
 
     #[test]
@@ -238,13 +197,13 @@ mod tests {
         state
             .write_file(LEGACY_TRACKED, tracked.as_bytes())
             .unwrap();
-        let loaded = Checkpoint::load(&state).unwrap();
+        let loaded = load(&state).unwrap();
         assert_eq!(loaded.containers.len(), 1);
         assert_eq!(loaded.containers[0].identity.container_id, ID);
         assert_eq!(loaded.containers[0].known, 4);
         // Saving the new file removes the old ones.
-        loaded.save(&state).unwrap();
+        save(&loaded, &state).unwrap();
         assert!(state.read_file(LEGACY_TRACKED).is_none());
-        assert_eq!(Checkpoint::load(&state), Some(loaded));
+        assert_eq!(load(&state), Some(loaded));
     }
 }

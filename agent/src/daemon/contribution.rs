@@ -1,15 +1,17 @@
 //! What this node recorded for each workload container, and how it merges
 //! into the cluster's ContainerProfile: the union of syscalls over replicas
-//! and nodes, never losing one. Pure: no I/O.
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+//! and nodes, never losing one (the merge is `localhost::merge`'s, the one
+//! set of rules for ContainerProfile specs). Pure: no I/O.
+use std::collections::{BTreeSet, VecDeque};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use syscensus_api::{BaseSetRef, ContainerProfileSpec, NodeContribution, WorkloadRef};
+use syscensus_api::{ContainerProfileSpec, NodeContribution, WorkloadRef};
 
-use crate::profile::BaseSet;
-
-/// Pods named per node in a ContainerProfile.
-pub const MAX_PODS: usize = 50;
+use crate::{
+    census::Census,
+    localhost::{self, MAX_PODS},
+    profile::BaseSet,
+};
 
 /// A workload container of a recording: one ContainerProfile.
 #[derive(
@@ -38,8 +40,8 @@ impl Key {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Contribution {
     pub init_container: bool,
-    pub syscalls: BTreeMap<String, BTreeSet<String>>,
-    pub base_set: Option<BaseSetRef>,
+    pub syscalls: Census,
+    pub base_set: Option<BaseSet>,
     /// Pod names, most recent last.
     pub pods: VecDeque<String>,
     /// Container ids recorded.
@@ -57,7 +59,7 @@ impl Contribution {
     pub fn new(init_container: bool, now: jiff::Timestamp) -> Contribution {
         Contribution {
             init_container,
-            syscalls: BTreeMap::new(),
+            syscalls: Census::default(),
             base_set: None,
             pods: VecDeque::new(),
             containers: BTreeSet::new(),
@@ -69,38 +71,28 @@ impl Contribution {
         }
     }
 
-    /// Adds what a container of Pod `pod` did so far: syscall names per
-    /// architecture, and the base set its profile uses.
+    /// Adds what a container of Pod `pod` did so far, and the base set its
+    /// profile uses.
     pub fn add(
         &mut self,
         container_id: &str,
         pod: &str,
-        syscalls: &BTreeMap<String, Vec<String>>,
+        syscalls: &Census,
         base_set: Option<&BaseSet>,
         warnings: &[String],
         now: jiff::Timestamp,
     ) {
-        let mut grew = false;
-        for (arch, names) in syscalls {
-            let known = self.syscalls.entry(arch.clone()).or_default();
-            for name in names {
-                grew |= known.insert(name.clone());
-            }
-        }
-        if grew {
+        if self.syscalls.merge(syscalls) {
             self.last_new_syscall = Some(now);
             self.dirty = true;
         }
         if let Some(base) = base_set {
-            let merged = merge_base_sets(
-                self.base_set.as_ref(),
-                Some(&BaseSetRef {
-                    name: base.name.clone(),
-                    syscalls: base.syscalls.iter().cloned().collect(),
-                }),
-            );
-            if merged != self.base_set {
-                self.base_set = merged;
+            let merged = match &self.base_set {
+                Some(known) => known.union(base),
+                None => base.clone(),
+            };
+            if Some(&merged) != self.base_set.as_ref() {
+                self.base_set = Some(merged);
                 self.dirty = true;
             }
         }
@@ -120,160 +112,60 @@ impl Contribution {
 
     /// Distinct (architecture, syscall) pairs.
     pub fn len(&self) -> usize {
-        self.syscalls.values().map(BTreeSet::len).sum()
+        self.syscalls.len()
     }
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-fn merge_base_sets(a: Option<&BaseSetRef>, b: Option<&BaseSetRef>) -> Option<BaseSetRef> {
-    match (a, b) {
-        (None, None) => None,
-        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
-        (Some(a), Some(b)) => {
-            let names: BTreeSet<&str> = a.name.split('+').chain(b.name.split('+')).collect();
-            let syscalls: BTreeSet<&String> = a.syscalls.iter().chain(&b.syscalls).collect();
-            Some(BaseSetRef {
-                name: names.into_iter().collect::<Vec<_>>().join("+"),
-                syscalls: syscalls.into_iter().cloned().collect(),
-            })
+    /// The contribution as a ContainerProfile spec of its own: this node
+    /// its only entry.
+    pub fn spec(&self, key: &Key, node: &str) -> ContainerProfileSpec {
+        ContainerProfileSpec {
+            recording: key.recording.clone(),
+            workload: key.workload.clone(),
+            container: key.container.clone(),
+            init_container: self.init_container,
+            syscall_count: self.syscalls.len() as i64,
+            syscalls: self.syscalls.to_spec(),
+            runtime_base_set: self.base_set.as_ref().map(Into::into),
+            nodes: vec![NodeContribution {
+                node: node.to_owned(),
+                pods: self.pods.iter().cloned().collect(),
+                containers: self.containers.len() as i64,
+                first_seen: Time(self.first_seen),
+                last_seen: Time(self.last_seen),
+                last_new_syscall: self.last_new_syscall.map(Time),
+            }],
+            first_seen: Time(self.first_seen),
+            last_seen: Time(self.last_seen),
+            last_new_syscall: self.last_new_syscall.map(Time),
+            warnings: self.warnings.iter().cloned().collect(),
         }
     }
 }
 
-fn min_time(a: &Time, b: &Time) -> Time {
-    if a.0 <= b.0 { a.clone() } else { b.clone() }
-}
-
-fn max_time(a: &Time, b: &Time) -> Time {
-    if a.0 >= b.0 { a.clone() } else { b.clone() }
-}
-
-fn max_opt(a: Option<&Time>, b: Option<&Time>) -> Option<Time> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(max_time(a, b)),
-        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
-        (None, None) => None,
-    }
-}
-
 /// The ContainerProfile spec after merging `ours` (this node's
-/// contribution) into `existing` (what the cluster holds, from any node):
-/// the union of everything, with this node's entry updated. Nothing in
-/// `existing` is ever dropped. `lastNewSyscall` moves to `now` only when the
-/// union grows.
+/// contribution) into `existing` (what the cluster holds, from any node).
+/// Nothing in `existing` is ever dropped.
 pub fn merge(
     existing: Option<&ContainerProfileSpec>,
     key: &Key,
     node: &str,
     ours: &Contribution,
-    now: jiff::Timestamp,
 ) -> ContainerProfileSpec {
-    let mut syscalls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if let Some(existing) = existing {
-        for (arch, names) in &existing.syscalls {
-            syscalls
-                .entry(arch.clone())
-                .or_default()
-                .extend(names.iter().cloned());
-        }
-    }
-    let before: usize = syscalls.values().map(BTreeSet::len).sum();
-    for (arch, names) in &ours.syscalls {
-        syscalls
-            .entry(arch.clone())
-            .or_default()
-            .extend(names.iter().cloned());
-    }
-    let count: usize = syscalls.values().map(BTreeSet::len).sum();
-    let grew = existing.is_none() || count > before;
-
-    let mine = NodeContribution {
-        node: node.to_owned(),
-        pods: ours.pods.iter().cloned().collect(),
-        containers: ours.containers.len() as i64,
-        first_seen: Time(ours.first_seen),
-        last_seen: Time(ours.last_seen),
-        last_new_syscall: ours.last_new_syscall.map(Time),
+    let ours = ours.spec(key, node);
+    let Some(existing) = existing else {
+        return ours;
     };
-    let mut nodes: BTreeMap<String, NodeContribution> = existing
-        .map(|e| {
-            e.nodes
-                .iter()
-                .map(|n| (n.node.clone(), n.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let merged_mine = match nodes.remove(node) {
-        None => mine,
-        Some(old) => {
-            let mut pods: Vec<String> = old
-                .pods
-                .into_iter()
-                .filter(|p| !mine.pods.contains(p))
-                .collect();
-            pods.extend(mine.pods.iter().cloned());
-            let excess = pods.len().saturating_sub(MAX_PODS);
-            pods.drain(..excess);
-            NodeContribution {
-                node: node.to_owned(),
-                pods,
-                containers: old.containers.max(mine.containers),
-                first_seen: min_time(&old.first_seen, &mine.first_seen),
-                last_seen: max_time(&old.last_seen, &mine.last_seen),
-                last_new_syscall: max_opt(
-                    old.last_new_syscall.as_ref(),
-                    mine.last_new_syscall.as_ref(),
-                ),
-            }
-        }
-    };
-    nodes.insert(node.to_owned(), merged_mine);
-    let nodes: Vec<NodeContribution> = nodes.into_values().collect();
-
-    let first_seen = nodes
-        .iter()
-        .map(|n| n.first_seen.clone())
-        .min_by(|a, b| a.0.cmp(&b.0))
-        .unwrap_or(Time(now));
-    let last_seen = nodes
-        .iter()
-        .map(|n| n.last_seen.clone())
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .unwrap_or(Time(now));
-    let last_new_syscall = if grew {
-        Some(Time(now))
-    } else {
-        existing.and_then(|e| e.last_new_syscall.clone())
-    };
-    let mut warnings: BTreeSet<String> = existing
-        .map(|e| e.warnings.iter().cloned().collect())
-        .unwrap_or_default();
-    warnings.extend(ours.warnings.iter().cloned());
-
-    ContainerProfileSpec {
-        recording: key.recording.clone(),
-        workload: key.workload.clone(),
-        container: key.container.clone(),
-        init_container: ours.init_container || existing.is_some_and(|e| e.init_container),
-        syscall_count: count as i64,
-        syscalls: syscalls
-            .into_iter()
-            .map(|(arch, names)| (arch, names.into_iter().collect()))
-            .collect(),
-        runtime_base_set: merge_base_sets(
-            existing.and_then(|e| e.runtime_base_set.as_ref()),
-            ours.base_set.as_ref(),
-        ),
-        nodes,
-        first_seen,
-        last_seen,
-        last_new_syscall,
-        warnings: warnings.into_iter().collect(),
-    }
+    let mut spec = existing.clone();
+    localhost::merge(&mut spec, &ours);
+    spec.recording = key.recording.clone();
+    spec.workload = key.workload.clone();
+    spec.container = key.container.clone();
+    spec
 }
 
 #[cfg(test)]
@@ -295,12 +187,9 @@ mod tests {
         }
     }
 
-    fn census(names: &[&str]) -> BTreeMap<String, Vec<String>> {
-        let mut c = BTreeMap::new();
-        c.insert(
-            "SCMP_ARCH_X86_64".to_owned(),
-            names.iter().map(|n| (*n).to_owned()).collect(),
-        );
+    fn census(names: &[&str]) -> Census {
+        let mut c = Census::default();
+        c.extend(crate::syscalls::Arch::X86_64, names.iter().copied());
         c
     }
 
@@ -318,8 +207,8 @@ mod tests {
     fn two_nodes_merge_to_the_union() {
         let a = contribution(&["read", "write"], "web-1", 0);
         let b = contribution(&["read", "openat"], "web-2", 5);
-        let first = merge(None, &key(), "node-a", &a, t(1));
-        let second = merge(Some(&first), &key(), "node-b", &b, t(6));
+        let first = merge(None, &key(), "node-a", &a);
+        let second = merge(Some(&first), &key(), "node-b", &b);
         assert_eq!(
             second.syscalls["SCMP_ARCH_X86_64"],
             vec!["openat", "read", "write"]
@@ -328,22 +217,23 @@ mod tests {
         let nodes: Vec<_> = second.nodes.iter().map(|n| n.node.as_str()).collect();
         assert_eq!(nodes, vec!["node-a", "node-b"]);
         assert_eq!(second.first_seen, Time(t(0)));
-        assert_eq!(second.last_new_syscall, Some(Time(t(6))));
+        // When node b saw openat, not when it wrote it.
+        assert_eq!(second.last_new_syscall, Some(Time(t(5))));
         // Node a writes again without knowing b's syscall: nothing is lost,
         // and nothing new appeared.
-        let third = merge(Some(&second), &key(), "node-a", &a, t(9));
+        let third = merge(Some(&second), &key(), "node-a", &a);
         assert_eq!(third.syscalls, second.syscalls);
-        assert_eq!(third.last_new_syscall, Some(Time(t(6))));
+        assert_eq!(third.last_new_syscall, Some(Time(t(5))));
     }
 
     #[test]
     fn a_node_entry_keeps_what_an_earlier_write_had() {
         let a1 = contribution(&["read"], "web-1", 0);
-        let first = merge(None, &key(), "node-a", &a1, t(1));
+        let first = merge(None, &key(), "node-a", &a1);
         // The agent restarted and lost its memory: its entry is merged, not
         // replaced.
         let a2 = contribution(&["read"], "web-3", 20);
-        let second = merge(Some(&first), &key(), "node-a", &a2, t(21));
+        let second = merge(Some(&first), &key(), "node-a", &a2);
         let entry = &second.nodes[0];
         assert_eq!(entry.pods, vec!["web-1", "web-3"]);
         assert_eq!(entry.first_seen, Time(t(0)));
@@ -372,17 +262,21 @@ mod tests {
     }
 
     #[test]
-    fn base_sets_merge_by_union() {
-        let a = BaseSetRef {
-            name: "runc-1.1-nnp".into(),
-            syscalls: vec!["execve".into(), "write".into()],
+    fn base_sets_are_united() {
+        let set = |name: &str, calls: &[&str]| BaseSet {
+            name: name.into(),
+            syscalls: calls.iter().map(|c| (*c).to_owned()).collect(),
         };
-        let b = BaseSetRef {
-            name: "runc-1.1".into(),
-            syscalls: vec!["execve".into(), "setuid".into()],
-        };
-        let m = merge_base_sets(Some(&a), Some(&b)).expect("both");
-        assert_eq!(m.name, "runc-1.1+runc-1.1-nnp");
-        assert_eq!(m.syscalls, vec!["execve", "setuid", "write"]);
+        let mut c = Contribution::new(false, t(0));
+        let nnp = set("runc-1.1-nnp", &["execve", "write"]);
+        c.add("c1", "p1", &census(&["read"]), Some(&nnp), &[], t(1));
+        c.dirty = false;
+        c.add("c1", "p1", &census(&["read"]), Some(&nnp), &[], t(2));
+        assert!(!c.dirty);
+        let plain = set("runc-1.1", &["execve", "setuid"]);
+        c.add("c2", "p2", &census(&["read"]), Some(&plain), &[], t(3));
+        let base = c.base_set.unwrap();
+        assert_eq!(base.name, "runc-1.1+runc-1.1-nnp");
+        assert_eq!(base.syscalls.len(), 3);
     }
 }

@@ -16,8 +16,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use super::{
-    DaemonError,
-    checkpoint::Checkpoint,
+    DaemonError, checkpoint,
     cri::Cri,
     kube::Kube,
     machine::{Action, Config, Input, Machine, Now, Observation, Place},
@@ -61,7 +60,7 @@ impl Shell {
     /// Carries on from the checkpoint and the kernel's rows, and starts the
     /// machine: any failure here stops the daemon.
     pub(crate) async fn start(config: Config, parts: Parts) -> Result<Shell, DaemonError> {
-        let checkpoint = Checkpoint::load(&parts.state);
+        let checkpoint = checkpoint::load(&parts.state);
         let rows = parts.tracer.marked()?;
         let roots = config.roots.clone();
         let (machine, actions) = Machine::start(config, checkpoint, &rows, Now::current());
@@ -262,7 +261,7 @@ impl Shell {
                 None
             }
             Action::SaveCheckpoint(checkpoint) => Some(Input::CheckpointSaved(
-                checkpoint.save(&self.state).map_err(|e| e.to_string()),
+                checkpoint::save(&checkpoint, &self.state).map_err(|e| e.to_string()),
             )),
             Action::SnapshotDone => {
                 self.snapshots += 1;

@@ -1,25 +1,13 @@
-//! Errors of `export`, `diff`, `merge` and `apply`.
+//! Errors of the export pipeline and of `apply`.
 use std::path::PathBuf;
 
-use crate::error::exit;
-
-/// Everything exporting, comparing, merging or applying profiles can fail
+/// Everything exporting or applying profiles can fail
 /// with. Every message is one line that says what was attempted on what, and
 /// what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error(
-        "cannot name a profile file after {what} {name:?}: {reason}; profile paths are made of Kubernetes names only"
-    )]
-    Name {
-        what: &'static str,
-        name: String,
-        reason: &'static str,
-    },
-    #[error(
-        "cannot name a directory {component:?}: longer than 255 bytes (a file name's limit); shorten the workload's name"
-    )]
-    TooLong { component: String },
+    #[error(transparent)]
+    Path(#[from] crate::localhost::PathError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -80,11 +68,6 @@ pub enum ExportError {
         #[source]
         source: Box<kube::Error>,
     },
-    #[error("failed to start the async runtime: {source}")]
-    Runtime {
-        #[source]
-        source: std::io::Error,
-    },
     #[error(
         "{} is not inside a git work tree: run `git init` there, or drop --git",
         dir.display()
@@ -104,16 +87,12 @@ pub enum ExportError {
         branch: String,
         reason: String,
     },
-    #[error("{message}")]
-    Usage { message: String },
+    #[error("no remote named {remote:?} in the repository: give --push a remote's name, or a path")]
+    NoRemote { remote: String },
+    #[error("HEAD is not on a branch: check out the branch to push, then export again")]
+    DetachedHead,
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
-    #[error("cannot merge {} and {}: {mismatch}; merge profiles that agree on it", a.display(), b.display())]
-    Mismatch {
-        a: PathBuf,
-        b: PathBuf,
-        mismatch: crate::profile::Mismatch,
-    },
     #[error(
         "refusing to apply, nothing was patched: {}{}; wait until the agents have installed the approved profiles (kubectl get cprof -o wide), or pass --force-uninstalled",
         problems.first().map_or("", String::as_str),
@@ -136,29 +115,6 @@ fn more(count: usize) -> String {
 }
 
 impl ExportError {
-    /// The exit status for this error.
-    pub fn exit_status(&self) -> u8 {
-        match self {
-            Self::Name { .. }
-            | Self::TooLong { .. }
-            | Self::Parse { .. }
-            | Self::Document { .. }
-            | Self::Manifest { .. }
-            | Self::Mismatch { .. }
-            | Self::Unusable { .. } => exit::DATA,
-            Self::Read { .. } | Self::Nothing { .. } | Self::NotAnExport { .. } => exit::NO_INPUT,
-            Self::Write { .. }
-            | Self::Foreign { .. }
-            | Self::Git { .. }
-            | Self::Rejected { .. } => exit::CANT_CREATE,
-            Self::Connect { .. } | Self::Kube { .. } | Self::Workloads { .. } => exit::UNAVAILABLE,
-            Self::Runtime { .. } => exit::SOFTWARE,
-            Self::NotARepository { .. } | Self::Usage { .. } => exit::USAGE,
-            Self::NotInstalled { .. } => exit::TEMP_FAIL,
-            Self::Profile(e) => e.exit_status(),
-        }
-    }
-
     pub(crate) fn read(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ExportError {
         let path = path.to_path_buf();
         move |source| ExportError::Read { path, source }

@@ -13,11 +13,13 @@ use git2::{Index, IndexEntry, IndexTime, PushOptions, RemoteCallbacks, Repositor
 
 use super::{
     ExportError,
-    diff::{self, Status},
     plan::{Plan, is_profile_file},
     tree::{MANIFEST_FILE, Written, manifest_text, parse_manifest},
 };
-use crate::profile::Profile;
+use crate::{
+    diff::{self, Status},
+    profile::Profile,
+};
 
 /// The author and committer when git's configuration names none.
 pub const DEFAULT_NAME: &str = "syscensus";
@@ -47,7 +49,7 @@ fn open(dir: &Path) -> Result<(Repository, String), ExportError> {
         .strip_prefix(&workdir)
         .map_err(|_| not_repo())?
         .to_path_buf();
-    let prefix = super::path::slash_path(&prefix);
+    let prefix = crate::localhost::slash_path(&prefix);
     Ok((repo, prefix))
 }
 
@@ -276,10 +278,7 @@ pub fn push(dir: &Path, remote: &str) -> Result<String, ExportError> {
     let (repo, _) = open(dir)?;
     let head = repo.head().map_err(ExportError::git("read HEAD"))?;
     if !head.is_branch() {
-        return Err(ExportError::Usage {
-            message: "HEAD is not on a branch: check out the branch to push, then export again"
-                .to_owned(),
-        });
+        return Err(ExportError::DetachedHead);
     }
     let refname = head.name().unwrap_or_default().to_owned();
     let branch = head.shorthand().unwrap_or_default().to_owned();
@@ -289,10 +288,8 @@ pub fn push(dir: &Path, remote: &str) -> Result<String, ExportError> {
             .remote_anonymous(remote)
             .map_err(ExportError::git(format!("open the remote {remote}")))?,
         Err(_) => {
-            return Err(ExportError::Usage {
-                message: format!(
-                    "no remote named {remote:?} in the repository: give a remote's name, or a path"
-                ),
+            return Err(ExportError::NoRemote {
+                remote: remote.to_owned(),
             });
         }
     };

@@ -20,9 +20,8 @@ use syscensus_api::{ContainerProfileSpec, WorkloadKind, WorkloadRef};
 use super::{
     ExportError,
     patch::{self, ManifestWorkload, PatchContainer, WorkloadPatch},
-    path::{localhost_profile, slash_path, workload_dir},
-    render::{check_spec, merge_spec, spec_profile},
 };
+use crate::localhost::{self, localhost_profile, slash_path, spec_profile, workload_dir};
 
 /// The strategic merge patch of a workload, in its directory.
 pub const PATCH_FILE: &str = "patch.yaml";
@@ -138,7 +137,9 @@ pub fn plan(
             entry.spec.container.clone(),
         );
         match merged.get_mut(&key) {
-            Some(spec) => merge_spec(spec, &entry.spec),
+            Some(spec) => {
+                localhost::merge(spec, &entry.spec);
+            }
             None => {
                 merged.insert(key, entry.spec);
             }
@@ -150,7 +151,7 @@ pub fn plan(
     for ((namespace, workload, container), spec) in &merged {
         let dir = workload_dir(namespace, workload.kind, &workload.name)?;
         let localhost = localhost_profile(namespace, workload.kind, &workload.name, container)?;
-        check_spec(spec).map_err(|reason| ExportError::Unusable {
+        localhost::check(spec).map_err(|reason| ExportError::Unusable {
             namespace: namespace.clone(),
             workload: format!("{}/{}", workload.kind.as_str(), workload.name),
             container: container.clone(),

@@ -19,7 +19,7 @@ use super::{
     ExportError,
     plan::{Base, Entry},
 };
-use crate::{profile::RuleRole, recording::ContainerRecording};
+use crate::recording::ContainerRecording;
 
 /// Which profiles to export.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -224,18 +224,7 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
     let namespace = pod.namespace.clone()?;
     let pod_name = pod.name.clone()?;
     let container = recording.container_name.clone()?;
-    let runtime_base_set = recording
-        .profile
-        .syscalls
-        .iter()
-        .find_map(|rule| match rule.role() {
-            RuleRole::BaseSet(name) => Some(BaseSetRef {
-                name: name.to_owned(),
-                syscalls: rule.names.clone(),
-            }),
-            _ => None,
-        });
-    let syscalls = recording.syscalls.clone();
+    let runtime_base_set = recording.base_set().as_ref().map(BaseSetRef::from);
     Some(Entry {
         namespace,
         spec: ContainerProfileSpec {
@@ -246,8 +235,8 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
             },
             container,
             init_container: false,
-            syscall_count: syscalls.values().map(|n| n.len() as i64).sum(),
-            syscalls,
+            syscall_count: recording.syscalls.len() as i64,
+            syscalls: recording.syscalls.to_spec(),
             runtime_base_set,
             nodes: Vec::new(),
             first_seen: time(&recording.first_seen),

@@ -105,15 +105,3 @@ pub enum SpoProblem {
     #[error("architecture {arch} is not one SeccompProfile accepts; use --format oci")]
     Architecture { arch: String },
 }
-
-impl ProfileError {
-    /// The exit status for this error.
-    pub fn exit_status(&self) -> u8 {
-        match self {
-            ProfileError::Read { .. } => crate::error::exit::NO_INPUT,
-            ProfileError::Syntax { .. }
-            | ProfileError::Invalid { .. }
-            | ProfileError::Spo { .. } => crate::error::exit::DATA,
-        }
-    }
-}

@@ -1,11 +1,11 @@
 //! Which rule of a profile holds what: the syscalls recorded for one
-//! architecture, the runtime base set, or anything else; profiles built from
-//! syscall names (a ContainerProfile's spec), and the union of profiles.
+//! architecture, the runtime base set, or anything else; the profile of a
+//! census, and the union of profiles.
 //! Pure: no I/O.
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Arg, BaseSet, BuildOptions, Profile, Rule};
-use crate::syscalls::Arch;
+use crate::{census::Census, syscalls::Arch};
 
 /// Comment prefix of a rule that holds what was recorded on one
 /// architecture (`recorded: SCMP_ARCH_X86_64`).
@@ -78,9 +78,7 @@ fn listed_architectures<'a>(recorded: impl IntoIterator<Item = &'a str>) -> Vec<
 /// The rule of the syscalls every profile allows because a recording can
 /// miss them by timing alone ([`crate::always_allowed`]), for a profile that
 /// lists `architectures`; `None` when none applies.
-pub(super) fn always_allowed_rule<'a>(
-    architectures: impl IntoIterator<Item = &'a str>,
-) -> Option<Rule> {
+fn always_allowed_rule<'a>(architectures: impl IntoIterator<Item = &'a str>) -> Option<Rule> {
     let names = crate::always_allowed::names_for(architectures);
     (!names.is_empty()).then(|| allow_rule(names, crate::always_allowed::COMMENT.to_owned()))
 }
@@ -96,34 +94,28 @@ fn allow_rule(names: Vec<String>, comment: String) -> Rule {
 }
 
 impl Profile {
-    /// The profile that allows the syscalls named in `syscalls` (names per
-    /// `SCMP_ARCH_*` architecture, as a ContainerProfile holds them), plus
-    /// `base`.
+    /// The profile that allows exactly what `census` saw, plus `base`, plus
+    /// the syscalls a recording can miss by timing alone
+    /// ([`crate::always_allowed`]): one rule per architecture, with a
+    /// `recorded:` comment, then the base set's rule, then the
+    /// always-allowed rule.
     ///
-    /// The layout is [`from_census`](Self::from_census)'s: one rule per
-    /// architecture with a `recorded:` comment, then the base set's rule,
-    /// then the always-allowed rule.
-    /// Unlike `from_census` it does not depend on the machine it runs on:
-    /// the architectures are the recorded ones, with the native architecture
-    /// of any compat ABI (x86_64 for ia32 and x32). For a census recorded on
-    /// x86_64 or aarch64 both give the same profile.
-    pub fn from_syscall_names(
-        syscalls: &BTreeMap<String, Vec<String>>,
-        base: Option<&BaseSet>,
-        options: &BuildOptions,
-    ) -> Profile {
-        let recorded: BTreeMap<&str, BTreeSet<&str>> = syscalls
-            .iter()
-            .map(|(arch, names)| (arch.as_str(), names.iter().map(String::as_str).collect()))
-            .filter(|(_, names): &(&str, BTreeSet<&str>)| !names.is_empty())
-            .collect();
-        let architectures = listed_architectures(recorded.keys().copied());
+    /// `architectures` lists the recorded architectures and the native
+    /// architecture of any compat ABI (x86_64 for ia32 and x32); a syscall
+    /// of an unlisted architecture then kills the thread (libseccomp's
+    /// bad-architecture action). It does not depend on the machine that
+    /// builds it. The OCI format has no per-architecture rule, so runtimes
+    /// allow every listed name on every listed architecture; the rules are
+    /// per architecture anyway so that a reviewer sees which ABI made which
+    /// call.
+    pub fn from_census(census: &Census, base: Option<&BaseSet>, options: &BuildOptions) -> Profile {
+        let architectures = listed_architectures(census.iter().map(|(arch, _)| arch));
         let mut rules: Vec<Rule> = architectures
             .iter()
             .filter_map(|arch| {
-                let names = recorded.get(arch.as_str())?;
+                let names = census.names(arch)?;
                 Some(allow_rule(
-                    names.iter().map(|n| (*n).to_owned()).collect(),
+                    names.iter().cloned().collect(),
                     format!("{RECORDED_COMMENT}{arch}"),
                 ))
             })
@@ -145,20 +137,6 @@ impl Profile {
             flags: Vec::new(),
             syscalls: rules,
         }
-    }
-
-    /// The syscalls of the `recorded:` rules, per architecture: what a
-    /// syscensus profile says each ABI made. Empty for other profiles.
-    pub fn recorded_names(&self) -> BTreeMap<String, BTreeSet<String>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for rule in &self.syscalls {
-            if let RuleRole::Recorded(arch) = rule.role() {
-                out.entry(arch.to_owned())
-                    .or_default()
-                    .extend(rule.names.iter().cloned());
-            }
-        }
-        out
     }
 
     /// The errno a blocked syscall fails with, when the default action
@@ -333,47 +311,40 @@ fn errno_name(errno: Option<u32>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::profile::Census;
 
-    fn names(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
-        pairs
-            .iter()
-            .map(|(arch, names)| {
-                (
-                    (*arch).to_owned(),
-                    names.iter().map(|n| (*n).to_owned()).collect(),
-                )
-            })
-            .collect()
+    fn census(pairs: &[(&str, &[&str])]) -> Census {
+        let mut census = Census::default();
+        for (arch, names) in pairs {
+            census.extend_named(arch, names.iter().copied());
+        }
+        census
     }
 
     #[test]
-    fn from_names_matches_from_census_for_native_recordings() {
-        let native = Arch::native();
-        let mut census = Census::default();
-        census
-            .syscalls
-            .insert(native, ["read", "write"].into_iter().collect());
-        if native == Arch::X86_64 {
-            census
-                .syscalls
-                .insert(Arch::X86, ["exit_group"].into_iter().collect());
-        }
+    fn the_profile_lists_what_was_recorded_wherever_it_is_built() {
         let base = BaseSet {
             name: "runc-1.1".into(),
             syscalls: ["execve".to_owned()].into_iter().collect(),
         };
-        let options = BuildOptions::default();
-        let a = Profile::from_census(&census, Some(&base), &options);
-        let map = crate::recording::ContainerRecording::syscalls_of(&census);
-        let b = Profile::from_syscall_names(&map, Some(&base), &options);
-        assert_eq!(a, b);
+        // Recorded on an aarch64 node, built anywhere.
+        let p = Profile::from_census(
+            &census(&[("SCMP_ARCH_AARCH64", &["read", "write"])]),
+            Some(&base),
+            &BuildOptions::default(),
+        );
+        assert_eq!(p.architectures, ["SCMP_ARCH_AARCH64"]);
+        assert_eq!(p.syscalls.len(), 3, "recorded, base set, always allowed");
+        assert_eq!(
+            p.syscalls[0].role(),
+            RuleRole::Recorded("SCMP_ARCH_AARCH64")
+        );
+        assert_eq!(p.syscalls[1].role(), RuleRole::BaseSet("runc-1.1"));
     }
 
     #[test]
     fn compat_abis_bring_their_native_architecture() {
-        let p = Profile::from_syscall_names(
-            &names(&[("SCMP_ARCH_X86", &["read"]), ("SCMP_ARCH_X32", &[])]),
+        let p = Profile::from_census(
+            &census(&[("SCMP_ARCH_X86", &["read"]), ("SCMP_ARCH_X32", &[])]),
             None,
             &BuildOptions::default(),
         );
@@ -391,7 +362,7 @@ mod tests {
     #[test]
     fn every_profile_allows_what_timing_can_hide_in_a_rule_of_its_own() {
         let o = BuildOptions::default();
-        let p = Profile::from_syscall_names(&names(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
+        let p = Profile::from_census(&census(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
         let last = p.syscalls.last().unwrap();
         assert_eq!(last.role(), RuleRole::Other);
         assert_eq!(
@@ -409,9 +380,9 @@ mod tests {
         );
         // The union of a profile with itself is the profile: the rule merges.
         assert_eq!(p.union(std::slice::from_ref(&p)).unwrap(), p);
-        // A profile with nothing recorded still lists the native architecture
-        // and allows them.
-        let empty = Profile::from_syscall_names(&BTreeMap::new(), None, &o);
+        // A profile with nothing recorded lists no architecture, and allows
+        // nothing.
+        let empty = Profile::from_census(&Census::default(), None, &o);
         assert_eq!(
             empty.syscalls.len(),
             usize::from(!empty.architectures.is_empty())
@@ -425,13 +396,13 @@ mod tests {
             syscalls: calls.iter().map(|c| (*c).to_owned()).collect(),
         };
         let o = BuildOptions::default();
-        let a = Profile::from_syscall_names(
-            &names(&[("SCMP_ARCH_X86_64", &["read", "write"])]),
+        let a = Profile::from_census(
+            &census(&[("SCMP_ARCH_X86_64", &["read", "write"])]),
             Some(&base("runc-1.1", &["execve"])),
             &o,
         );
-        let b = Profile::from_syscall_names(
-            &names(&[("SCMP_ARCH_X86_64", &["openat", "read"])]),
+        let b = Profile::from_census(
+            &census(&[("SCMP_ARCH_X86_64", &["openat", "read"])]),
             Some(&base("crun-1.8", &["execve", "close"])),
             &o,
         );
@@ -450,7 +421,7 @@ mod tests {
     #[test]
     fn union_refuses_mismatches() {
         let o = BuildOptions::default();
-        let a = Profile::from_syscall_names(&names(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
+        let a = Profile::from_census(&census(&[("SCMP_ARCH_X86_64", &["read"])]), None, &o);
         let mut b = a.clone();
         b.default_action = Action::Log;
         b.default_errno_ret = None;

@@ -4,14 +4,9 @@
 //! Output is deterministic: fields in a fixed order, names sorted, two-space
 //! indentation, a trailing newline, so that identical recordings give
 //! byte-identical files and git diffs show only real changes.
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
-};
+use std::{collections::BTreeSet, path::Path};
 
 use serde::{Deserialize, Serialize};
-
-use crate::syscalls::Arch;
 
 mod error;
 mod groups;
@@ -114,31 +109,6 @@ pub struct Profile {
     pub syscalls: Vec<Rule>,
 }
 
-/// What a recording saw: the names of the syscalls made, per architecture.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Census {
-    pub syscalls: BTreeMap<Arch, BTreeSet<&'static str>>,
-}
-
-impl Census {
-    /// Number of distinct (architecture, syscall) pairs.
-    pub fn len(&self) -> usize {
-        self.syscalls.values().map(BTreeSet::len).sum()
-    }
-
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Adds everything `other` saw.
-    pub fn merge(&mut self, other: &Census) {
-        for (arch, names) in &other.syscalls {
-            self.syscalls.entry(*arch).or_default().extend(names);
-        }
-    }
-}
-
 /// Syscalls a container runtime (or `syscensus run`) makes itself after it
 /// has loaded the filter and before the workload starts: they must be allowed
 /// although the workload never makes them. Kept in a rule of their own so
@@ -148,6 +118,39 @@ pub struct BaseSet {
     /// Name and version, e.g. `runc-1.1`.
     pub name: String,
     pub syscalls: BTreeSet<String>,
+}
+
+impl BaseSet {
+    /// The union of two base sets (say, of two recordings of one
+    /// container): their names joined with `+` (each once, sorted), their
+    /// syscalls united.
+    pub fn union(&self, other: &BaseSet) -> BaseSet {
+        let names: BTreeSet<&str> = self.name.split('+').chain(other.name.split('+')).collect();
+        BaseSet {
+            name: names.into_iter().collect::<Vec<_>>().join("+"),
+            syscalls: self.syscalls.union(&other.syscalls).cloned().collect(),
+        }
+    }
+}
+
+/// A base set as a ContainerProfile holds it.
+impl From<&BaseSet> for syscensus_api::BaseSetRef {
+    fn from(base: &BaseSet) -> Self {
+        syscensus_api::BaseSetRef {
+            name: base.name.clone(),
+            syscalls: base.syscalls.iter().cloned().collect(),
+        }
+    }
+}
+
+/// The base set a ContainerProfile holds.
+impl From<&syscensus_api::BaseSetRef> for BaseSet {
+    fn from(base: &syscensus_api::BaseSetRef) -> Self {
+        BaseSet {
+            name: base.name.clone(),
+            syscalls: base.syscalls.iter().cloned().collect(),
+        }
+    }
 }
 
 /// How to turn a census into a profile.
@@ -170,62 +173,6 @@ impl Default for BuildOptions {
 }
 
 impl Profile {
-    /// The profile that allows exactly what `census` saw, plus `base`, plus
-    /// the syscalls a recording can miss by timing alone
-    /// ([`crate::always_allowed`]), each in a rule of its own.
-    ///
-    /// `architectures` lists the native architecture and every other one the
-    /// recording saw syscalls for; a syscall of an unlisted architecture then
-    /// kills the thread (libseccomp's bad-architecture action). The OCI format
-    /// has no per-architecture rule, so runtimes allow every listed name on
-    /// every listed architecture; there is one rule per architecture anyway,
-    /// with a comment, so that a reviewer sees which ABI made which call.
-    pub fn from_census(census: &Census, base: Option<&BaseSet>, options: &BuildOptions) -> Profile {
-        let native = Arch::native();
-        let mut arches: Vec<Arch> = vec![native];
-        arches.extend(
-            census
-                .syscalls
-                .iter()
-                .filter(|(arch, names)| **arch != native && !names.is_empty())
-                .map(|(arch, _)| *arch),
-        );
-        let mut syscalls = Vec::new();
-        for arch in &arches {
-            let names = census.syscalls.get(arch).cloned().unwrap_or_default();
-            if names.is_empty() {
-                continue;
-            }
-            syscalls.push(Rule {
-                names: names.iter().map(|n| (*n).to_owned()).collect(),
-                action: Action::Allow,
-                errno_ret: None,
-                args: Vec::new(),
-                comment: Some(format!("recorded: {}", arch.scmp_name())),
-            });
-        }
-        if let Some(base) = base.filter(|b| !b.syscalls.is_empty()) {
-            syscalls.push(Rule {
-                names: base.syscalls.iter().cloned().collect(),
-                action: Action::Allow,
-                errno_ret: None,
-                args: Vec::new(),
-                comment: Some(format!("runtime base set: {}", base.name)),
-            });
-        }
-        syscalls.extend(groups::always_allowed_rule(
-            arches.iter().map(|a| a.scmp_name()),
-        ));
-        Profile {
-            default_action: options.default_action,
-            default_errno_ret: (options.default_action == Action::Errno)
-                .then_some(options.errno_ret),
-            architectures: arches.iter().map(|a| a.scmp_name().to_owned()).collect(),
-            flags: Vec::new(),
-            syscalls,
-        }
-    }
-
     /// The profile as OCI `linux.seccomp` JSON: deterministic, two-space
     /// indentation, trailing newline.
     pub fn to_oci_json(&self) -> String {

@@ -66,18 +66,6 @@ pub enum SeccompError {
     },
 }
 
-impl SeccompError {
-    /// The exit status for this error.
-    pub fn exit_status(&self) -> u8 {
-        use crate::error::exit;
-        match self {
-            SeccompError::NoNewPrivs { .. } | SeccompError::Install { .. } => exit::UNAVAILABLE,
-            SeccompError::Assemble { .. } => exit::SOFTWARE,
-            _ => exit::DATA,
-        }
-    }
-}
-
 /// The `seccomp(2)` flags for the profile's `flags`. TSYNC, LOG and
 /// SPEC_ALLOW are passed on; WAIT_KILLABLE_RECV only concerns notification
 /// listeners, which `run` does not create, and is left out.

@@ -12,7 +12,7 @@
 //! manager.
 //!
 //! Paths are built only from validated Kubernetes names (see
-//! `export::profile_path`), and checked to stay inside the directory.
+//! `localhost::profile_path`), and checked to stay inside the directory.
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -37,7 +37,7 @@ use crate::{
         Installation,
         events::{Kind, Regarding},
     },
-    export::{self, LOCALHOST_DIR},
+    localhost::{self, LOCALHOST_DIR},
     output::write_atomic,
 };
 
@@ -246,8 +246,8 @@ impl Installer {
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
             let name = profile.name_any();
-            let checked = export::check_spec(&profile.spec).and_then(|()| {
-                export::spec_profile_path(&namespace, &profile.spec).map_err(|e| e.to_string())
+            let checked = localhost::check(&profile.spec).and_then(|()| {
+                localhost::spec_profile_path(&namespace, &profile.spec).map_err(|e| e.to_string())
             });
             let relative = match checked {
                 Ok(p) if is_plain_relative(&p) => p,
@@ -278,7 +278,7 @@ impl Installer {
             };
             match specs.get_mut(&relative) {
                 Some((spec, from)) => {
-                    export::merge_spec(spec, &profile.spec);
+                    localhost::merge(spec, &profile.spec);
                     from.insert((namespace, name));
                 }
                 None => {
@@ -289,7 +289,7 @@ impl Installer {
         let wanted = specs
             .into_iter()
             .map(|(relative, (spec, from))| {
-                let bytes = export::render_profile(&spec);
+                let bytes = localhost::render(&spec);
                 let sha256 = sha256_hex(bytes.as_bytes());
                 (
                     relative,

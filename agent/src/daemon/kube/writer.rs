@@ -113,8 +113,7 @@ pub(crate) async fn write(
     let name = key.object_name();
     for _ in 0..ATTEMPTS {
         let existing = api.get_opt(&name).await?;
-        let now = jiff::Timestamp::now();
-        let spec = merge(existing.as_ref().map(|e| &e.spec), key, node, ours, now);
+        let spec = merge(existing.as_ref().map(|e| &e.spec), key, node, ours);
         let result = match &existing {
             None => {
                 let mut object = ContainerProfile::new(&name, spec);

@@ -387,7 +387,7 @@ impl Machine {
                         name = recording.container_name.as_deref().unwrap_or(""),
                         pod = recording.pod.as_ref().and_then(|p| p.name.as_deref()).unwrap_or(""),
                         state = ?recording.state,
-                        syscalls = recording.syscalls.values().map(Vec::len).sum::<usize>(),
+                        syscalls = recording.syscalls.len(),
                         "recording written"
                     );
                     match pending {

@@ -35,7 +35,6 @@ use std::{
 use syscensus_api::WorkloadRef;
 
 use super::{
-    checkpoint::Checkpoint,
     contribution::{Contribution, Key},
     identity::{Identity, PodView, RuntimeAnswer},
 };
@@ -63,6 +62,7 @@ mod tests_events;
 
 pub use cluster::{Cluster, RecordingView};
 pub use events::{EventFailure, EventWrite, Installation, Learned};
+pub use persist::{Checkpoint, ContainerState};
 pub use status::{RecordingSummary, StatusReport};
 
 /// How long the runtime is left alone after a failed CRI call. Containers

@@ -1,11 +1,53 @@
-//! What the machine carries over a restart: taken from and given to the
-//! checkpoint (`daemon::checkpoint`).
+//! What the machine carries over a restart ([`Checkpoint`]): made from its
+//! state, and taken back. `daemon::checkpoint` keeps it in a file.
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::{Container, Decision, Ended, Machine, Now};
-use crate::daemon::checkpoint::{Checkpoint, ContainerState};
+use super::{Chosen, Container, Decision, Ended, Machine, Now};
+use crate::{
+    daemon::{
+        contribution::{Contribution, Key},
+        identity::Identity,
+    },
+    profile::BaseSet,
+    recording::Start,
+};
+
+/// Everything the daemon carries over a restart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    #[serde(default)]
+    pub containers: Vec<ContainerState>,
+    #[serde(default)]
+    pub ended: Vec<Ended>,
+    #[serde(default)]
+    pub contributions: Vec<(Key, Contribution)>,
+}
+
+/// A container being recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub cgroup_id: u64,
+    pub identity: Identity,
+    pub start: Start,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_new_syscall: Option<jiff::Timestamp>,
+    pub known: usize,
+    /// Whether its base set was decided (its entrypoint seen), and which.
+    #[serde(default)]
+    pub base_set_decided: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_set: Option<BaseSet>,
+    /// The recordings that chose it (Kubernetes mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Chosen>,
+}
 
 impl Machine {
     /// Takes back the containers an earlier run tracked whose rows are

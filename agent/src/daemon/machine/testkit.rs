@@ -469,15 +469,15 @@ impl World {
         let now = self.now().time;
         let Some((union, last_new)) = self.unions.get_mut(key) else {
             self.unions
-                .insert(key.clone(), (contribution.syscalls.clone(), now));
+                .insert(key.clone(), (contribution.syscalls.clone().into(), now));
             return None;
         };
         let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (arch, names) in &contribution.syscalls {
-            let known = union.entry(arch.clone()).or_default();
+        for (arch, names) in contribution.syscalls.iter() {
+            let known = union.entry(arch.to_owned()).or_default();
             for name in names {
                 if known.insert(name.clone()) {
-                    added.entry(arch.clone()).or_default().push(name.clone());
+                    added.entry(arch.to_owned()).or_default().push(name.clone());
                 }
             }
         }

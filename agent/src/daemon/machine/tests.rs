@@ -7,7 +7,10 @@ use super::{testkit::*, *};
 use crate::recording::State;
 
 fn names(recording: &ContainerRecording) -> Vec<&str> {
-    recording.syscalls["SCMP_ARCH_X86_64"]
+    recording
+        .syscalls
+        .names("SCMP_ARCH_X86_64")
+        .unwrap()
         .iter()
         .map(String::as_str)
         .collect()

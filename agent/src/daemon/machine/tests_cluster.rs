@@ -22,7 +22,10 @@ fn kube_world(pods: &[u64]) -> World {
 }
 
 fn syscalls(contribution: &Contribution) -> Vec<&str> {
-    contribution.syscalls["SCMP_ARCH_X86_64"]
+    contribution
+        .syscalls
+        .names("SCMP_ARCH_X86_64")
+        .unwrap()
         .iter()
         .map(String::as_str)
         .collect()

@@ -1,5 +1,6 @@
-//! `syscensus diff`: which syscalls two profiles, or two directories of
-//! profiles, add and remove, per container and architecture.
+//! How profiles differ: which syscalls two profiles, or two directories of
+//! profiles, add and remove, per container and architecture (`syscensus
+//! diff`, and the messages of `export --git`).
 //!
 //! A profile's names are compared per group: for a syscensus profile each
 //! `recorded: SCMP_ARCH_…` rule is the group of its architecture and the
@@ -11,19 +12,32 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
+    fs,
     path::{Path, PathBuf},
-    process::ExitCode,
 };
 
 use serde::Serialize;
 
-use super::{ExportError, source::walk};
-use crate::{
-    cli::DiffArgs,
-    error::Result,
-    output::write_stdout,
-    profile::{Action, Profile, RuleRole, action_name},
-};
+use crate::profile::{Action, Profile, ProfileError, RuleRole, action_name};
+
+/// Two profiles (or directories) could not be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    #[error(
+        "cannot compare {} with {}: give two profile files or two directories",
+        a.display(),
+        b.display()
+    )]
+    Mixed { a: PathBuf, b: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
 
 /// The schema name of `diff --json` output.
 pub const SCHEMA: &str = "syscensus.io/diff/v1";
@@ -232,27 +246,35 @@ pub fn text(diff: &ProfileDiff) -> String {
     out
 }
 
-/// The profile files of a directory, by relative path: its `.json` files,
-/// without hidden ones and the export's JSON patches.
-fn profiles_in(dir: &Path) -> Result<BTreeMap<String, PathBuf>, ExportError> {
-    Ok(walk(dir)?
-        .into_iter()
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            name.ends_with(".json") && !name.ends_with(".rfc6902.json")
-        })
-        .filter_map(|p| {
-            let relative = p.strip_prefix(dir).ok()?;
-            Some((super::path::slash_path(relative), p.clone()))
-        })
-        .collect())
+/// The profile files of a directory, by relative path (`/` separated):
+/// its `.json` files, without hidden ones and the export's JSON patches.
+fn profiles_in(dir: &Path) -> Result<BTreeMap<String, PathBuf>, DiffError> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((current, prefix)) = stack.pop() {
+        let read = |source| DiffError::Read {
+            path: current.clone(),
+            source,
+        };
+        for entry in fs::read_dir(&current).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let relative = format!("{prefix}{name}");
+            if entry.file_type().map_err(read)?.is_dir() {
+                stack.push((entry.path(), format!("{relative}/")));
+            } else if name.ends_with(".json") && !name.ends_with(".rfc6902.json") {
+                out.insert(relative, entry.path());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Compares A and B (two profile files, or two directories).
-pub fn report(a: &Path, b: &Path) -> Result<Report> {
+pub fn report(a: &Path, b: &Path) -> Result<Report, DiffError> {
     let pairs: Vec<(String, Option<PathBuf>, Option<PathBuf>)> = match (a.is_dir(), b.is_dir()) {
         (false, false) => vec![(
             b.display().to_string(),
@@ -271,14 +293,10 @@ pub fn report(a: &Path, b: &Path) -> Result<Report> {
                 .collect()
         }
         _ => {
-            return Err(ExportError::Usage {
-                message: format!(
-                    "cannot compare {} with {}: give two profile files or two directories",
-                    a.display(),
-                    b.display()
-                ),
-            }
-            .into());
+            return Err(DiffError::Mixed {
+                a: a.to_path_buf(),
+                b: b.to_path_buf(),
+            });
         }
     };
     let mut profiles = Vec::new();
@@ -300,25 +318,4 @@ pub fn report(a: &Path, b: &Path) -> Result<Report> {
         equal: profiles.is_empty(),
         profiles,
     })
-}
-
-/// `syscensus diff A B`: exits 0 when equal, 1 when they differ.
-pub fn diff(args: DiffArgs) -> Result<ExitCode> {
-    let report = report(&args.a, &args.b)?;
-    let out = if args.json {
-        #[expect(
-            clippy::unwrap_used,
-            reason = "serializing plain data to a String cannot fail"
-        )]
-        let mut text = serde_json::to_string_pretty(&report).unwrap();
-        text.push('\n');
-        text
-    } else {
-        report.profiles.iter().map(text).collect()
-    };
-    write_stdout(out.as_bytes()).map_err(|source| crate::Error::System {
-        what: "cannot write to stdout".to_owned(),
-        source,
-    })?;
-    Ok(ExitCode::from(u8::from(!report.equal)))
 }

@@ -1,5 +1,5 @@
-//! `syscensus apply`: makes the live workloads of an export use their
-//! profiles, by server-side apply of each workload's patch (field manager
+//! Makes the live workloads of an export use their profiles (`syscensus
+//! apply`), by server-side apply of each workload's patch (field manager
 //! `syscensus`), once every Node the workload may run on has the profile
 //! installed.
 //!
@@ -15,7 +15,6 @@ use std::{
     fmt::Write as _,
     fs,
     path::Path,
-    process::ExitCode,
 };
 
 use k8s_openapi::api::core::v1::Node;
@@ -27,29 +26,27 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use syscensus_api::{ContainerProfile, FIELD_MANAGER, WorkloadKind};
 
-use super::{
-    ExportError, block_on,
-    patch::{WorkloadPatch, apply_configuration, group_version, parse_patch, pod_spec_pointer},
-    path::LOCALHOST_DIR,
-    plan::PATCH_FILE,
-    source::client,
-    tree::read_manifest,
+use crate::{
+    export::{
+        ExportError, PATCH_FILE, WorkloadPatch, apply_configuration, client, group_version,
+        parse_patch, pod_spec_pointer, read_manifest,
+    },
+    localhost::LOCALHOST_DIR,
 };
-use crate::{cli::ApplyArgs, error::Result, output::write_stdout};
 
 /// A container of an exported workload, with its profile file's digest.
 #[derive(Clone, Debug)]
-struct Wanted {
+pub struct Wanted {
     /// The path inside the export directory.
     relative: String,
     sha256: String,
 }
 
 /// A workload's patch, and its containers' profiles by container name.
-type Exported = (WorkloadPatch, BTreeMap<String, Wanted>);
+pub type Exported = (WorkloadPatch, BTreeMap<String, Wanted>);
 
 /// Reads the patches of the export in `dir`, and each profile's SHA-256.
-fn read_export(dir: &Path) -> Result<Vec<Exported>, ExportError> {
+pub fn read_export(dir: &Path) -> Result<Vec<Exported>, ExportError> {
     let manifest = read_manifest(dir)?.ok_or_else(|| ExportError::NotAnExport {
         dir: dir.to_path_buf(),
     })?;
@@ -239,22 +236,21 @@ fn immutable(kind: WorkloadKind) -> Option<&'static str> {
     }
 }
 
-/// Applies the export in `args.dir`.
-pub fn apply(args: ApplyArgs) -> Result<ExitCode> {
-    let export = read_export(&args.dir)?;
-    let out = block_on(run(export, args.dry_run, args.force_uninstalled))??;
-    write_stdout(out.as_bytes()).map_err(|source| crate::Error::System {
-        what: "cannot write to stdout".to_owned(),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+/// What [`apply`] did, or with `dry_run` would do.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Per workload, each container's seccompProfile before and after.
+    pub report: String,
+    /// Why a dry run's apply would be refused.
+    pub refused: Option<ExportError>,
 }
 
-async fn run(
+/// Applies `export` (or with `dry_run` says what would change).
+pub async fn apply(
     export: Vec<Exported>,
     dry_run: bool,
     force_uninstalled: bool,
-) -> Result<String, ExportError> {
+) -> Result<Outcome, ExportError> {
     let client = client().await?;
     let nodes = if force_uninstalled {
         Vec::new()
@@ -367,18 +363,21 @@ async fn run(
             out,
             "dry run: {changing} workload(s) would change; nothing was written"
         );
-        // The planned changes go to stdout even when the apply would be
+        // The planned changes are printed even when the apply would be
         // refused; the refusal is the error.
-        let _ = write_stdout(out.as_bytes());
-        if !other.is_empty() {
-            return Err(ExportError::Workloads { problems: other });
-        }
-        if !not_installed.is_empty() {
-            return Err(ExportError::NotInstalled {
+        let refused = if !other.is_empty() {
+            Some(ExportError::Workloads { problems: other })
+        } else if !not_installed.is_empty() {
+            Some(ExportError::NotInstalled {
                 problems: not_installed,
-            });
-        }
-        return Ok(String::new());
+            })
+        } else {
+            None
+        };
+        return Ok(Outcome {
+            report: out,
+            refused,
+        });
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for (api, patch, changed) in &todo {
@@ -401,5 +400,8 @@ async fn run(
         out,
         "applied: {changing} workload(s) changed (field manager {FIELD_MANAGER})"
     );
-    Ok(out)
+    Ok(Outcome {
+        report: out,
+        refused: None,
+    })
 }

@@ -8,12 +8,24 @@ use syscensus_api::{
     ContainerProfileSpec, WorkloadKind, validate_dns_label, validate_dns_subdomain,
 };
 
-use super::ExportError;
+/// A name cannot become part of a profile's path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error(
+        "cannot name a profile file after {what} {name:?}: {reason}; profile paths are made of Kubernetes names only"
+    )]
+    Name {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    #[error(
+        "cannot name a directory {component:?}: longer than 255 bytes (a file name's limit); shorten the workload's name"
+    )]
+    TooLong { component: String },
+}
 
-/// The directory below the kubelet's seccomp directory
-/// (`<kubelet-root>/seccomp/`) that holds syscensus's profiles: a
-/// `localhostProfile` is `syscensus/<profile path>`.
-pub const LOCALHOST_DIR: &str = "syscensus";
+use super::LOCALHOST_DIR;
 
 /// The longest file name Linux file systems take (NAME_MAX).
 const NAME_MAX: usize = 255;
@@ -22,8 +34,8 @@ fn check(
     what: &'static str,
     name: &str,
     validate: fn(&str) -> Result<(), syscensus_api::NameError>,
-) -> Result<(), ExportError> {
-    validate(name).map_err(|e| ExportError::Name {
+) -> Result<(), PathError> {
+    validate(name).map_err(|e| PathError::Name {
         what,
         name: name.to_owned(),
         reason: e.reason,
@@ -39,12 +51,12 @@ pub fn workload_dir(
     namespace: &str,
     kind: WorkloadKind,
     workload: &str,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, PathError> {
     check("namespace", namespace, validate_dns_label)?;
     check("workload name", workload, validate_dns_subdomain)?;
     let dir = format!("{}-{workload}", kind.as_str().to_ascii_lowercase());
     if dir.len() > NAME_MAX {
-        return Err(ExportError::TooLong { component: dir });
+        return Err(PathError::TooLong { component: dir });
     }
     Ok(PathBuf::from(namespace).join(dir))
 }
@@ -59,7 +71,7 @@ pub fn profile_path(
     kind: WorkloadKind,
     workload: &str,
     container: &str,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, PathError> {
     let dir = workload_dir(namespace, kind, workload)?;
     check("container name", container, validate_dns_label)?;
     Ok(dir.join(format!("{container}.json")))
@@ -70,7 +82,7 @@ pub fn profile_path(
 pub fn spec_profile_path(
     namespace: &str,
     spec: &ContainerProfileSpec,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, PathError> {
     profile_path(
         namespace,
         spec.workload.kind,
@@ -87,13 +99,13 @@ pub fn localhost_profile(
     kind: WorkloadKind,
     workload: &str,
     container: &str,
-) -> Result<String, ExportError> {
+) -> Result<String, PathError> {
     let path = profile_path(namespace, kind, workload, container)?;
     Ok(format!("{LOCALHOST_DIR}/{}", slash_path(&path)))
 }
 
 /// A relative path with `/` separators (paths built here are UTF-8).
-pub(crate) fn slash_path(path: &std::path::Path) -> String {
+pub fn slash_path(path: &std::path::Path) -> String {
     path.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()

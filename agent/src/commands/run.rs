@@ -16,13 +16,43 @@ use std::{
     ptr,
 };
 
+use clap::Args;
+
+use super::ExecError;
 use crate::{
-    cli::RunArgs,
-    error::{Error, Result},
-    profile::Profile,
+    profile::{Profile, ProfileError},
     seccomp::{self, SeccompError},
     syscalls::Arch,
 };
+
+/// `syscensus run` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The profile to enforce. Docker `caps` conditions are evaluated
+    /// against syscensus's own effective capabilities, `minKernel` against
+    /// the running kernel.
+    #[arg(short, long)]
+    pub profile: PathBuf,
+    /// Which object to use when the file holds several SPO profiles
+    /// (`metadata.name`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
 
 /// PATH when the environment has none: glibc's execvp default.
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
@@ -56,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     seccomp::install(&program, flags)?;
     let source = exec.exec();
-    Err(exec_error(command, source))
+    Err(exec_error(command, source).into())
 }
 
 /// Fails unless the filter lets the host's execve through: without it the
@@ -80,16 +110,16 @@ fn check_execve(program: &[libc::sock_filter], host: Arch) -> Result<(), Seccomp
 
 /// The executable `command` names: itself if it has a slash, else the first
 /// executable file of that name on `path_var` (like execvp(3)).
-fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
+fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ExecError> {
     let name = || command.to_string_lossy().into_owned();
     if command.as_bytes().contains(&b'/') {
         let path = PathBuf::from(command);
         return match executable(&path) {
             Ok(()) => Ok(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::CommandNotFound { command: name() })
+                Err(ExecError::NotFound { command: name() })
             }
-            Err(source) => Err(Error::CommandNotExecutable {
+            Err(source) => Err(ExecError::NotExecutable {
                 command: name(),
                 source,
             }),
@@ -113,11 +143,11 @@ fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf> {
         }
     }
     Err(match denied {
-        Some(source) => Error::CommandNotExecutable {
+        Some(source) => ExecError::NotExecutable {
             command: name(),
             source,
         },
-        None => Error::CommandNotFound { command: name() },
+        None => ExecError::NotFound { command: name() },
     })
 }
 
@@ -136,12 +166,12 @@ fn executable(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn exec_error(command: &OsStr, source: io::Error) -> Error {
+fn exec_error(command: &OsStr, source: io::Error) -> ExecError {
     let command = command.to_string_lossy().into_owned();
     if source.kind() == io::ErrorKind::NotFound {
-        Error::CommandNotFound { command }
+        ExecError::NotFound { command }
     } else {
-        Error::CommandNotExecutable { command, source }
+        ExecError::NotExecutable { command, source }
     }
 }
 
@@ -160,14 +190,17 @@ impl Exec {
         path: &Path,
         args: &[OsString],
         vars: impl Iterator<Item = (OsString, OsString)>,
-    ) -> Result<Exec> {
-        let invalid = |what: &OsStr| Error::CommandNotExecutable {
+    ) -> Result<Exec, ExecError> {
+        let invalid = |what: &OsStr| ExecError::NotExecutable {
             command: what.to_string_lossy().into_owned(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
         };
         let c_string = |s: &OsStr| CString::new(s.as_bytes().to_vec()).map_err(|_| invalid(s));
         let path = c_string(path.as_os_str())?;
-        let argv_strings: Vec<CString> = args.iter().map(|a| c_string(a)).collect::<Result<_>>()?;
+        let argv_strings: Vec<CString> = args
+            .iter()
+            .map(|a| c_string(a))
+            .collect::<Result<_, ExecError>>()?;
         let env_strings: Vec<CString> = vars
             .map(|(key, value)| {
                 let mut entry = key.into_vec();
@@ -175,7 +208,7 @@ impl Exec {
                 entry.extend(value.into_vec());
                 CString::new(entry).map_err(|_| invalid(OsStr::new("environment")))
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<_, ExecError>>()?;
         let argv = argv_strings
             .iter()
             .map(|s| s.as_ptr())
@@ -216,11 +249,11 @@ mod tests {
         assert_eq!(found, PathBuf::from("/bin/sh"));
         assert!(matches!(
             resolve(OsStr::new("no-such-command-here"), Some(OsStr::new("/bin"))),
-            Err(Error::CommandNotFound { .. })
+            Err(ExecError::NotFound { .. })
         ));
         assert!(matches!(
             resolve(OsStr::new("/no/such/file"), None),
-            Err(Error::CommandNotFound { .. })
+            Err(ExecError::NotFound { .. })
         ));
     }
 
@@ -229,18 +262,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             resolve(dir.path().as_os_str(), None),
-            Err(Error::CommandNotExecutable { .. })
+            Err(ExecError::NotExecutable { .. })
         ));
         let file = dir.path().join("data");
         std::fs::write(&file, "x").unwrap();
         // Root may execute any file with an execute bit; this one has none.
         assert!(matches!(
             resolve(file.as_os_str(), None),
-            Err(Error::CommandNotExecutable { .. })
+            Err(ExecError::NotExecutable { .. })
         ));
         assert!(matches!(
             resolve(OsStr::new("data"), Some(dir.path().as_os_str())),
-            Err(Error::CommandNotExecutable { .. })
+            Err(ExecError::NotExecutable { .. })
         ));
     }
 }

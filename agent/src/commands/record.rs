@@ -5,7 +5,7 @@ use std::{
     ffi::OsString,
     io::{IsTerminal as _, Write as _},
     os::unix::{ffi::OsStrExt as _, process::CommandExt as _, process::ExitStatusExt as _},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, ExitCode, ExitStatus},
     sync::{
         atomic::{AtomicI32, Ordering},
@@ -14,18 +14,112 @@ use std::{
     time::Duration,
 };
 
+use clap::{Args, ValueEnum};
 use tracing::{info, warn};
 
+use super::{ExecError, Format, NotRoot, OutputError};
 use crate::{
-    Error,
-    bpf::{Tracer, TracerOptions},
+    basesets::UnknownBaseSet,
+    bpf::{BpfError, Tracer, TracerOptions},
     census::census_of,
-    cgroup::Hierarchy,
-    cli::{Format, ProfileOptions, RecordArgs},
-    error::Result,
+    cgroup::{CgroupError, Hierarchy},
     output,
-    profile::{BuildOptions, Profile},
+    profile::{Action, BuildOptions, Profile, ProfileError},
 };
+
+/// `syscensus record` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
+    #[error(transparent)]
+    BaseSet(#[from] UnknownBaseSet),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Kernel(#[from] BpfError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{0}: choose a writable path with --output")]
+    Output(#[from] OutputError),
+    #[error("{what}: {source}")]
+    System {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a syscall outside the profile does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DefaultAction {
+    /// Fail with an errno (see --errno): enforce the profile.
+    Errno,
+    /// Allow and log it (complain mode, SCMP_ACT_LOG).
+    Log,
+    /// Kill the process.
+    KillProcess,
+    /// Kill the thread.
+    KillThread,
+    /// Send SIGSYS.
+    Trap,
+}
+
+impl From<DefaultAction> for Action {
+    fn from(value: DefaultAction) -> Self {
+        match value {
+            DefaultAction::Errno => Action::Errno,
+            DefaultAction::Log => Action::Log,
+            DefaultAction::KillProcess => Action::KillProcess,
+            DefaultAction::KillThread => Action::KillThread,
+            DefaultAction::Trap => Action::Trap,
+        }
+    }
+}
+
+/// Options shared by everything that writes a profile.
+#[derive(Debug, Args)]
+pub struct ProfileOptions {
+    /// Profile format.
+    #[arg(long, value_enum, default_value_t = Format::Oci)]
+    pub format: Format,
+    /// What a syscall outside the profile does.
+    #[arg(long, value_enum, default_value_t = DefaultAction::Errno)]
+    pub default_action: DefaultAction,
+    /// The errno a blocked syscall fails with (1 = EPERM).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..4096))]
+    pub errno: u32,
+    /// Runtime base set added to the profile: the syscalls whatever starts the
+    /// workload needs after loading the filter (`syscensus` for `syscensus
+    /// run`; `runc`, `runc-nnp`, `crun` for containers; `none`).
+    #[arg(long, default_value = "syscensus")]
+    pub base_set: String,
+    /// `metadata.name` of an SPO object (default: the command's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// `metadata.namespace` of an SPO object.
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Write the profile here (atomically) instead of to stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub profile: ProfileOptions,
+    /// Do not show live progress on stderr, even when it is a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
 
 /// How often the live progress line is refreshed.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
@@ -43,13 +137,13 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
             crate::profile::validate_namespace(namespace)?;
         }
     }
-    crate::commands::require_root("syscensus record")?;
+    super::require_root("syscensus record")?;
     // Prove the output is writable before the command runs, so that a
     // recording is never made only to be lost.
     let output_file = match &args.output {
         Some(path) => Some(
-            output::AtomicFile::create(path).map_err(|source| Error::Output {
-                path: path.clone(),
+            output::AtomicFile::create(path).map_err(|source| OutputError {
+                path: path.to_path_buf(),
                 source,
             })?,
         ),
@@ -117,17 +211,11 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
         Format::Spo => profile.to_spo_yaml(&profile_name, args.profile.namespace.as_deref())?,
     };
     match (output_file, &args.output) {
-        (Some(file), Some(path)) => {
-            file.commit(text.as_bytes())
-                .map_err(|source| Error::Output {
-                    path: path.clone(),
-                    source,
-                })?
-        }
-        _ => output::write_stdout(text.as_bytes()).map_err(|source| Error::Output {
-            path: "stdout".into(),
+        (Some(file), Some(path)) => file.commit(text.as_bytes()).map_err(|source| OutputError {
+            path: path.clone(),
             source,
         })?,
+        _ => super::write_stdout(text.as_bytes())?,
     }
     info!(syscalls = census.len(), status = %status, "recording written");
     Ok(exit_code_of(status))
@@ -220,16 +308,17 @@ fn run_command(
             set_signal(libc::SIGQUIT, old_quit);
             let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
             return Err(match source.kind() {
-                std::io::ErrorKind::NotFound => Error::CommandNotFound { command: name },
-                std::io::ErrorKind::PermissionDenied => Error::CommandNotExecutable {
+                std::io::ErrorKind::NotFound => ExecError::NotFound { command: name },
+                std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable {
                     command: name,
                     source,
                 },
-                _ => Error::Spawn {
+                _ => ExecError::Spawn {
                     command: name,
                     source,
                 },
-            });
+            }
+            .into());
         }
     };
     drop(procs_file);
@@ -271,7 +360,6 @@ fn run_command(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::DefaultAction;
 
     fn options(name: Option<&str>) -> ProfileOptions {
         ProfileOptions {

@@ -1,0 +1,171 @@
+//! The Localhost profile contract: what file a ContainerProfile becomes,
+//! byte for byte ([`render`]), where it lives ([`path`]: the same relative
+//! path in an export directory and below
+//! `<kubelet-root>/seccomp/syscensus/`, which `localhostProfile:
+//! syscensus/<path>` points at), which specs may become one ([`check`]),
+//! and how two specs of the same workload container merge ([`merge`]).
+//! `syscensus export` and the node agents' installer both use it, so that
+//! what is reviewed in git is what runs. Pure: no I/O.
+use std::{collections::BTreeMap, path::Path};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use syscensus_api::{ContainerProfileSpec, NodeContribution};
+
+use crate::{
+    census::Census,
+    profile::{BaseSet, BuildOptions, Profile},
+    syscalls::Arch,
+};
+
+pub mod path;
+
+pub use path::{
+    PathError, localhost_profile, profile_path, slash_path, spec_profile_path, workload_dir,
+};
+
+/// The directory below the kubelet's seccomp directory
+/// (`<kubelet-root>/seccomp/`) that holds syscensus's profiles: a
+/// `localhostProfile` is `syscensus/<profile path>`.
+pub const LOCALHOST_DIR: &str = "syscensus";
+
+/// Pods named per node in a ContainerProfile (the most recent).
+pub const MAX_PODS: usize = 50;
+
+/// The profile of a ContainerProfile: its census, one `recorded:` rule per
+/// architecture, and its runtime base set in a rule of its own; the default
+/// action fails other syscalls with EPERM. It depends on the spec's
+/// syscalls and base set only, not on the machine that renders it.
+pub fn spec_profile(spec: &ContainerProfileSpec) -> Profile {
+    let base = spec.runtime_base_set.as_ref().map(BaseSet::from);
+    Profile::from_census(
+        &Census::from_spec(&spec.syscalls),
+        base.as_ref(),
+        &BuildOptions::default(),
+    )
+}
+
+/// The file for a ContainerProfile: [`spec_profile`] as OCI JSON
+/// (deterministic, trailing newline). Exports write it at [`profile_path`]
+/// and the installer at `<kubelet-root>/seccomp/syscensus/<profile_path>`,
+/// so both hold the same bytes and the same SHA-256.
+pub fn render(spec: &ContainerProfileSpec) -> String {
+    spec_profile(spec).to_oci_json()
+}
+
+/// Checks that a ContainerProfile renders into a profile that runtimes and
+/// `syscensus run` accept: known architectures, and names that are
+/// syscalls of theirs. The CRD cannot say so, and an approved profile with
+/// a wrong name would be installed on every node and fail every Pod that
+/// uses it; exports and the installer refuse it instead.
+pub fn check(spec: &ContainerProfileSpec) -> Result<(), String> {
+    if let Some(arch) = spec
+        .syscalls
+        .keys()
+        .find(|a| Arch::from_scmp_name(a).is_none())
+    {
+        return Err(format!(
+            "unknown architecture {arch:?} in spec.syscalls (use names such as SCMP_ARCH_X86_64)"
+        ));
+    }
+    Profile::parse(&render(spec), Path::new("spec.syscalls"), None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Merges `other` into `into`: two specs of the same workload container
+/// (from two recordings, or this node's results and what the cluster
+/// holds), so that the profile allows what either saw and nothing either
+/// says is lost. The one set of rules for ContainerProfile specs:
+///
+/// - syscalls united per architecture; base sets united (names joined
+///   with `+`);
+/// - an init container if either says so;
+/// - first seen the earlier, last seen the later;
+/// - `lastNewSyscall` the later of the two when `other` brings syscalls
+///   `into` lacks, else `into`'s: it moves only when the union grows, to
+///   when the new syscall was seen;
+/// - each node's entry merged with that node's other entry (its Pods
+///   united, most recent last, at most [`MAX_PODS`]; the larger container
+///   count; the earlier first seen, the later last seen and
+///   `lastNewSyscall`);
+/// - warnings united, sorted.
+///
+/// `recording`, `workload` and `container` are `into`'s. Returns whether
+/// the syscalls grew.
+pub fn merge(into: &mut ContainerProfileSpec, other: &ContainerProfileSpec) -> bool {
+    let mut census = Census::from_spec(&into.syscalls);
+    let grew = census.merge(&Census::from_spec(&other.syscalls));
+    into.syscalls = census.to_spec();
+    into.syscall_count = census.len() as i64;
+    into.init_container |= other.init_container;
+    into.runtime_base_set = match (into.runtime_base_set.take(), &other.runtime_base_set) {
+        (Some(a), Some(b)) => Some((&BaseSet::from(&a).union(&BaseSet::from(b))).into()),
+        (a, b) => a.or_else(|| b.clone()),
+    };
+    into.first_seen = earlier(&into.first_seen, &other.first_seen);
+    into.last_seen = later(&into.last_seen, &other.last_seen);
+    if grew {
+        into.last_new_syscall = later_opt(
+            into.last_new_syscall.as_ref(),
+            other.last_new_syscall.as_ref(),
+        );
+    }
+    let mut nodes: BTreeMap<String, NodeContribution> = std::mem::take(&mut into.nodes)
+        .into_iter()
+        .map(|n| (n.node.clone(), n))
+        .collect();
+    for theirs in &other.nodes {
+        let merged = match nodes.remove(&theirs.node) {
+            None => theirs.clone(),
+            Some(ours) => merge_node(ours, theirs),
+        };
+        nodes.insert(theirs.node.clone(), merged);
+    }
+    into.nodes = nodes.into_values().collect();
+    into.warnings.extend(other.warnings.iter().cloned());
+    into.warnings.sort();
+    into.warnings.dedup();
+    grew
+}
+
+/// Two entries of one node: `theirs` is the more recent.
+fn merge_node(ours: NodeContribution, theirs: &NodeContribution) -> NodeContribution {
+    let mut pods: Vec<String> = ours
+        .pods
+        .into_iter()
+        .filter(|p| !theirs.pods.contains(p))
+        .collect();
+    pods.extend(theirs.pods.iter().cloned());
+    let excess = pods.len().saturating_sub(MAX_PODS);
+    pods.drain(..excess);
+    NodeContribution {
+        node: theirs.node.clone(),
+        pods,
+        containers: ours.containers.max(theirs.containers),
+        first_seen: earlier(&ours.first_seen, &theirs.first_seen),
+        last_seen: later(&ours.last_seen, &theirs.last_seen),
+        last_new_syscall: later_opt(
+            ours.last_new_syscall.as_ref(),
+            theirs.last_new_syscall.as_ref(),
+        ),
+    }
+}
+
+fn earlier(a: &Time, b: &Time) -> Time {
+    if a.0 <= b.0 { a.clone() } else { b.clone() }
+}
+
+fn later(a: &Time, b: &Time) -> Time {
+    if a.0 >= b.0 { a.clone() } else { b.clone() }
+}
+
+fn later_opt(a: Option<&Time>, b: Option<&Time>) -> Option<Time> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(later(a, b)),
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
