@@ -138,26 +138,31 @@ fn the_monitoring_component_renders_and_validates() {
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
         .collect();
     std::fs::write(rendered.path(), yaml).unwrap();
-    let validate = Command::new("python3")
-        .args(["-m", "kubernetes_validate", "--strict"])
-        .arg(rendered.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&validate.stdout);
-    assert!(
-        validate.status.success(),
-        "does not validate: {said}{}",
-        String::from_utf8_lossy(&validate.stderr)
-    );
-    assert!(
-        said.contains("passed for resource service/syscensus-agent-metrics"),
-        "{said}"
-    );
-    // What the Kubernetes schemas cannot check:
-    assert!(
-        said.contains("Couldn't find schema for kind ServiceMonitor"),
-        "kubernetes-validate learned the ServiceMonitor: check it there too\n{said}"
-    );
+    // The newest schemas the validator has, and the oldest release the
+    // manifests are for (as tests/deploy.rs checks the others).
+    for version in [None, Some("1.30.0")] {
+        let mut validate = Command::new("python3");
+        validate.args(["-m", "kubernetes_validate", "--strict"]);
+        if let Some(version) = version {
+            validate.args(["--kubernetes-version", version]);
+        }
+        let validate = validate.arg(rendered.path()).output().unwrap();
+        let said = String::from_utf8_lossy(&validate.stdout);
+        assert!(
+            validate.status.success(),
+            "does not validate ({version:?}): {said}{}",
+            String::from_utf8_lossy(&validate.stderr)
+        );
+        assert!(
+            said.contains("passed for resource service/syscensus-agent-metrics"),
+            "{said}"
+        );
+        // What the Kubernetes schemas cannot check:
+        assert!(
+            said.contains("Couldn't find schema for kind ServiceMonitor"),
+            "kubernetes-validate learned the ServiceMonitor: check it there too\n{said}"
+        );
+    }
     let schema = service_monitor_schema();
     let monitor = find(&docs, "ServiceMonitor");
     let errors = schema_errors(&schema, monitor);
