@@ -4,6 +4,10 @@
 //! information).
 use std::{path::Path, process::Command};
 
+// The build-dependency on the kernel program's crate is there so that cargo
+// rebuilds the agent (and the embedded object) when the program changes.
+use syscensus_ebpf as _;
+
 use anyhow::{Context as _, anyhow};
 use aya_build::Toolchain;
 

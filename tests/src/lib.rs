@@ -5,10 +5,16 @@
     clippy::unwrap_used,
     reason = "test helpers panic with context on failure"
 )]
+#![allow(
+    unused_crate_dependencies,
+    reason = "the fixtures use some of the package's dependencies, its tests and benchmarks the rest"
+)]
 
 pub mod agent;
-pub mod apiserver;
 pub mod containers;
+
+/// The fake Kubernetes API server (a crate of its own, tests/apiserver).
+pub use syscensus_fake_apiserver as apiserver;
 pub mod judge;
 
 use std::{

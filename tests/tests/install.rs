@@ -3,6 +3,10 @@
 //! the containers at the end are real, run through containerd's CRI with the
 //! installed file as their Localhost profile.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},
@@ -209,12 +213,12 @@ fn approved_profiles_are_installed_byte_identical_and_reported() {
         .unwrap()
         .remove("syscensus.io/approved");
     server.update(&profiles(), Some(NS), unapproved).unwrap();
-    wait_until("the profile to be removed", &agent, || {
-        (!path.exists()).then_some(())
-    });
-    assert!(
-        !cluster.installed("shop").exists(),
-        "empty directories left behind"
+    // The file goes first, then the directories it leaves empty: wait for
+    // both, so a poll between the two removals does not fail the test.
+    wait_until(
+        "the profile and the directories it leaves empty to be removed",
+        &agent,
+        || (!path.exists() && !cluster.installed("shop").exists()).then_some(()),
     );
     wait_until("the status entry to go", &agent, || {
         let p = server

@@ -8,6 +8,10 @@
 //! jsonschema. The Service must select the agent Pods and their metrics
 //! port, and the ServiceMonitor that Service.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{path::Path, process::Command};
 
@@ -29,9 +33,9 @@ fn render(dir: &Path) -> Vec<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|doc| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
             serde_json::to_value(v).unwrap()
         })
         .collect()
@@ -84,8 +88,8 @@ fn strict(schema: &mut Value) {
 fn service_monitor_schema() -> Value {
     let path = workspace_root()
         .join("tests/data/third-party/prometheus-operator-servicemonitors-crd.yaml");
-    let crd: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let crd: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let crd = serde_json::to_value(crd).unwrap();
     assert_eq!(crd["spec"]["names"]["kind"], "ServiceMonitor");
     let version = crd["spec"]["versions"]
@@ -135,7 +139,7 @@ fn the_monitoring_component_renders_and_validates() {
     let rendered = tempfile::NamedTempFile::new().unwrap();
     let yaml: String = docs
         .iter()
-        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .map(|d| format!("---\n{}", serde_norway::to_string(d).unwrap()))
         .collect();
     std::fs::write(rendered.path(), yaml).unwrap();
     // The newest schemas the validator has, and the oldest release the

@@ -4,6 +4,10 @@
 //! (simulated) API server, and its logs as a log collector reads them.
 //! The containers are real, started through containerd's CRI.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,

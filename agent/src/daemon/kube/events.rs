@@ -29,7 +29,7 @@ use crate::daemon::machine::{
 
 /// The Events' `reportingController`: a qualified name, as the API server
 /// requires.
-pub const REPORTING_CONTROLLER: &str = "syscensus.io/agent";
+pub(super) const REPORTING_CONTROLLER: &str = "syscensus.io/agent";
 
 /// The Event for `occurrence`.
 fn event(

@@ -219,7 +219,7 @@ pub(super) struct Events {
 }
 
 impl Events {
-    pub fn new(node: &str) -> Events {
+    pub(super) fn new(node: &str) -> Events {
         Events {
             node: node.to_owned(),
             series: BTreeMap::new(),
@@ -233,7 +233,7 @@ impl Events {
     }
 
     /// Takes in something that happened.
-    pub fn observe(&mut self, occurrence: Occurrence, now: Now) {
+    pub(super) fn observe(&mut self, occurrence: Occurrence, now: Now) {
         *self.decided.entry(occurrence.reason).or_insert(0) += 1;
         self.expire(now);
         if let Some(series) = self.series.get_mut(&occurrence)
@@ -296,7 +296,7 @@ impl Events {
 
     /// The writes due now, within the bucket: creations first (oldest
     /// first), then series counts.
-    pub fn due(&mut self, now: Now) -> Vec<EventWrite> {
+    pub(super) fn due(&mut self, now: Now) -> Vec<EventWrite> {
         self.refill(now);
         let mut candidates: Vec<(bool, Instant, u64, Occurrence)> = self
             .series
@@ -352,7 +352,7 @@ impl Events {
 
     /// Takes the shell's answers to [`due`](Self::due)'s writes. A write
     /// that failed is tried again a [`REFILL`] later.
-    pub fn written(&mut self, results: Vec<(String, Result<(), EventFailure>)>, now: Now) {
+    pub(super) fn written(&mut self, results: Vec<(String, Result<(), EventFailure>)>, now: Now) {
         for (name, result) in results {
             let Some(s) = self.series.values_mut().find(|s| s.name == name) else {
                 continue;

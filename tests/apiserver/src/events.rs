@@ -175,7 +175,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::apiserver::resources::builtins;
+    use crate::resources::builtins;
 
     fn def() -> ResourceDef {
         builtins()
