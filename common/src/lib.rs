@@ -13,6 +13,22 @@ pub const SYSCALL_SLOTS: usize = 576;
 /// The x32 ABI marks its syscall numbers with this bit (`__X32_SYSCALL_BIT`).
 pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 
+/// The ABI and table number of syscall `id` as `sys_enter` receives it: x32
+/// numbers carry [`X32_SYSCALL_BIT`], which is removed; otherwise
+/// `compat()` (the task is in a compat syscall: ia32) decides between
+/// [`abi::COMPAT`] and [`abi::NATIVE`]. `compat` is asked only when needed,
+/// since reading the task costs the kernel program a probe.
+#[inline(always)]
+pub fn classify_syscall(id: u64, compat: impl FnOnce() -> bool) -> (u32, u64) {
+    if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if compat() {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    }
+}
+
 /// The syscall ABI a record belongs to.
 ///
 /// Kept as plain `u32` constants, not a Rust enum, because the value crosses
