@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::{OutputError, block_on, write_stdout};
 use crate::export::{
-    self, ExportError, Filter, PlanOptions, client, cluster_entries, file_entries, git, plan,
-    read_base, tree,
+    self, ExportError, Filter, PlanOptions, client, cluster_entries, denial_reports, file_entries,
+    git, plan, read_base, tree,
 };
 
 /// `syscensus export` failed.
@@ -45,6 +45,13 @@ pub struct ExportArgs {
     /// tell init containers from containers.
     #[arg(long, value_name = "DIR")]
     pub base: Option<PathBuf>,
+    /// Propose the syscalls these refusal reports name (an agent's state
+    /// directory, its refusals/, or `syscensus denials -o json`) in a rule
+    /// of their own, with a comment, in the profile of their workload
+    /// container, for review. Repeatable; needs --from (profiles installed
+    /// from ContainerProfiles are rendered from those alone).
+    #[arg(long, value_name = "FILE_OR_DIR", requires = "from")]
+    pub with_denials: Vec<PathBuf>,
     /// Also write Security Profiles Operator SeccompProfile objects.
     #[arg(long)]
     pub spo: bool,
@@ -85,7 +92,18 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         .into());
     }
     let base = args.base.as_deref().map(read_base).transpose()?;
-    let plan = plan(entries, base.as_ref(), &PlanOptions { spo: args.spo })?;
+    let mut denials = Vec::new();
+    for path in &args.with_denials {
+        denials.extend(denial_reports(path)?);
+    }
+    let plan = plan(
+        entries,
+        base.as_ref(),
+        &PlanOptions {
+            spo: args.spo,
+            denials,
+        },
+    )?;
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }

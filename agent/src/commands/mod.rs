@@ -12,6 +12,7 @@ use clap::ValueEnum;
 
 pub mod agent;
 pub mod apply;
+pub mod denials;
 pub mod diff;
 pub mod export;
 pub mod install_agent_profile;

@@ -24,6 +24,7 @@ pub use plan::{
     is_profile_file, plan,
 };
 pub use source::{
-    Filter, client, cluster_entries, file_entries, read_base, read_documents, recording_entry,
+    Filter, client, cluster_entries, denial_reports, file_entries, read_base, read_documents,
+    recording_entry,
 };
 pub use tree::{MANIFEST_FILE, Written, read_manifest};

@@ -12,6 +12,8 @@
 //! the cluster (namespace, workload, container, syscall) must cap their
 //! series and sum the rest under one series of their own, so that a node's
 //! scrape stays the same size however many workloads it runs.
+//! `syscensus_refusals_total` (a series per watched container and refused
+//! syscall) is not capped yet.
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
@@ -60,6 +62,14 @@ pub struct Metrics {
     /// node's bound.
     pub kube_events: BTreeMap<&'static str, u64>,
     pub kube_events_dropped: u64,
+    /// Containers whose refusals are watched.
+    pub containers_watched: u64,
+    /// Refusals per (namespace, workload, container, syscall).
+    pub refusals: Vec<super::machine::RefusalSeries>,
+    /// Refusals the kernel could not count (map full), and first-refusal
+    /// events lost (buffer full).
+    pub refusals_uncounted: u64,
+    pub refusal_events_lost: u64,
     /// Readiness.
     pub ready: bool,
     /// When the loop last ran.
@@ -340,7 +350,38 @@ impl Collector for AgentCollector {
             "syscensus_kubernetes_events_dropped",
             "Kubernetes Events not posted: more than this node's bound asked for at once.",
             m.kube_events_dropped,
-        )
+        )?;
+        f.gauge(
+            "syscensus_containers_watched",
+            "Containers whose seccomp profile's refusals are watched.",
+            m.containers_watched,
+        )?;
+        f.counter(
+            "syscensus_refusals_uncounted",
+            "Refusals in watched containers that could not be counted: the kernel map was full.",
+            m.refusals_uncounted,
+        )?;
+        f.counter(
+            "syscensus_refusal_events_lost",
+            "First-refusal events lost: the ring buffer was full (counted, not named).",
+            m.refusal_events_lost,
+        )?;
+        let mut encoder = f.0.encode_descriptor(
+            "syscensus_refusals",
+            "Syscalls the seccomp profile a watched container runs under refused it.",
+            None,
+            MetricType::Counter,
+        )?;
+        for r in &m.refusals {
+            let labels = [
+                ("namespace", r.namespace.as_str()),
+                ("workload", r.workload.as_str()),
+                ("container", r.container.as_str()),
+                ("syscall", r.syscall.as_str()),
+            ];
+            ConstCounter::new(r.count).encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

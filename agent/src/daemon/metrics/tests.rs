@@ -5,7 +5,7 @@ use super::*;
 
 /// Every metric the agent served before prometheus-client, by the name of
 /// its sample and its type: dashboards and alerts use these.
-const SERVED: [(&str, &str); 16] = [
+const SERVED: [(&str, &str); 19] = [
     ("syscensus_recordings_active", "gauge"),
     ("syscensus_containers_tracked", "gauge"),
     ("syscensus_results_written_total", "counter"),
@@ -22,6 +22,9 @@ const SERVED: [(&str, &str); 16] = [
     ("syscensus_members_full_total", "counter"),
     ("syscensus_api_errors_total", "counter"),
     ("syscensus_results_pending", "gauge"),
+    ("syscensus_containers_watched", "gauge"),
+    ("syscensus_refusals_uncounted_total", "counter"),
+    ("syscensus_refusal_events_lost_total", "counter"),
 ];
 
 const PROCESS: [&str; 7] = [
@@ -117,7 +120,7 @@ fn every_family_says_help_and_type_before_its_samples() {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{format:?}: {line}");
         }
-        assert!(described.len() >= SERVED.len() + PROCESS.len() + 3);
+        assert!(described.len() >= SERVED.len() + PROCESS.len() + 4);
     }
 }
 
@@ -197,5 +200,32 @@ fn the_accept_header_picks_the_format() {
     assert_eq!(
         Format::OpenMetrics.content_type(),
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+}
+
+#[test]
+fn refusals_are_labelled_and_escaped() {
+    let text = exposition(Metrics {
+        refusals: vec![crate::daemon::machine::RefusalSeries {
+            namespace: "shop".into(),
+            workload: "Deployment/web".into(),
+            container: "a\"b".into(),
+            syscall: "mkdir".into(),
+            count: 3,
+        }],
+        containers_watched: 2,
+        ..Metrics::default()
+    })
+    .render(Format::Prometheus);
+    assert!(
+        text.contains(
+            "syscensus_refusals_total{namespace=\"shop\",workload=\"Deployment/web\",container=\"a\\\"b\",syscall=\"mkdir\"} 3\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(value(&text, "syscensus_containers_watched"), Some(2.0));
+    assert!(
+        text.contains("# TYPE syscensus_refusals_uncounted_total counter\n"),
+        "{text}"
     );
 }
