@@ -33,6 +33,10 @@ use tracing::{info, warn};
 
 use super::watch::{is_ready, watched};
 use crate::{
+    daemon::machine::{
+        Installation,
+        events::{Kind, Regarding},
+    },
     localhost::{self, LOCALHOST_DIR},
     output::write_atomic,
 };
@@ -164,12 +168,14 @@ impl Installer {
     }
 
     /// Brings the directory in line with the approved profiles, and reports
-    /// it. Waits for the first list of approved profiles.
-    pub async fn sync(&mut self) {
+    /// it. Waits for the first list of approved profiles. Returns what it
+    /// installed (new bytes) and refused (a new reason), for the Events.
+    pub async fn sync(&mut self) -> Vec<Installation> {
         if !is_ready(&self.approved) {
-            return;
+            return Vec::new();
         }
-        let wanted = self.wanted(&self.approved.state());
+        let profiles = self.approved.state();
+        let (wanted, mut installations) = self.wanted(&profiles);
         for (relative, want) in &wanted {
             if self.installed.get(relative) == Some(&want.sha256) {
                 continue;
@@ -183,6 +189,13 @@ impl Installer {
                 Ok(()) => {
                     info!(profile = %relative.display(), sha256 = %want.sha256, "profile installed");
                     self.installed.insert(relative.clone(), want.sha256.clone());
+                    let path = format!("{LOCALHOST_DIR}/{}", relative.display());
+                    installations.extend(want.from.iter().map(|(namespace, name)| {
+                        Installation::Installed {
+                            profile: regarding(&profiles, namespace, name),
+                            path: path.clone(),
+                        }
+                    }));
                 }
                 Err(error) => warn!(profile = %path.display(), %error, "cannot install a profile"),
             }
@@ -215,13 +228,20 @@ impl Installer {
             warn!(%error, "cannot write the list of installed profiles");
         }
         self.report(&wanted).await;
+        installations
     }
 
     /// The files the approved profiles call for; several profiles of the
     /// same workload container (from different recordings) merge into one.
-    fn wanted(&mut self, profiles: &[Arc<ContainerProfile>]) -> BTreeMap<PathBuf, Wanted> {
+    /// Also the refusals to tell of: those with a reason this node has not
+    /// given yet (at this run, or before a restart in the status).
+    fn wanted(
+        &mut self,
+        profiles: &[Arc<ContainerProfile>],
+    ) -> (BTreeMap<PathBuf, Wanted>, Vec<Installation>) {
         let mut specs: BTreeMap<PathBuf, (ContainerProfileSpec, BTreeSet<(String, String)>)> =
             BTreeMap::new();
+        let mut refusals = Vec::new();
         let before = std::mem::take(&mut self.refused);
         for profile in profiles {
             let namespace = profile.namespace().unwrap_or_default();
@@ -245,6 +265,12 @@ impl Installer {
                             reason: reason.clone(),
                         };
                         warn!(%refusal, "profile not installed");
+                        if !refused_before(profile, &self.node, &reason) {
+                            refusals.push(Installation::Refused {
+                                profile: regarding(profiles, &namespace, &name),
+                                reason: reason.clone(),
+                            });
+                        }
                     }
                     self.refused.insert(key, reason);
                     continue;
@@ -260,7 +286,7 @@ impl Installer {
                 }
             }
         }
-        specs
+        let wanted = specs
             .into_iter()
             .map(|(relative, (spec, from))| {
                 let bytes = localhost::render(&spec);
@@ -274,7 +300,8 @@ impl Installer {
                     },
                 )
             })
-            .collect()
+            .collect();
+        (wanted, refusals)
     }
 
     /// Writes this node's entry of each approved profile's
@@ -362,6 +389,31 @@ impl Installer {
     }
 }
 
+/// The ContainerProfile (namespace, name) as an Event's object.
+fn regarding(profiles: &[Arc<ContainerProfile>], namespace: &str, name: &str) -> Regarding {
+    let uid = profiles
+        .iter()
+        .find(|p| p.namespace().as_deref() == Some(namespace) && p.name_any() == name)
+        .and_then(|p| p.uid());
+    Regarding {
+        kind: Kind::ContainerProfile,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        uid,
+    }
+}
+
+/// Whether `node` already said, in the profile's status, that it refuses
+/// it for `reason` (before a restart).
+fn refused_before(profile: &ContainerProfile, node: &str, reason: &str) -> bool {
+    profile.status.as_ref().is_some_and(|status| {
+        status
+            .refused
+            .iter()
+            .any(|r| r.node == node && r.reason == reason)
+    })
+}
+
 /// Removes `.*.tmp*` files (interrupted atomic writes) below `dir`.
 fn remove_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -393,6 +445,35 @@ fn remove_empty_parents(dir: &Path, relative: &Path) {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn a_refusal_in_the_status_is_not_told_again() {
+        let mut profile: ContainerProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "syscensus.io/v1alpha1",
+            "kind": "ContainerProfile",
+            "metadata": {"name": "rec.deployment.web.app", "namespace": "shop", "uid": "u-1"},
+            "spec": {
+                "recording": "rec", "workload": {"kind": "Deployment", "name": "web"},
+                "container": "app", "syscalls": {}, "syscallCount": 0, "firstSeen": "2026-01-01T00:00:00Z",
+                "lastSeen": "2026-01-01T00:00:00Z"
+            },
+            "status": {"refused": [{"node": "node-a", "reason": "unknown syscall frob", "time": "2026-01-01T00:00:00Z"}]}
+        }))
+        .unwrap();
+        assert!(refused_before(&profile, "node-a", "unknown syscall frob"));
+        assert!(!refused_before(&profile, "node-b", "unknown syscall frob"));
+        assert!(!refused_before(&profile, "node-a", "another reason"));
+        profile.status = None;
+        assert!(!refused_before(&profile, "node-a", "unknown syscall frob"));
+        let profiles = vec![Arc::new(profile)];
+        assert_eq!(
+            regarding(&profiles, "shop", "rec.deployment.web.app")
+                .uid
+                .as_deref(),
+            Some("u-1")
+        );
+        assert_eq!(regarding(&profiles, "shop", "other").uid, None);
+    }
 
     #[test]
     fn only_plain_relative_paths() {

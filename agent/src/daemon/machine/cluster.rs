@@ -58,6 +58,8 @@ impl Cluster {
 pub struct RecordingView {
     pub namespace: String,
     pub name: String,
+    /// Its UID, which the Events about it carry.
+    pub uid: Option<String>,
     pub spec: ProfileRecordingSpec,
 }
 
@@ -301,6 +303,7 @@ impl Machine {
                 choices.push((*id, choice));
             }
         }
+        let mut here = self.recordings_here();
         for (id, choice) in choices {
             let container = self
                 .containers
@@ -323,6 +326,7 @@ impl Machine {
                         recordings = chosen.keys.len(),
                         "recording container"
                     );
+                    self.recording_started(&chosen, &mut here, now);
                     if let Some(c) = self.containers.get_mut(&id) {
                         c.decision = Decision::Chosen(chosen);
                     }
@@ -356,7 +360,9 @@ impl Machine {
             }
         }
         kube.ended = waiting;
+        let mut here = self.recordings_here();
         for (ended, chosen) in decided {
+            self.recording_started(&chosen, &mut here, now);
             let mut recording = ended.recording;
             // Made before its Pod's spec was known.
             recording.redecide(&chosen.sessions(None));
