@@ -696,7 +696,15 @@ fn recordings_of_a_state_directory_become_pod_profiles() {
 
 #[test]
 fn spo_objects_on_request() {
-    let p = plan(entries(), None, &PlanOptions { spo: true }).unwrap();
+    let p = plan(
+        entries(),
+        None,
+        &PlanOptions {
+            spo: true,
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
     let spo = &p.files["shop/deployment-web/nginx.spo.yaml"];
     assert!(spo.contains("kind: SeccompProfile"), "{spo}");
     assert!(spo.contains("name: shop.deployment.web.nginx"), "{spo}");

@@ -412,7 +412,7 @@ proptest! {
             let Ok(entries) = file_entries(source, &Filter::default()) else {
                 continue;
             };
-            if let Ok(plan) = plan(entries, None, &PlanOptions { spo }) {
+            if let Ok(plan) = plan(entries, None, &PlanOptions { spo, ..PlanOptions::default() }) {
                 for path in plan.files.keys() {
                     assert_contained(path);
                 }
@@ -637,7 +637,15 @@ fn traversal_names_are_refused() {
             namespace: namespace.to_owned(),
             spec: spec(workload, container),
         };
-        let error = plan(vec![entry], None, &PlanOptions { spo: true }).unwrap_err();
+        let error = plan(
+            vec![entry],
+            None,
+            &PlanOptions {
+                spo: true,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap_err();
         assert!(error.to_string().contains(what), "{error}");
     }
 }
@@ -654,7 +662,15 @@ fn fuzz_seeds_read() {
         let entries = file_entries(&seeds.join("export_source").join(file), &Filter::default())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!entries.is_empty(), "{file}");
-        plan(entries, None, &PlanOptions { spo: true }).unwrap();
+        plan(
+            entries,
+            None,
+            &PlanOptions {
+                spo: true,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
     }
     let text = std::fs::read_to_string(seeds.join("crd_objects/profilerecording.yaml")).unwrap();
     let recording: ProfileRecording = serde_yaml::from_str(&text).unwrap();
