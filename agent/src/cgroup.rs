@@ -26,6 +26,11 @@ pub enum CgroupError {
     )]
     NoCgroup2,
     #[error(
+        "{} is not a cgroup v2 mount and holds none below it: name the host's cgroup v2 hierarchy (or the directory it is mounted below, such as the host's /sys/fs/cgroup) with --cgroup-mount",
+        path.display()
+    )]
+    NotCgroup2Mount { path: PathBuf },
+    #[error(
         "this process is in no cgroup v2 (no 0:: line in /proc/self/cgroup): is cgroup2 mounted?"
     )]
     NotInCgroup2,
@@ -95,6 +100,17 @@ pub fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
+/// The mount point of the first cgroup2 filesystem at or below `dir` in a
+/// mountinfo text, with the hierarchy's root mounted there. A node's
+/// /sys/fs/cgroup mounted into a container holds the v2 hierarchy itself on
+/// a unified host, and at `unified/` below it on a hybrid one.
+pub fn cgroup2_mount_below(mountinfo: &str, dir: &Path) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let mount = cgroup2_mount_in(line)?;
+        mount.starts_with(dir).then_some(mount)
+    })
+}
+
 /// The cgroup v2 path of a process from its /proc/PID/cgroup text (the
 /// `0::/path` line).
 pub fn cgroup2_path_in(proc_cgroup: &str) -> Option<String> {
@@ -116,6 +132,23 @@ impl Hierarchy {
         let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
         let mount = cgroup2_mount_in(&mountinfo).ok_or(CgroupError::NoCgroup2)?;
         Ok(Hierarchy { mount })
+    }
+
+    /// The hierarchy mounted at `dir`, or, when `dir` is not a cgroup v2
+    /// mount, the first one mounted below it (the node's /sys/fs/cgroup
+    /// mounted into the agent's container, on a hybrid host where cgroup v2
+    /// is at /sys/fs/cgroup/unified).
+    pub fn at_or_below(dir: &Path) -> Result<Hierarchy, CgroupError> {
+        if dir.join("cgroup.controllers").exists() {
+            return Ok(Hierarchy::at(dir));
+        }
+        let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
+        cgroup2_mount_below(&mountinfo, dir)
+            .filter(|mount| mount.join("cgroup.controllers").exists())
+            .map(Hierarchy::at)
+            .ok_or_else(|| CgroupError::NotCgroup2Mount {
+                path: dir.to_path_buf(),
+            })
     }
 
     /// A hierarchy mounted at `mount` (for tests and unusual layouts).
@@ -343,6 +376,55 @@ mod tests {
         );
         assert_eq!(cgroup2_mount_in(""), None);
         assert_eq!(cgroup2_mount_in("garbage without separator\n- \n"), None);
+    }
+
+    #[test]
+    fn finds_cgroup2_below_a_mounted_directory() {
+        // The node's /sys/fs/cgroup mounted at /host/cgroup in a container:
+        // hybrid, cgroup2 at unified/ below it.
+        let container = "\
+700 650 0:26 / /host/cgroup ro,relatime - tmpfs tmpfs ro,mode=755
+701 700 0:27 / /host/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+702 700 0:36 / /host/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+703 650 0:36 /kubepods/x /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/host/cgroup")),
+            Some(PathBuf::from("/host/cgroup/unified"))
+        );
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/host/cgroup/unified")),
+            Some(PathBuf::from("/host/cgroup/unified"))
+        );
+        // Components, not string prefixes; and a sub-tree bind is no
+        // hierarchy.
+        assert_eq!(cgroup2_mount_below(container, Path::new("/host/cg")), None);
+        assert_eq!(
+            cgroup2_mount_below(container, Path::new("/sys/fs/cgroup")),
+            None
+        );
+        assert_eq!(
+            cgroup2_mount_below(HYBRID, Path::new("/sys/fs/cgroup")),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+    }
+
+    /// On this machine (hybrid) /sys/fs/cgroup is no cgroup v2 mount, and the
+    /// hierarchy is found below it; a directory with none is refused.
+    #[test]
+    fn at_or_below_this_machine() {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = cgroup2_mount_in(&mountinfo).unwrap();
+        let parent = mount.parent().unwrap();
+        let found = Hierarchy::at_or_below(parent).unwrap();
+        assert!(found.mount().join("cgroup.controllers").exists());
+        assert_eq!(Hierarchy::at_or_below(&mount).unwrap().mount(), mount);
+        let empty = std::env::temp_dir();
+        let error = Hierarchy::at_or_below(&empty).unwrap_err();
+        assert!(
+            matches!(error, CgroupError::NotCgroup2Mount { .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - the domain: [`profile`], [`seccomp`], [`syscalls`], [`census`],
 //!   [`recording`], [`basesets`], [`always_allowed`], [`oci_runtime`], the
 //!   [`localhost`] profile contract, [`diff`], [`output`];
-//! - the kernel side: [`bpf`], [`btf`], [`cgroup`].
+//! - the kernel side: [`bpf`], [`btf`], [`cgroup`], and the [`preflight`]
+//!   check of what the node gives the agent.
 pub mod always_allowed;
 pub mod apply;
 pub mod approve;
@@ -30,6 +31,7 @@ pub mod localhost;
 pub mod logging;
 pub mod oci_runtime;
 pub mod output;
+pub mod preflight;
 pub mod profile;
 pub mod recording;
 pub mod seccomp;

@@ -25,15 +25,38 @@ use syscensus_tests::{
 
 /// `kubectl kustomize DIR`, as YAML documents.
 fn render(dir: &str) -> Vec<Value> {
+    render_path(&workspace_root().join(dir), dir)
+}
+
+/// deploy/base with the kustomize Component `deploy/components/NAME`, as a
+/// user's overlay would use it.
+fn render_with_component(name: &str) -> Vec<Value> {
+    let overlay = tempfile::tempdir().unwrap();
+    // kustomize takes only relative paths to other kustomizations.
+    let up = "../".repeat(overlay.path().components().count() - 1);
+    let root = workspace_root().display().to_string();
+    let root = root.trim_start_matches('/');
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "resources: [{up}{root}/deploy/base]\ncomponents: [{up}{root}/deploy/components/{name}]\n"
+        ),
+    )
+    .unwrap();
+    render_path(overlay.path(), &format!("deploy/components/{name}"))
+}
+
+fn render_path(dir: &std::path::Path, what: &str) -> Vec<Value> {
     require_program("kubectl", "kubectl");
+    let dir_display = what;
     let output = Command::new("kubectl")
         .args(["kustomize"])
-        .arg(workspace_root().join(dir))
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "kubectl kustomize {dir}: {}",
+        "kubectl kustomize {dir_display}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).unwrap();
@@ -51,10 +74,42 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} rendered"))
 }
 
+/// The components for distributions with other paths, with the CRI socket
+/// and the kubelet's root each sets (`None`: /var/lib/kubelet).
+const COMPONENTS: [(&str, &str, Option<&str>); 3] = [
+    ("k3s", "/run/k3s/containerd/containerd.sock", None),
+    ("rke2", "/run/k3s/containerd/containerd.sock", None),
+    (
+        "microk8s",
+        "/var/snap/microk8s/common/run/containerd.sock",
+        Some("/var/snap/microk8s/common/var/lib/kubelet"),
+    ),
+];
+
+/// Every rendering users apply: the base, the overlay, the base with each
+/// component.
+fn renderings() -> Vec<(String, Vec<Value>)> {
+    let mut all: Vec<(String, Vec<Value>)> = ["deploy/base", "deploy/overlays/crio"]
+        .into_iter()
+        .map(|dir| (dir.to_owned(), render(dir)))
+        .collect();
+    for (name, _, _) in COMPONENTS {
+        all.push((
+            format!("deploy/components/{name}"),
+            render_with_component(name),
+        ));
+    }
+    all
+}
+
+/// The oldest Kubernetes the manifests are for: `appArmorProfile` in a
+/// securityContext is 1.30's.
+const OLDEST_KUBERNETES: &str = "1.30.0";
+
 #[test]
 fn manifests_render_and_validate() {
-    for dir in ["deploy/base", "deploy/overlays/crio"] {
-        let docs = render(dir);
+    for (dir, docs) in renderings() {
+        let dir = dir.as_str();
         let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
         for kind in [
             "Namespace",
@@ -74,17 +129,58 @@ fn manifests_render_and_validate() {
             .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
             .collect();
         std::fs::write(rendered.path(), yaml).unwrap();
-        let validate = Command::new("python3")
-            .args(["-m", "kubernetes_validate", "--strict"])
-            .arg(rendered.path())
-            .output()
-            .unwrap();
-        assert!(
-            validate.status.success(),
-            "{dir} does not validate: {}{}",
-            String::from_utf8_lossy(&validate.stdout),
-            String::from_utf8_lossy(&validate.stderr)
+        // The newest schemas the validator has, and the oldest release
+        // the manifests are for.
+        for version in [None, Some(OLDEST_KUBERNETES)] {
+            let mut validate = Command::new("python3");
+            validate.args(["-m", "kubernetes_validate", "--strict"]);
+            if let Some(version) = version {
+                validate.args(["--kubernetes-version", version]);
+            }
+            let validate = validate.arg(rendered.path()).output().unwrap();
+            assert!(
+                validate.status.success(),
+                "{dir} does not validate against Kubernetes {}: {}{}",
+                version.unwrap_or("(newest)"),
+                String::from_utf8_lossy(&validate.stdout),
+                String::from_utf8_lossy(&validate.stderr)
+            );
+        }
+    }
+    // Each component sets its distribution's paths, and nothing else.
+    let base = render("deploy/base");
+    let volumes =
+        |docs: &[Value]| find(docs, "DaemonSet")["spec"]["template"]["spec"]["volumes"].clone();
+    let volume = |volumes: &Value, name: &str| {
+        volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()["hostPath"]
+            .clone()
+    };
+    for (name, socket, kubelet) in COMPONENTS {
+        let docs = render_with_component(name);
+        let with = volumes(&docs);
+        assert_eq!(
+            volume(&with, "cri"),
+            json!({"path": socket, "type": "Socket"}),
+            "{name}"
         );
+        assert_eq!(
+            volume(&with, "seccomp")["path"],
+            format!("{}/seccomp", kubelet.unwrap_or("/var/lib/kubelet")),
+            "{name}"
+        );
+        let mut expected = base.clone();
+        let mut got = docs.clone();
+        for docs in [&mut expected, &mut got] {
+            for doc in docs.iter_mut().filter(|d| d["kind"] == "DaemonSet") {
+                doc["spec"]["template"]["spec"]["volumes"] = json!(null);
+            }
+        }
+        assert_eq!(expected, got, "{name} changes more than the volumes");
     }
     let crio = render("deploy/overlays/crio");
     let env = &find(&crio, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -175,6 +271,50 @@ fn the_agent_runs_unprivileged_with_two_capabilities() {
     let mounts = agent["volumeMounts"].as_array().unwrap();
     let cgroup = mounts.iter().find(|m| m["name"] == "cgroup").unwrap();
     assert_eq!(cgroup["readOnly"], true);
+}
+
+/// What real nodes need beyond this one: Linux nodes of the image's
+/// architectures, AppArmor and SELinux settings for pinning under
+/// /sys/fs/bpf and the runtime's socket, the quota some managed clusters
+/// ask for system-node-critical Pods, and the image `cargo xtask image`
+/// builds.
+#[test]
+fn the_daemonset_fits_real_nodes() {
+    let docs = render("deploy/base");
+    let daemonset = find(&docs, "DaemonSet");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    let terms = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    assert_eq!(
+        terms,
+        &json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}])
+    );
+    let agent = &pod["containers"][0]["securityContext"];
+    assert_eq!(agent["appArmorProfile"], json!({"type": "Unconfined"}));
+    for container in [&pod["initContainers"][0], &pod["containers"][0]] {
+        assert_eq!(
+            container["securityContext"]["seLinuxOptions"],
+            json!({"type": "spc_t", "level": "s0"}),
+            "{}",
+            container["name"]
+        );
+        assert_eq!(
+            container["image"],
+            format!("ghcr.io/syscensus/syscensus:{}", env!("CARGO_PKG_VERSION")),
+            "the image cargo xtask image builds"
+        );
+    }
+    let class = pod["priorityClassName"].as_str().unwrap();
+    let quota = find(&docs, "ResourceQuota");
+    assert_eq!(
+        quota["metadata"]["namespace"],
+        daemonset["metadata"]["namespace"]
+    );
+    assert_eq!(
+        quota["spec"]["scopeSelector"]["matchExpressions"],
+        json!([{"scopeName": "PriorityClass", "operator": "In", "values": [class]}])
+    );
 }
 
 /// (API group, resource, verb) of a request, as RBAC names it.

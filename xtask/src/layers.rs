@@ -40,6 +40,7 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("bpf", 4, "the kernel side"),
     ("btf", 4, "the kernel side"),
     ("cgroup", 4, "the kernel side"),
+    ("preflight", 4, "the kernel side"),
 ];
 
 /// The services' layer, whose modules do not use each other...

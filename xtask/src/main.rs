@@ -11,6 +11,7 @@ mod bench;
 mod crds;
 mod demo;
 mod fuzz;
+mod image;
 mod layers;
 mod run;
 mod syscalls;
@@ -51,6 +52,10 @@ enum Task {
     /// start latency and export time; prints each target met or not and
     /// writes JSON.
     Bench(bench::BenchArgs),
+    /// Build the agent's OCI image (deploy/image/Containerfile, with buildah)
+    /// for this machine's architecture into target/image/syscensus.oci.tar;
+    /// prints its size and digest.
+    Image,
     /// Record the agent through everything it does and rewrite its own
     /// seccomp profile (agent/profiles/syscensus-agent.json). Needs root.
     GenAgentProfile,
@@ -86,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Task::Lint => test::lint(),
         Task::Demo => demo::demo(),
         Task::Bench(args) => bench::bench(&args),
+        Task::Image => run::setup().and_then(|()| image::image()).map(drop),
         Task::GenAgentProfile => test::gen_agent_profile(),
         Task::GenCrds { check } => crds::generate(check),
         Task::GenSyscalls { check } => syscalls::generate(check),

@@ -57,7 +57,10 @@ pub fn describe(cmd: &Command) -> String {
 /// `cargo` with the workspace root as working directory.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root());
+    // `cargo run` gave this process xtask's CARGO_MANIFEST_DIR; build
+    // scripts that watch it (ring's) would rebuild everything each time a
+    // build alternates between `cargo xtask` and plain `cargo`.
+    cmd.current_dir(root()).env_remove("CARGO_MANIFEST_DIR");
     cmd
 }
 

@@ -32,12 +32,15 @@ pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
         unit.args(["--", filter]);
     }
     run(&mut unit)?;
+    // The agent's image, which the DaemonSet's Pod test runs.
+    let image = crate::image::image()?;
     // Privileged: build as this user, run the test binaries as root.
     run(cargo().args(["build", "-p", "syscensus"]))?;
     let binary = root().join("target/debug/syscensus");
     for test_binary in test_binaries()? {
         let mut cmd = as_root(&test_binary);
         cmd.env("SYSCENSUS_BIN", &binary)
+            .env("SYSCENSUS_IMAGE", &image.archive)
             .env("RUST_BACKTRACE", "1")
             .current_dir(root().join("tests"));
         if let Some(filter) = filter {
@@ -130,11 +133,13 @@ pub fn lint() -> anyhow::Result<()> {
 
 /// Records the agent through everything it does in a cluster
 /// (tests/tests/own_profile.rs) and writes its own seccomp profile to
-/// agent/profiles/syscensus-agent.json, which the DaemonSet installs.
+/// agent/profiles/syscensus-agent.json, which the DaemonSet installs. The
+/// agent recorded is the release build, the binary of the image (`cargo
+/// xtask image`), so that the profile fits what runs on the nodes.
 pub fn gen_agent_profile() -> anyhow::Result<()> {
     setup()?;
-    run(cargo().args(["build", "-p", "syscensus"]))?;
-    let binary = root().join("target/debug/syscensus");
+    run(cargo().args(["build", "--release", "--locked", "-p", "syscensus"]))?;
+    let binary = root().join("target/release/syscensus");
     let test_binary = test_binaries()?
         .into_iter()
         .find(|b| {
@@ -148,6 +153,7 @@ pub fn gen_agent_profile() -> anyhow::Result<()> {
         .env("SYSCENSUS_UPDATE_AGENT_PROFILE", "1")
         .current_dir(root().join("tests"));
     run(&mut cmd)?;
-    // The profile is compiled into the agent.
-    run(cargo().args(["build", "-p", "syscensus"]))
+    // The profile is compiled into the agent (and so into the image).
+    run(cargo().args(["build", "-p", "syscensus"]))?;
+    crate::image::image().map(drop)
 }

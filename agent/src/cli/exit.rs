@@ -161,7 +161,10 @@ fn seccomp(error: &SeccompError) -> u8 {
 fn daemon(error: &DaemonError) -> u8 {
     match error {
         DaemonError::Kernel(e) => kernel(e),
-        DaemonError::Cgroup(_) | DaemonError::Cri(_) | DaemonError::Kube { .. } => UNAVAILABLE,
+        DaemonError::Cgroup(_)
+        | DaemonError::Preflight(_)
+        | DaemonError::Cri(_)
+        | DaemonError::Kube { .. } => UNAVAILABLE,
         DaemonError::State(_) | DaemonError::Install(_) => CANT_CREATE,
         DaemonError::System { .. } => SOFTWARE,
     }

@@ -58,7 +58,9 @@ pub struct AgentArgs {
     pub cgroup_roots: Vec<String>,
     /// Where the host's cgroup v2 hierarchy is mounted (found in
     /// /proc/self/mountinfo when absent; in a container, mount the host's
-    /// and name it here).
+    /// and name it here). A directory that is not a cgroup v2 mount itself,
+    /// such as a hybrid host's /sys/fs/cgroup, is searched for the one
+    /// mounted below it (`unified/`).
     #[arg(long, env = "SYSCENSUS_CGROUP_MOUNT")]
     pub cgroup_mount: Option<PathBuf>,
     /// Runtime base set for the profiles: `auto` (from --runtime, and
@@ -160,16 +162,6 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
             });
         }
     };
-    if let Some(mount) = &args.cgroup_mount
-        && !mount.join("cgroup.controllers").exists()
-    {
-        return Err(Error::Usage {
-            message: format!(
-                "{} is not a cgroup v2 mount: check --cgroup-mount",
-                mount.display()
-            ),
-        });
-    }
     let options = Options {
         config: Config {
             roots: args.cgroup_roots,

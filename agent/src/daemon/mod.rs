@@ -17,7 +17,7 @@ use tracing::info;
 
 use crate::{
     bpf::{BpfError, Tracer, TracerOptions},
-    cgroup::{CgroupError, Hierarchy},
+    cgroup::CgroupError,
 };
 
 pub mod checkpoint;
@@ -42,6 +42,8 @@ pub enum DaemonError {
     Kernel(#[from] BpfError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     #[error(transparent)]
     State(#[from] state::StateError),
     #[error(transparent)]
@@ -70,7 +72,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// The runtime's CRI socket.
     pub cri_socket: Option<PathBuf>,
-    /// Where the cgroup v2 hierarchy is mounted (found when absent).
+    /// Where the cgroup v2 hierarchy is mounted, or the directory it is
+    /// mounted below (found when absent).
     pub cgroup_mount: Option<PathBuf>,
     /// The kernel map's capacity in rows.
     pub max_cgroups: u32,
@@ -87,10 +90,8 @@ pub struct Options {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: Options) -> Result<(), DaemonError> {
-    let hierarchy = match &options.cgroup_mount {
-        Some(mount) => Hierarchy::at(mount),
-        None => Hierarchy::find()?,
-    };
+    let hierarchy =
+        crate::preflight::check(options.cgroup_mount.as_deref(), options.pin_dir.as_deref())?;
     let state = state::StateDir::open(&options.state_dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -129,6 +129,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let content_type = header(header::CONTENT_TYPE);
     let accept = header(header::ACCEPT);
     let user_agent = header(header::USER_AGENT);
+    let authorization = Some(header(header::AUTHORIZATION)).filter(|a| !a.is_empty());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().unwrap_or_default().to_owned();
@@ -172,6 +173,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         content_type: Some(content_type).filter(|c| !c.is_empty()),
         body: String::from_utf8_lossy(&call.body).into_owned(),
         status: response.status().as_u16(),
+        authorization,
     });
     response
 }

@@ -1,5 +1,6 @@
 //! A fake Kubernetes API server for tests: real Kubernetes JSON over plain
-//! HTTP on 127.0.0.1, for the real `kube` client.
+//! HTTP on 127.0.0.1, for the real `kube` client; or over HTTPS with a CA of
+//! its own ([`FakeApiServer::start_tls`], see [`tls`]), for clients in Pods.
 //!
 //! It keeps objects in memory and serves get, list, watch (resourceVersion,
 //! bookmarks, 410 Gone), create, replace, delete and the four patch formats,
@@ -26,6 +27,7 @@ mod selector;
 pub mod status;
 mod store;
 mod strategy;
+pub mod tls;
 mod watch;
 
 use std::{
@@ -70,6 +72,9 @@ pub struct RequestRecord {
     pub body: String,
     /// The HTTP status code of the response (200 for a watch that started).
     pub status: u16,
+    /// The Authorization header, if any (`Bearer <token>` from a service
+    /// account).
+    pub authorization: Option<String>,
 }
 
 impl RequestRecord {
@@ -161,6 +166,7 @@ pub struct FakeApiServer {
     port: u16,
     runtime: Handle,
     listening: Mutex<Option<Listening>>,
+    tls: Option<tls::ServerTls>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -174,7 +180,19 @@ impl FakeApiServer {
     /// A server as syscensus finds a cluster: its two CRDs installed and
     /// the namespace `namespace` made.
     pub fn start_with_syscensus(namespace: &str) -> Self {
-        let server = Self::start();
+        Self::start().with_syscensus(namespace)
+    }
+
+    /// Starts a server on a free port that speaks HTTPS only, with a CA of
+    /// its own ([`FakeApiServer::ca_pem`]).
+    pub fn start_tls() -> Self {
+        Self::start_with(0, Some(tls::ServerTls::new()))
+    }
+
+    /// This server with syscensus's two CRDs installed and the namespace
+    /// `namespace` made.
+    pub fn with_syscensus(self, namespace: &str) -> Self {
+        let server = self;
         server
             .create_crd_of::<syscensus_api::ProfileRecording>()
             .expect("ProfileRecording CRD");
@@ -194,6 +212,10 @@ impl FakeApiServer {
     /// Starts a server on `port` (0 for a free one), such as the port of a
     /// server that was stopped, to stand in for it after a restart.
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, None)
+    }
+
+    fn start_with(port: u16, tls: Option<tls::ServerTls>) -> Self {
         let listener =
             bind(port).unwrap_or_else(|e| panic!("failed to listen on 127.0.0.1:{port}: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
@@ -236,6 +258,7 @@ impl FakeApiServer {
             port,
             runtime,
             listening: Mutex::new(None),
+            tls,
             shutdown: Some(shutdown),
             thread: Some(thread),
         };
@@ -247,6 +270,7 @@ impl FakeApiServer {
         let (stop, mut stop_rx) = channel::channel(false);
         let (closed_tx, closed) = mpsc::channel();
         let shared = Arc::clone(&self.shared);
+        let tls = self.tls.clone();
         self.runtime.spawn(async move {
             let Ok(listener) = TcpListener::from_std(listener) else {
                 let _ = closed_tx.send(());
@@ -257,8 +281,22 @@ impl FakeApiServer {
                 tokio::select! {
                     _ = stop_rx.changed() => break,
                     accepted = listener.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            connections.spawn(serve_connection(stream, Arc::clone(&shared)));
+                        match (accepted, &tls) {
+                            (Ok((stream, _)), None) => {
+                                connections.spawn(serve_connection(stream, Arc::clone(&shared)));
+                            }
+                            (Ok((stream, _)), Some(tls)) => {
+                                let acceptor = tls.acceptor().clone();
+                                let shared = Arc::clone(&shared);
+                                connections.spawn(async move {
+                                    // A client that fails the handshake
+                                    // (distrusts the CA) is dropped.
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        serve_connection(stream, shared).await;
+                                    }
+                                });
+                            }
+                            (Err(_), _) => {}
                         }
                     }
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -272,9 +310,17 @@ impl FakeApiServer {
         Listening { stop, closed }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` for a server started with
+    /// [`FakeApiServer::start_tls`].
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate (PEM) of a server started with
+    /// [`FakeApiServer::start_tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(tls::ServerTls::ca_pem)
     }
 
     /// The port the server listens on.
@@ -556,7 +602,10 @@ fn bind(port: u16) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(http::handle(shared, request).await) }

@@ -163,6 +163,28 @@ impl Containerd {
         );
     }
 
+    /// Imports the OCI archive at `path` (such as `cargo xtask image`
+    /// writes) and waits until the CRI image service knows it as `name`.
+    pub fn import_archive(&self, path: &Path, name: &str) {
+        let output = self.ctr(&["images", "import", &path.display().to_string()]);
+        assert!(
+            output.status.success(),
+            "ctr images import {} failed: {}\n{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        wait_for(
+            Duration::from_secs(10),
+            &format!(
+                "the CRI plugin to list image {name} from {} (ctr named it: {})",
+                path.display(),
+                String::from_utf8_lossy(&output.stdout).trim()
+            ),
+            || self.cri().image_present(name).then_some(()),
+        );
+    }
+
     /// Imports the sandbox image and a busybox image named
     /// [`BUSYBOX_IMAGE`](super::BUSYBOX_IMAGE) with `extra` static
     /// executables (host path, image path).

@@ -10,6 +10,7 @@
 //! (`localhost/<absolute path>`). [`Seccomp`] can send either.
 
 mod container;
+pub mod kubelet;
 mod pod;
 mod spec;
 
