@@ -68,3 +68,38 @@ pub fn man(args: &ManArgs) -> Result<ExitCode, OutputError> {
     write("syscensus.1".to_owned(), render(command)?)?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn completions_and_man_pages_know_every_command_and_option() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "syscensus", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for word in [
+                "approve",
+                "completions",
+                "kubeconfig",
+                "context",
+                "install-only",
+            ] {
+                assert!(text.contains(word), "{shell}: no {word}");
+            }
+        }
+        let page = String::from_utf8(render(Cli::command()).unwrap()).unwrap();
+        assert!(page.starts_with(".ie"), "{}", &page[..40]);
+        assert!(page.contains(".TH syscensus 1"), "{page}");
+        let dir = tempfile::tempdir().unwrap();
+        man(&ManArgs {
+            dir: Some(dir.path().to_path_buf()),
+        })
+        .unwrap();
+        let export = fs::read_to_string(dir.path().join("syscensus-export.1")).unwrap();
+        assert!(export.contains("\\-\\-branch"), "{export}");
+        assert!(dir.path().join("syscensus-approve.1").exists());
+    }
+}
