@@ -138,20 +138,14 @@ fn staging_to_git_review_to_production() {
         .trim()
         .to_owned();
 
-    // A pipeline's clone exports from staging onto a review branch, pushed
-    // with git.
-    git(root, &["clone", "--quiet", remote.to_str().unwrap(), "ci"]);
-    let ci = root.join("ci");
-    for (key, value) in [("user.name", "Operator"), ("user.email", "op@example.com")] {
-        git(&ci, &["config", key, value]);
-    }
-    let ci_seccomp = ci.join("seccomp");
+    // Exported from staging onto a review branch, pushed with git.
+    let seccomp = repo.join("seccomp");
     let out = syscensus(&[
         "export",
         "--kubeconfig",
         staging_config.to_str().unwrap(),
         "--to",
-        ci_seccomp.to_str().unwrap(),
+        seccomp.to_str().unwrap(),
         "--git",
         "--branch",
         "seccomp-review",
@@ -167,16 +161,20 @@ fn staging_to_git_review_to_production() {
     let commit = report["commit"]["id"].as_str().unwrap().to_owned();
     // HEAD is where it was; the remote has the review branch, by the operator.
     assert_eq!(
-        git(&ci, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
         main
     );
     let pushed = git(&remote, &["log", "-1", "--format=%H %an", "seccomp-review"]);
     assert_eq!(pushed.trim(), format!("{commit} Operator"));
 
+    // The work tree is left as it was: the export is on the review branch
+    // only.
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(std::fs::read_dir(&seccomp).unwrap().count(), 0);
+
     // Reviewed and merged; the operator's clone pulls it.
     git(&remote, &["branch", "-f", &main, "seccomp-review"]);
     git(&repo, &["pull", "--quiet", "--ff-only", "origin", &main]);
-    let seccomp = repo.join("seccomp");
     let exported = std::fs::read(seccomp.join("shop/deployment-web/app.json")).unwrap();
 
     // Production: the install-only agents of two nodes, and the rendered

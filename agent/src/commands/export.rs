@@ -194,16 +194,32 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         git::check(&args.to)?;
     }
 
-    let written = tree::write(&args.to, &plan)?;
-    let mut out = format!(
-        "exported {} profile(s) of {} workload(s) to {}: {} file(s) written, {} removed, {} unchanged\n",
-        plan.profiles,
-        plan.workloads,
-        args.to.display(),
-        written.written.len(),
-        written.removed.len(),
-        written.unchanged
-    );
+    // On another branch than the checked-out one, the export goes into
+    // that branch's commit only: the work tree (whose branch is not the
+    // one reviewed) is left as it is.
+    let elsewhere = args.git && git::is_other_branch(&args.to, args.branch.as_deref())?;
+    let (written, mut out) = if elsewhere {
+        let out = format!(
+            "exported {} profile(s) of {} workload(s) to {} on branch {}; the work tree is left as it is\n",
+            plan.profiles,
+            plan.workloads,
+            args.to.display(),
+            args.branch.as_deref().unwrap_or_default(),
+        );
+        (tree::Written::default(), out)
+    } else {
+        let written = tree::write(&args.to, &plan)?;
+        let out = format!(
+            "exported {} profile(s) of {} workload(s) to {}: {} file(s) written, {} removed, {} unchanged\n",
+            plan.profiles,
+            plan.workloads,
+            args.to.display(),
+            written.written.len(),
+            written.removed.len(),
+            written.unchanged
+        );
+        (written, out)
+    };
     let mut commit = None;
     if args.git {
         match git::commit(&args.to, &plan, &written, args.branch.as_deref())? {

@@ -167,6 +167,17 @@ pub fn message(diffs: &[diff::ProfileDiff]) -> String {
     text
 }
 
+/// Whether committing on `branch` commits elsewhere than the checked-out
+/// branch of the repository holding `dir`: the export then goes to that
+/// branch only, and the work tree is left alone.
+pub fn is_other_branch(dir: &Path, branch: Option<&str>) -> Result<bool, ExportError> {
+    let Some(branch) = branch else {
+        return Ok(false);
+    };
+    let (repo, _) = open(dir)?;
+    Ok(current_branch(&repo).as_deref() != Some(branch))
+}
+
 /// Which branch a commit goes on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Target {
