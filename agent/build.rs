@@ -1,5 +1,9 @@
 //! Builds the kernel program (`ebpf/`) for the BPF target with aya-build; the
 //! object lands in `OUT_DIR` and `src/bpf.rs` embeds it.
+// The build-dependency on the kernel program's crate is there so that cargo
+// rebuilds the agent (and the embedded object) when the program changes.
+use syscensus_ebpf as _;
+
 use anyhow::{Context as _, anyhow};
 use aya_build::Toolchain;
 

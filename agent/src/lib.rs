@@ -13,6 +13,13 @@
 //!   [`localhost`] profile contract, [`diff`], [`output`];
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`], and the [`preflight`]
 //!   check of what the node gives the agent.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "the dev-dependencies serve the integration tests"
+    )
+)]
 pub mod always_allowed;
 pub mod apply;
 pub mod approve;

@@ -4,6 +4,10 @@
 //! golden export lives in tests/golden/export/tree; run with
 //! `UPDATE_GOLDEN=1` to rewrite it after an intended change.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,
@@ -249,7 +253,7 @@ fn profiles_yaml(entries: &[Entry]) -> String {
             serde_json::to_value(object).unwrap()
         })
         .collect();
-    serde_yaml::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+    serde_norway::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
 }
 
 /// Every file below `dir`, relative, with its content.
@@ -318,7 +322,7 @@ fn write_inputs(dir: &Path) -> (PathBuf, PathBuf) {
     for (i, m) in base_manifests().iter().enumerate() {
         fs::write(
             base.join(format!("{i}.yaml")),
-            serde_yaml::to_string(m).unwrap(),
+            serde_norway::to_string(m).unwrap(),
         )
         .unwrap();
     }

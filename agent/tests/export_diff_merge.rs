@@ -2,6 +2,10 @@
 //! text and JSON reports, exit statuses, and the one-line refusal to merge
 //! profiles that disagree.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{fs, path::Path, process::Output};
 

@@ -4,6 +4,10 @@
 //! or `SYSCENSUS_KERNEL_BTF` can put anything there: nothing may panic or
 //! hang, and what is returned must have the shape it claims.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},

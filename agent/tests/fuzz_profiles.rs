@@ -5,6 +5,10 @@
 //! trip; what compiles must be a filter the interpreter runs to a verdict.
 //! `cargo xtask fuzz` runs the same parsers under libFuzzer for longer.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,
@@ -450,7 +454,7 @@ proptest! {
     /// it is read as a plain profile).
     #[test]
     fn near_valid_yaml_profiles(profile in oci_value(), host in any_host()) {
-        let text = serde_yaml::to_string(&profile).unwrap();
+        let text = serde_norway::to_string(&profile).unwrap();
         let from_json = parse(&serde_json::to_string(&profile).unwrap(), None, &host);
         let from_yaml = parse(&text, None, &host);
         // YAML and JSON agree on what is valid, but YAML may read a JSON
@@ -716,7 +720,7 @@ fn nesting_and_alias_bombs_are_refused() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// A 100 kB file of nested YAML flow collections: serde_yaml refuses it
+/// A 100 kB file of nested YAML flow collections: the YAML parser refuses it
 /// (recursion limit), but only after libyaml has scanned all of it, in time
 /// quadratic in the depth (12 s in a release build, 40 s in a debug one;
 /// 1 MB would take over an hour). The parser's depth check refuses it

@@ -5,6 +5,10 @@
 //! built from names. Nothing may panic or take unbounded time, and no name
 //! may lead a path out of its directory.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,
@@ -403,7 +407,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(if yaml { "profiles.yaml" } else { "profiles.json" });
         let text = if yaml {
-            docs.iter().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
+            docs.iter().map(|d| serde_norway::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
         } else {
             serde_json::to_string(&json!({ "apiVersion": "v1", "kind": "List", "items": docs })).unwrap()
         };
@@ -673,7 +677,7 @@ fn fuzz_seeds_read() {
         .unwrap();
     }
     let text = std::fs::read_to_string(seeds.join("crd_objects/profilerecording.yaml")).unwrap();
-    let recording: ProfileRecording = serde_yaml::from_str(&text).unwrap();
+    let recording: ProfileRecording = serde_norway::from_str(&text).unwrap();
     validate(&recording.spec).unwrap();
     let text =
         std::fs::read_to_string(seeds.join("crd_objects/profilerecording-empty.json")).unwrap();

@@ -3,6 +3,10 @@
 //! messages for broken files. Golden files live in tests/golden/; run with
 //! `UPDATE_GOLDEN=1` to rewrite them after an intended change.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},

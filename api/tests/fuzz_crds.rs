@@ -5,6 +5,10 @@
 //! and that any JSON or YAML deserializes into the API types or fails,
 //! without a panic.
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -540,9 +544,9 @@ proptest! {
     ) {
         let as_recording = serde_json::from_value::<ProfileRecording>(doc.clone());
         let as_profile = serde_json::from_value::<ContainerProfile>(doc.clone());
-        let yaml = serde_yaml::to_string(&doc).unwrap();
-        let _ = serde_yaml::from_str::<ProfileRecording>(&yaml);
-        let _ = serde_yaml::from_str::<ContainerProfile>(&yaml);
+        let yaml = serde_norway::to_string(&doc).unwrap();
+        let _ = serde_norway::from_str::<ProfileRecording>(&yaml);
+        let _ = serde_norway::from_str::<ContainerProfile>(&yaml);
         if let Some(kind) = doc["kind"].as_str().filter(|k| ["ProfileRecording", "ContainerProfile"].contains(k))
             && doc["spec"].is_object()
             && errors(kind, &doc).is_empty()
@@ -568,7 +572,7 @@ proptest! {
         any::<String>(),
         "(apiVersion: |kind: ProfileRecording\n|spec:\n  |podSelector: |\\{|\\}|\\[|\\]|&a |\\*a |- |\n|[a-z]{1,4}: ){0,30}",
     ]) {
-        let _ = serde_yaml::from_str::<ProfileRecording>(&text);
-        let _ = serde_yaml::from_str::<ContainerProfile>(&text);
+        let _ = serde_norway::from_str::<ProfileRecording>(&text);
+        let _ = serde_norway::from_str::<ContainerProfile>(&text);
     }
 }

@@ -3,6 +3,10 @@
 //! (always valid, at most 253 characters, distinct for distinct
 //! containers) and label values (at most 63 characters).
 #![allow(clippy::unwrap_used, reason = "tests panic with context on failure")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use proptest::{prelude::*, test_runner::Config};
 use regex::Regex;

@@ -18,7 +18,7 @@ fn read<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
     if text.trim_start().starts_with('{') {
         serde_json::from_str(text).ok()
     } else {
-        serde_yaml::from_str(text).ok()
+        serde_norway::from_str(text).ok()
     }
 }
 

@@ -5,10 +5,16 @@
     clippy::unwrap_used,
     reason = "test helpers panic with context on failure"
 )]
+#![allow(
+    unused_crate_dependencies,
+    reason = "the fixtures use some of the package's dependencies, its tests and benchmarks the rest"
+)]
 
 pub mod agent;
-pub mod apiserver;
 pub mod containers;
+
+/// The fake Kubernetes API server (a crate of its own, tests/apiserver).
+pub use syscensus_fake_apiserver as apiserver;
 pub mod judge;
 
 use std::{
@@ -53,7 +59,7 @@ pub fn exported_localhost_profile(profile: &serde_json::Value) -> (serde_json::V
     );
     let text =
         std::fs::read_to_string(out.join(format!("{relative}.localhostprofile.yaml"))).unwrap();
-    let object: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let object: serde_json::Value = serde_norway::from_str(&text).unwrap();
     let bytes = std::fs::read(out.join(format!("{relative}.json"))).unwrap();
     (object, bytes)
 }

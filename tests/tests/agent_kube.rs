@@ -4,6 +4,10 @@
 //! does, and the test posts the matching Pod objects (same UIDs, the
 //! containers' ids in their status) as the kubelet would.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,10 @@
 //! under the same runtime, 20 times in a row, and blocks what the workload
 //! never did.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::Duration;
 

@@ -8,6 +8,10 @@
 //! The profile is built by syscensus's own profile builder, as `export`
 //! builds it.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     io::Read,

@@ -4,6 +4,10 @@
 //! containers log, carry the kubelet's labels and obey a Localhost seccomp
 //! profile; nothing is left behind.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{path::Path, time::Duration};
 

@@ -7,6 +7,10 @@
 //! through everything it does in a cluster, and compares the requests it made
 //! with the ClusterRole.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,
@@ -60,9 +64,9 @@ fn render_path(dir: &std::path::Path, what: &str) -> Vec<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|doc| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
             serde_json::to_value(v).unwrap()
         })
         .collect()
@@ -130,7 +134,7 @@ fn manifests_render_and_validate() {
         let rendered = tempfile::NamedTempFile::new().unwrap();
         let yaml: String = docs
             .iter()
-            .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+            .map(|d| format!("---\n{}", serde_norway::to_string(d).unwrap()))
             .collect();
         std::fs::write(rendered.path(), yaml).unwrap();
         // The newest schemas the validator has, and the oldest release

@@ -6,6 +6,10 @@
 //! answers delays names, not results; API errors and conflicts are
 //! retried. The API server is simulated (`syscensus_tests::apiserver`).
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     io::{Read as _, Write as _},

@@ -8,6 +8,10 @@
 //! kernel cannot be asked here: aarch64, and the data of TRACE.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![cfg(target_arch = "x86_64")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

@@ -12,6 +12,10 @@
 //! records in staging with the real agent and containerd, and enforces in
 //! production with containerd.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},
@@ -118,7 +122,7 @@ fn staging_to_git_review_to_production() {
     std::fs::create_dir_all(repo.join("base")).unwrap();
     std::fs::write(
         repo.join("base/web.yaml"),
-        serde_yaml::to_string(&deployment()).unwrap(),
+        serde_norway::to_string(&deployment()).unwrap(),
     )
     .unwrap();
     std::fs::write(
@@ -200,7 +204,7 @@ fn staging_to_git_review_to_production() {
         .output()
         .unwrap();
     assert!(rendered.status.success(), "{rendered:?}");
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_slice(&rendered.stdout)
+    let objects: Vec<Value> = serde_norway::Deserializer::from_slice(&rendered.stdout)
         .map(|d| Value::deserialize(d).unwrap())
         .collect();
     let localhost_profiles: Vec<&Value> = objects
@@ -386,7 +390,7 @@ fn recorded_in_staging_enforced_in_production() {
     git(&repo, &["init", "--quiet"]);
     std::fs::write(
         repo.join("base/web.yaml"),
-        serde_yaml::to_string(&deployment()).unwrap(),
+        serde_norway::to_string(&deployment()).unwrap(),
     )
     .unwrap();
     std::fs::write(
@@ -430,7 +434,7 @@ fn recorded_in_staging_enforced_in_production() {
         .output()
         .unwrap();
     assert!(rendered.status.success(), "{rendered:?}");
-    for object in serde_yaml::Deserializer::from_slice(&rendered.stdout)
+    for object in serde_norway::Deserializer::from_slice(&rendered.stdout)
         .map(|d| Value::deserialize(d).unwrap())
         .filter(|o| o["kind"] == "LocalhostProfile")
     {

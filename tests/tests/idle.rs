@@ -6,6 +6,10 @@
 //! that nothing the agent says about itself is trusted. (The API server is the test's
 //! simulated one.)
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,10 @@
 //! the containers at the end are real, run through containerd's CRI with the
 //! installed file as their Localhost profile.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     path::{Path, PathBuf},
@@ -311,12 +315,12 @@ fn approved_profiles_are_installed_byte_identical_bound_to_their_content_and_rep
     assert!(kept.contains("shop/web-1"), "{kept}");
     assert!(path.exists(), "a profile in use was removed");
     server.delete(&pods, Some(NS), "web-1").unwrap();
-    wait_until("the profile to be removed", &agent, || {
-        (!path.exists()).then_some(())
-    });
-    assert!(
-        !cluster.installed("shop").exists(),
-        "empty directories left behind"
+    // The file goes first, then the directories it leaves empty: wait for
+    // both, so a poll between the two removals does not fail the test.
+    wait_until(
+        "the profile and the directories it leaves empty to be removed",
+        &agent,
+        || (!path.exists() && !cluster.installed("shop").exists()).then_some(()),
     );
     wait_until("the report entry to go", &agent, || {
         reported(&cluster.status("node-a")?, &localhost)

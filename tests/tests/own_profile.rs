@@ -7,6 +7,10 @@
 //! `SYSCENSUS_UPDATE_AGENT_PROFILE=1` (`cargo xtask gen-agent-profile`)
 //! records the agent doing the same instead and writes the profile.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

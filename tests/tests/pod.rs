@@ -15,6 +15,10 @@
 //! /sys/fs/bpf is a bpffs instance mounted for the test (its pins go with
 //! it). /sys/fs/cgroup is the real one.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeMap,
@@ -54,9 +58,9 @@ fn render(dir: &str) -> Vec<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|doc| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
             serde_json::to_value(v).unwrap()
         })
         .collect()

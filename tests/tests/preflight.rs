@@ -2,6 +2,10 @@
 //! is missing (exit status 69), before anything is loaded: kernel BTF
 //! without the `bpf_get_current_task_btf` helper, no cgroup v2 hierarchy at
 //! or below `--cgroup-mount`, a pin directory outside bpffs.
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::process::{Command, Output};

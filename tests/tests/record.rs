@@ -1,6 +1,10 @@
 //! `syscensus record` against the real kernel: what it records, and that the
 //! profiles it writes run the recorded commands and nothing more.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 

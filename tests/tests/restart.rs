@@ -3,6 +3,10 @@
 //! the container's recording is the same as an uninterrupted one. A graceful
 //! stop detaches everything from the kernel.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

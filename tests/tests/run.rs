@@ -3,6 +3,10 @@
 //! are reported before anything runs. (The filter compiler is compared with
 //! libseccomp in filters.rs.)
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

@@ -22,7 +22,7 @@ use crate::run::{as_root, cargo, root, run, setup};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Rounds of the per-syscall benchmark; every configuration runs once per
     /// round, in a rotating order. Each configuration's figure is its
     /// lowest 10th percentile of 2,000-call chunks over the rounds (the
@@ -72,7 +72,7 @@ const RSS_AT: u64 = 1000;
 const EXPORT_MAX_MS: f64 = 2000.0;
 
 /// Builds, measures, reports, and writes the JSON.
-pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if !args.quick {
         setup()?;
     }

@@ -8,7 +8,7 @@ use crate::run::root;
 const DIR: &str = "deploy/base/crds";
 
 /// Writes (or with `check`, compares) the CRD manifests.
-pub fn generate(check: bool) -> anyhow::Result<()> {
+pub(crate) fn generate(check: bool) -> anyhow::Result<()> {
     let dir = root().join(DIR);
     std::fs::create_dir_all(&dir)?;
     for (name, yaml) in syscensus_api::crd_yaml() {

@@ -5,7 +5,7 @@ use crate::run::{as_root, cargo, root, run, setup};
 
 /// Records a small shell pipeline, shows its profile, runs it under the
 /// profile, and shows a syscall outside the profile blocked.
-pub fn demo() -> anyhow::Result<()> {
+pub(crate) fn demo() -> anyhow::Result<()> {
     setup()?;
     run(cargo().args(["build", "--release", "-p", "syscensus"]))?;
     let syscensus = root().join("target/release/syscensus");

@@ -43,7 +43,7 @@ const TARGETS: [(&str, &[&str]); 10] = [
 ];
 
 /// Runs `only` (every target when empty) for `seconds` each.
-pub fn fuzz(seconds: u64, only: &[String]) -> anyhow::Result<()> {
+pub(crate) fn fuzz(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     if let Some(unknown) = only
         .iter()
         .find(|t| !TARGETS.iter().any(|(name, _)| name == t))

@@ -24,21 +24,21 @@ use anyhow::{Context as _, bail, ensure};
 use crate::run::{cargo, root, run};
 
 /// The image's name, as deploy/base's kustomization names it.
-pub const REPOSITORY: &str = "ghcr.io/syscensus/syscensus";
+pub(crate) const REPOSITORY: &str = "ghcr.io/syscensus/syscensus";
 
 /// The size the image should stay under, unpacked.
 const TARGET_BYTES: u64 = 30_000_000;
 
 /// What was built.
 #[derive(Debug)]
-pub struct Image {
+pub(crate) struct Image {
     /// The OCI archive.
     pub archive: PathBuf,
 }
 
 /// Builds the image for this machine's architecture into
 /// target/image/syscensus.oci.tar and prints its name, size and digest.
-pub fn image() -> anyhow::Result<Image> {
+pub(crate) fn image() -> anyhow::Result<Image> {
     let buildah = which("buildah").context(
         "buildah not found: install the Debian package buildah (scripts/setup does: cargo xtask setup)",
     )?;

@@ -247,7 +247,7 @@ fn sources(src: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
 }
 
 /// Checks agent/src; returns the violations, one line each.
-pub fn check(src: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn check(src: &Path) -> anyhow::Result<Vec<String>> {
     let mut modules: BTreeSet<Module> = BTreeSet::new();
     let mut uses = Vec::new();
     for (relative, text) in sources(src)? {

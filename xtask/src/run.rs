@@ -7,7 +7,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 /// The workspace root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -15,13 +15,13 @@ pub fn root() -> PathBuf {
 }
 
 /// Whether this process runs as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs `cmd`, failing if it does not succeed.
-pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {}", describe(cmd));
     let status = cmd
         .status()
@@ -34,7 +34,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// `program args...` run as root: directly when we are root, else through
 /// sudo (keeping the environment).
-pub fn as_root(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn as_root(program: impl AsRef<std::ffi::OsStr>) -> Command {
     if is_root() {
         Command::new(program)
     } else {
@@ -45,7 +45,7 @@ pub fn as_root(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// A command line as text, for logs.
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     let mut text = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
         text.push(' ');
@@ -55,7 +55,7 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 /// `cargo` with the workspace root as working directory.
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // `cargo run` gave this process xtask's CARGO_MANIFEST_DIR; build
     // scripts that watch it (ring's) would rebuild everything each time a
@@ -65,6 +65,6 @@ pub fn cargo() -> Command {
 }
 
 /// Runs scripts/setup (as root).
-pub fn setup() -> anyhow::Result<()> {
+pub(crate) fn setup() -> anyhow::Result<()> {
     run(as_root(root().join("scripts/setup")).current_dir(root()))
 }

@@ -90,7 +90,7 @@ const fn omit(arch: &'static str, name: &'static str, number: u32) -> Omission {
 
 /// Generates the tables; with `check`, only compares them with the
 /// checked-in file and fails if it differs.
-pub fn generate(check: bool) -> anyhow::Result<()> {
+pub(crate) fn generate(check: bool) -> anyhow::Result<()> {
     let root = workspace_root();
     let csv_path = root.join(CSV);
     let csv = fs::read_to_string(&csv_path)
@@ -332,7 +332,7 @@ fn render(csv: &Csv, tables: &[Table], commit: &str) -> String {
     }
     line("");
     line("/// One architecture's syscalls.");
-    line("pub struct Table {");
+    line("pub(super) struct Table {");
     line("    /// (number, name), sorted by number.");
     line("    pub by_number: &'static [(u32, &'static str)],");
     line("    /// (name, number), sorted by name in byte order.");
@@ -345,7 +345,10 @@ fn render(csv: &Csv, tables: &[Table], commit: &str) -> String {
             table.arch,
             table.by_number.len()
         ));
-        line(&format!("pub static {}: Table = Table {{", table.ident));
+        line(&format!(
+            "pub(super) static {}: Table = Table {{",
+            table.ident
+        ));
         line("    by_number: &[");
         for (number, name) in &table.by_number {
             line(&format!("        ({number}, \"{name}\"),"));
@@ -363,7 +366,7 @@ fn render(csv: &Csv, tables: &[Table], commit: &str) -> String {
     all.dedup();
     line("");
     line("/// Every syscall name in the CSV, for any architecture, sorted in byte order.");
-    line("pub static ALL_NAMES: &[&str] = &[");
+    line("pub(super) static ALL_NAMES: &[&str] = &[");
     for name in &all {
         line(&format!("    \"{name}\","));
     }
@@ -371,7 +374,7 @@ fn render(csv: &Csv, tables: &[Table], commit: &str) -> String {
     line("");
     line("/// The libseccomp commit and kernel version the tables were generated from.");
     line(&format!(
-        "pub const SOURCE: &str = \"libseccomp {commit} (kernel {})\";",
+        "pub(super) const SOURCE: &str =\n    \"libseccomp {commit} (kernel {})\";",
         csv.kernel
     ));
     out

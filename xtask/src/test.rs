@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::run::{as_root, cargo, root, run, setup};
 
 /// Every check and test, in order of increasing cost.
-pub fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
+pub(crate) fn test(filter: Option<&str>, quick: bool) -> anyhow::Result<()> {
     if !quick {
         setup()?;
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -94,7 +94,7 @@ fn test_binaries() -> anyhow::Result<Vec<PathBuf>> {
 /// The import rules of agent/src (see `layers.rs`), then clippy with
 /// warnings as errors: the workspace, then the kernel program for the BPF
 /// target (it only builds there).
-pub fn lint() -> anyhow::Result<()> {
+pub(crate) fn lint() -> anyhow::Result<()> {
     let broken = crate::layers::check(&root().join("agent/src"))?;
     for line in &broken {
         eprintln!("{line}");
@@ -136,7 +136,7 @@ pub fn lint() -> anyhow::Result<()> {
 /// agent/profiles/syscensus-agent.json, which the DaemonSet installs. The
 /// agent recorded is the release build, the binary of the image (`cargo
 /// xtask image`), so that the profile fits what runs on the nodes.
-pub fn gen_agent_profile() -> anyhow::Result<()> {
+pub(crate) fn gen_agent_profile() -> anyhow::Result<()> {
     setup()?;
     run(cargo().args(["build", "--release", "--locked", "-p", "syscensus"]))?;
     let binary = root().join("target/release/syscensus");

@@ -26,7 +26,7 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script of `args.shell`.
-pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, OutputError> {
+pub(super) fn completions(args: &CompletionsArgs) -> Result<ExitCode, OutputError> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut command, "syscensus", &mut out);
@@ -46,7 +46,7 @@ fn render(command: clap::Command) -> Result<Vec<u8>, OutputError> {
 }
 
 /// Prints the man page, or writes every page into `args.dir`.
-pub fn man(args: &ManArgs) -> Result<ExitCode, OutputError> {
+pub(super) fn man(args: &ManArgs) -> Result<ExitCode, OutputError> {
     let command = Cli::command();
     let Some(dir) = &args.dir else {
         write_stdout(&render(command)?)?;

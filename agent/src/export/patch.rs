@@ -186,7 +186,7 @@ pub fn strategic_merge_patch(patch: &WorkloadPatch) -> String {
         clippy::unwrap_used,
         reason = "serializing plain data to YAML cannot fail"
     )]
-    let body = serde_yaml::to_string(&object(patch)).unwrap();
+    let body = serde_norway::to_string(&object(patch)).unwrap();
     format!("# Written by `syscensus export`: the recorded containers use their profiles.\n{body}")
 }
 
@@ -379,7 +379,7 @@ pub fn kustomization(resources: &[String], patches: &[(String, WorkloadPatch)]) 
         clippy::unwrap_used,
         reason = "serializing plain data to YAML cannot fail"
     )]
-    let body = serde_yaml::to_string(&k).unwrap();
+    let body = serde_norway::to_string(&k).unwrap();
     format!(
         "# Written by `syscensus export`: export again rather than edit.\n# Use it from an overlay: `components: [<path to this directory>]`.\n{body}"
     )
@@ -392,7 +392,7 @@ pub fn parse_patch(text: &str, origin: &Path) -> Result<WorkloadPatch, ExportErr
         path: origin.to_path_buf(),
         message: format!("{message}: not a patch written by syscensus export"),
     };
-    let value: Value = serde_yaml::from_str(text).map_err(|e| ExportError::Parse {
+    let value: Value = serde_norway::from_str(text).map_err(|e| ExportError::Parse {
         path: origin.to_path_buf(),
         message: e.to_string(),
     })?;

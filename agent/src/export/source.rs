@@ -72,7 +72,7 @@ pub fn read_documents(path: &Path) -> Result<Vec<Value>, ExportError> {
         return Ok(vec![value]);
     }
     let mut out = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(&text) {
         let value = Value::deserialize(document).map_err(|e| parse_error(e.to_string()))?;
         if !value.is_null() {
             out.push(value);

@@ -52,7 +52,7 @@ pub fn to_yaml(object: &LocalhostProfile) -> String {
         clippy::unwrap_used,
         reason = "serializing JSON values to YAML cannot fail"
     )]
-    serde_yaml::to_string(&manifest).unwrap()
+    serde_norway::to_string(&manifest).unwrap()
 }
 
 /// Checks a LocalhostProfile named `name` in `namespace` before a node
@@ -181,7 +181,7 @@ mod tests {
     fn manifests_hold_the_bytes() {
         let object = make("shop", &web(), "nginx", PROFILE).unwrap();
         let yaml = to_yaml(&object);
-        let back: LocalhostProfile = serde_yaml::from_str(&yaml).unwrap();
+        let back: LocalhostProfile = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back.spec.profile, PROFILE);
         assert!(yaml.starts_with("apiVersion: syscensus.io/v1alpha1\nkind: LocalhostProfile\n"));
     }

@@ -140,8 +140,9 @@ pub(super) fn parse(
     // that errors carry its line and column.
     check_flow_depth(text, origin)?;
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(document).map_err(|e| yaml_error(origin, &e))?;
+    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value =
+            serde_norway::Value::deserialize(document).map_err(|e| yaml_error(origin, &e))?;
         if !value.is_null() {
             documents.push((index, value));
         }
@@ -172,10 +173,10 @@ pub(super) fn parse(
         .iter()
         .map(|(_, v)| {
             object_summary(
-                v.get("kind").and_then(serde_yaml::Value::as_str),
+                v.get("kind").and_then(serde_norway::Value::as_str),
                 v.get("metadata")
                     .and_then(|m| m.get("name"))
-                    .and_then(serde_yaml::Value::as_str),
+                    .and_then(serde_norway::Value::as_str),
             )
         })
         .collect();
@@ -186,7 +187,7 @@ pub(super) fn parse(
 }
 
 /// Flow collections (`[`, `{`) nested deeper than any profile needs.
-/// serde_yaml refuses them too, but only after libyaml has scanned them in
+/// The YAML parser refuses them too, but only after libyaml has scanned them in
 /// time quadratic in the depth (seconds for 100 kB), so they are refused
 /// here first, in one pass. Brackets inside quotes or comments count as
 /// well: a profile never holds hundreds of them.
@@ -216,11 +217,11 @@ fn check_flow_depth(text: &str, origin: &Path) -> Result<(), ProfileError> {
     Ok(())
 }
 
-fn nth_document(text: &str, index: usize) -> serde_yaml::Deserializer<'_> {
+fn nth_document(text: &str, index: usize) -> serde_norway::Deserializer<'_> {
     // The document was there a moment ago: the same text splits the same way.
-    serde_yaml::Deserializer::from_str(text)
+    serde_norway::Deserializer::from_str(text)
         .nth(index)
-        .unwrap_or_else(|| serde_yaml::Deserializer::from_str(""))
+        .unwrap_or_else(|| serde_norway::Deserializer::from_str(""))
 }
 
 fn is_object<V>(kind: Option<&V>, api_version: Option<&V>) -> bool {
@@ -290,7 +291,7 @@ fn json_error(origin: &Path, error: &serde_json::Error) -> ProfileError {
     }
 }
 
-fn yaml_error(origin: &Path, error: &serde_yaml::Error) -> ProfileError {
+fn yaml_error(origin: &Path, error: &serde_norway::Error) -> ProfileError {
     let text = error.to_string();
     match error.location() {
         Some(location) => {

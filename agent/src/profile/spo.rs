@@ -218,7 +218,7 @@ impl Profile {
             clippy::unwrap_used,
             reason = "serializing plain data to a String cannot fail"
         )]
-        Ok(serde_yaml::to_string(&object).unwrap())
+        Ok(serde_norway::to_string(&object).unwrap())
     }
 }
 

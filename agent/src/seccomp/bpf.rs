@@ -5,28 +5,28 @@
 use libc::sock_filter;
 
 // linux/bpf_common.h and linux/filter.h.
-pub const BPF_LD: u16 = 0x00;
-pub const BPF_ALU: u16 = 0x04;
-pub const BPF_JMP: u16 = 0x05;
-pub const BPF_RET: u16 = 0x06;
-pub const BPF_W: u16 = 0x00;
-pub const BPF_ABS: u16 = 0x20;
-pub const BPF_K: u16 = 0x00;
-pub const BPF_AND: u16 = 0x50;
-pub const BPF_JA: u16 = 0x00;
-pub const BPF_JEQ: u16 = 0x10;
-pub const BPF_JGT: u16 = 0x20;
-pub const BPF_JGE: u16 = 0x30;
-pub const BPF_JSET: u16 = 0x40;
+pub(super) const BPF_LD: u16 = 0x00;
+pub(super) const BPF_ALU: u16 = 0x04;
+pub(super) const BPF_JMP: u16 = 0x05;
+pub(super) const BPF_RET: u16 = 0x06;
+pub(super) const BPF_W: u16 = 0x00;
+pub(super) const BPF_ABS: u16 = 0x20;
+pub(super) const BPF_K: u16 = 0x00;
+pub(super) const BPF_AND: u16 = 0x50;
+pub(super) const BPF_JA: u16 = 0x00;
+pub(super) const BPF_JEQ: u16 = 0x10;
+pub(super) const BPF_JGT: u16 = 0x20;
+pub(super) const BPF_JGE: u16 = 0x30;
+pub(super) const BPF_JSET: u16 = 0x40;
 
 /// A position in the program, bound to the instruction emitted after
 /// [`Asm::bind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Label(usize);
+pub(super) struct Label(usize);
 
 /// A conditional jump's test of the accumulator against a constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Test {
+pub(super) enum Test {
     Eq,
     Gt,
     Ge,
@@ -61,7 +61,7 @@ enum Insn {
 
 /// A program under construction.
 #[derive(Debug, Default)]
-pub struct Asm {
+pub(super) struct Asm {
     insns: Vec<Insn>,
     /// Label → index of the instruction it is bound to.
     labels: Vec<Option<usize>>,
@@ -70,40 +70,40 @@ pub struct Asm {
 /// A jump target beyond reach, or a label never bound: a bug in the
 /// generator, reported rather than emitted.
 #[derive(Debug, PartialEq, Eq)]
-pub enum AsmError {
+pub(super) enum AsmError {
     UnboundLabel,
     BackwardJump,
 }
 
 impl Asm {
-    pub fn label(&mut self) -> Label {
+    pub(super) fn label(&mut self) -> Label {
         self.labels.push(None);
         Label(self.labels.len() - 1)
     }
 
     /// Binds `label` to the next instruction emitted.
-    pub fn bind(&mut self, label: Label) {
+    pub(super) fn bind(&mut self, label: Label) {
         self.labels[label.0] = Some(self.insns.len());
     }
 
-    pub fn load(&mut self, offset: u32) {
+    pub(super) fn load(&mut self, offset: u32) {
         self.insns.push(Insn::Load(offset));
     }
 
-    pub fn and(&mut self, k: u32) {
+    pub(super) fn and(&mut self, k: u32) {
         self.insns.push(Insn::And(k));
     }
 
-    pub fn jump(&mut self, test: Test, k: u32, yes: Label, no: Label) {
+    pub(super) fn jump(&mut self, test: Test, k: u32, yes: Label, no: Label) {
         self.insns.push(Insn::Jump { test, k, yes, no });
     }
 
-    pub fn ret(&mut self, value: u32) {
+    pub(super) fn ret(&mut self, value: u32) {
         self.insns.push(Insn::Return(value));
     }
 
     /// Resolves the labels and encodes the program.
-    pub fn finish(self) -> Result<Vec<sock_filter>, AsmError> {
+    pub(super) fn finish(self) -> Result<Vec<sock_filter>, AsmError> {
         let target = |label: Label| self.labels[label.0].ok_or(AsmError::UnboundLabel);
         // Trampolines needed after each instruction: (for `yes`, for `no`).
         // They only ever get added, and each one only lengthens distances, so

@@ -732,7 +732,7 @@ mod model {
         })
     }
 
-    pub fn verdict(p: &Profile, host: Arch, d: &SeccompData) -> u32 {
+    pub(super) fn verdict(p: &Profile, host: Arch, d: &SeccompData) -> u32 {
         let default = action_value(p.default_action, p.default_errno_ret).unwrap();
         let (covered, listed) = covered(p, host);
         let arch = covered.iter().copied().find(|a| {

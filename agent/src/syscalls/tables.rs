@@ -17,7 +17,7 @@
 //!   set_thread_area, statfs64, truncate64
 
 /// One architecture's syscalls.
-pub struct Table {
+pub(super) struct Table {
     /// (number, name), sorted by number.
     pub by_number: &'static [(u32, &'static str)],
     /// (name, number), sorted by name in byte order.
@@ -25,7 +25,7 @@ pub struct Table {
 }
 
 /// x86_64 syscalls: 380.
-pub static X86_64: Table = Table {
+pub(super) static X86_64: Table = Table {
     by_number: &[
         (0, "read"),
         (1, "write"),
@@ -793,7 +793,7 @@ pub static X86_64: Table = Table {
 };
 
 /// x86 syscalls: 457.
-pub static X86: Table = Table {
+pub(super) static X86: Table = Table {
     by_number: &[
         (0, "restart_syscall"),
         (1, "exit"),
@@ -1715,7 +1715,7 @@ pub static X86: Table = Table {
 };
 
 /// x32 syscalls: 369.
-pub static X32: Table = Table {
+pub(super) static X32: Table = Table {
     by_number: &[
         (0, "read"),
         (1, "write"),
@@ -2461,7 +2461,7 @@ pub static X32: Table = Table {
 };
 
 /// aarch64 syscalls: 323.
-pub static AARCH64: Table = Table {
+pub(super) static AARCH64: Table = Table {
     by_number: &[
         (0, "io_setup"),
         (1, "io_destroy"),
@@ -3115,7 +3115,7 @@ pub static AARCH64: Table = Table {
 };
 
 /// Every syscall name in the CSV, for any architecture, sorted in byte order.
-pub static ALL_NAMES: &[&str] = &[
+pub(super) static ALL_NAMES: &[&str] = &[
     "_llseek",
     "_newselect",
     "_sysctl",
@@ -3622,4 +3622,5 @@ pub static ALL_NAMES: &[&str] = &[
 ];
 
 /// The libseccomp commit and kernel version the tables were generated from.
-pub const SOURCE: &str = "libseccomp 031024addec2fd77ff88b92ac2e8b68b56e9b746 (kernel v6.16.0)";
+pub(super) const SOURCE: &str =
+    "libseccomp 031024addec2fd77ff88b92ac2e8b68b56e9b746 (kernel v6.16.0)";

@@ -12,6 +12,10 @@
     clippy::print_stderr,
     reason = "a benchmark that prints its figures"
 )]
+#![allow(
+    unused_crate_dependencies,
+    reason = "a binary of the package uses some of its dependencies"
+)]
 
 use std::{
     collections::BTreeSet,

@@ -92,15 +92,15 @@ impl Round {
 
     /// Whether this round writes running containers' results (snapshot,
     /// stop).
-    pub fn forced(&self) -> bool {
+    pub(super) fn forced(&self) -> bool {
         matches!(self.kind, Kind::Snapshot | Kind::Stop)
     }
 
-    pub fn is_stop(&self) -> bool {
+    pub(super) fn is_stop(&self) -> bool {
         matches!(self.kind, Kind::Stop)
     }
 
-    pub fn cluster(&self) -> Option<&Cluster> {
+    pub(super) fn cluster(&self) -> Option<&Cluster> {
         match &self.kind {
             Kind::Tick { cluster, .. } => cluster.as_ref(),
             _ => None,

@@ -161,13 +161,13 @@ pub(super) struct World {
 }
 
 impl World {
-    pub fn new(config: Config) -> World {
+    pub(super) fn new(config: Config) -> World {
         Self::restarted(config, None, BTreeMap::new())
     }
 
     /// A daemon started on a node whose kernel holds `cgroups`, carrying
     /// on from `checkpoint`.
-    pub fn restarted(
+    pub(super) fn restarted(
         config: Config,
         checkpoint: Option<Checkpoint>,
         cgroups: BTreeMap<u64, Cgroup>,
@@ -207,7 +207,7 @@ impl World {
         world
     }
 
-    pub fn now(&self) -> Now {
+    pub(super) fn now(&self) -> Now {
         Now {
             instant: self.base.0 + self.elapsed,
             time: self
@@ -218,22 +218,22 @@ impl World {
         }
     }
 
-    pub fn advance(&mut self, by: Duration) {
+    pub(super) fn advance(&mut self, by: Duration) {
         self.elapsed += by;
     }
 
     /// Feeds an input and carries out everything that follows.
-    pub fn feed(&mut self, input: Input) {
+    pub(super) fn feed(&mut self, input: Input) {
         let actions = self.machine.handle(input, self.now());
         self.execute(actions);
     }
 
     /// The actions `input` leads to, without carrying them out.
-    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+    pub(super) fn handle(&mut self, input: Input) -> Vec<Action> {
         self.machine.handle(input, self.now())
     }
 
-    pub fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         let rows = self
             .cgroups
             .iter()
@@ -246,7 +246,7 @@ impl World {
 
     /// The kernel makes cgroup `id` at `path` below the root: it gets a
     /// row (waiting for its exec) and an event.
-    pub fn mkdir(&mut self, id: u64, path: &str) -> MarkedCgroup {
+    pub(super) fn mkdir(&mut self, id: u64, path: &str) -> MarkedCgroup {
         self.cgroups.insert(
             id,
             Cgroup {
@@ -265,34 +265,34 @@ impl World {
     }
 
     /// Container `n` (cgroup id `n`) is made and its event taken.
-    pub fn start_container(&mut self, n: u64) {
+    pub(super) fn start_container(&mut self, n: u64) {
         let event = self.mkdir(n, &path(n));
         self.feed(Input::Cgroups(vec![event]));
     }
 
     /// Container `n` runs its entrypoint, which makes `names`.
-    pub fn run(&mut self, n: u64, names: &[&str]) {
+    pub(super) fn run(&mut self, n: u64, names: &[&str]) {
         let cgroup = self.cgroups.get_mut(&n).unwrap();
         cgroup.populated = Some(true);
         cgroup.rows = Some(saw(names));
     }
 
     /// Container `n` ends (its cgroup empty, or `removed`).
-    pub fn end(&mut self, n: u64, removed: bool) {
+    pub(super) fn end(&mut self, n: u64, removed: bool) {
         let cgroup = self.cgroups.get_mut(&n).unwrap();
         cgroup.populated = (!removed).then_some(false);
     }
 
-    pub fn has_rows(&self, id: u64) -> bool {
+    pub(super) fn has_rows(&self, id: u64) -> bool {
         self.cgroups.get(&id).is_some_and(|c| c.rows.is_some())
     }
 
     /// How many actions of the log match.
-    pub fn count(&self, matches: impl Fn(&Action) -> bool) -> usize {
+    pub(super) fn count(&self, matches: impl Fn(&Action) -> bool) -> usize {
         self.log.iter().filter(|a| matches(a)).count()
     }
 
-    pub fn clear_log(&mut self) {
+    pub(super) fn clear_log(&mut self) {
         self.log.clear();
     }
 

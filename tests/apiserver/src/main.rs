@@ -1,11 +1,15 @@
 //! Runs the fake Kubernetes API server of the tests as a process, until it
 //! is killed. State lives only in memory. Prints the port it listens on.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a binary of the package uses some of its dependencies"
+)]
 
 use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use syscensus_tests::apiserver::FakeApiServer;
+use syscensus_fake_apiserver::FakeApiServer;
 
 /// A fake Kubernetes API server on 127.0.0.1 (plain HTTP, in-memory state)
 /// for tests; prints its port, then serves until killed.
@@ -31,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("failed to read {}", file.display()))?;
         for document in split_documents(&text) {
-            let crd: serde_json::Value = serde_yaml::from_str(document)
+            let crd: serde_json::Value = serde_norway::from_str(document)
                 .with_context(|| format!("failed to parse a document of {}", file.display()))?;
             if crd.is_null() {
                 continue;

@@ -211,7 +211,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::apiserver::resources::builtins;
+    use crate::resources::builtins;
 
     fn pods() -> ResourceDef {
         builtins().remove(0)

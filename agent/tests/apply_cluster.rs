@@ -5,6 +5,10 @@
 //! matching Node has it; `--dry-run` prints the change and writes nothing.
 //! None of this needs root.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     fs,
@@ -15,10 +19,7 @@ use std::{
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use syscensus_api::{ContainerProfile, NodeProfileStatus};
-use syscensus_tests::{
-    apiserver::{FakeApiServer, Gvr},
-    syscensus_bin,
-};
+use syscensus_fake_apiserver::{FakeApiServer, Gvr};
 
 const NS: &str = "shop";
 
@@ -174,7 +175,7 @@ impl Cluster {
     }
 
     fn syscensus(&self, args: &[&str]) -> Output {
-        Command::new(syscensus_bin())
+        Command::new(env!("CARGO_BIN_EXE_syscensus"))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .output()

@@ -1,7 +1,7 @@
 //! The object store: objects by resource, namespace and name, one global
 //! resourceVersion, a bounded history of changes for watches, and the
 //! write semantics of the real server (status subresource, generation,
-//! preconditions, finalizers, managed fields).
+//! preconditions, managed fields).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::{
     apply,
     fields::{self, Manager},
-    patch::{self, PatchType},
     resources::{self, Gvr, ResourceDef},
     selector::Selectors,
     status::ApiError,
@@ -334,49 +333,24 @@ impl Store {
     }
 
     /// PATCH in any of the four formats; an apply creates a missing object.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one argument per part of a PATCH request"
-    )]
-    pub(crate) fn patch(
+    /// PATCH with a server-side apply patch (the only format served).
+    pub(crate) fn apply_patch(
         &mut self,
         gvr: &Gvr,
         namespace: Option<&str>,
         name: &str,
-        patch_type: PatchType,
         body: &Value,
         force: bool,
         write: Write<'_>,
     ) -> Result<(Value, bool), ApiError> {
         let def = self.def(gvr)?.clone();
-        let gr = def.group_resource();
         if write.subresource.is_some_and(|s| s != "status")
             || (write.subresource.is_some() && !def.status_subresource)
         {
             return Err(ApiError::no_route());
         }
         let existing = self.get(gvr, namespace, name);
-        if patch_type == PatchType::Apply {
-            return self.apply(&def, namespace, name, existing.ok(), body, force, write);
-        }
-        let old = existing?;
-        let mut patched = old.clone();
-        match patch_type {
-            PatchType::Merge => patch::merge_patch(&mut patched, body),
-            PatchType::Strategic if def.custom => {
-                return Err(ApiError::unsupported_media_type(
-                    "application/strategic-merge-patch+json",
-                ));
-            }
-            PatchType::Strategic => patch::strategic_merge(&mut patched, body, &def, ""),
-            PatchType::Json => patch::json_patch(&mut patched, body)?,
-            PatchType::Apply => unreachable!("handled above"),
-        }
-        if patched["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
-            return Err(ApiError::stale(&gr, name));
-        }
-        check_name(&patched, name)?;
-        Ok((self.write_existing(&def, old, patched, write)?, false))
+        self.apply(&def, namespace, name, existing.ok(), body, force, write)
     }
 
     #[allow(
@@ -512,8 +486,8 @@ impl Store {
         Ok(written)
     }
 
-    /// DELETE: removes an object, or marks it for deletion while it has
-    /// finalizers. `options` is the DeleteOptions body (preconditions).
+    /// DELETE: removes an object (finalizers and the garbage collector are
+    /// not served). `options` is the DeleteOptions body (preconditions).
     pub(crate) fn delete(
         &mut self,
         gvr: &Gvr,
@@ -555,19 +529,6 @@ impl Store {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let has_finalizers = old["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty());
-        if has_finalizers {
-            if old["metadata"].get("deletionTimestamp").is_some() {
-                return Ok(old);
-            }
-            let mut marked = old.clone();
-            marked["metadata"]["deletionTimestamp"] = json!(now());
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            let managers = fields::read_managers(&old);
-            return self.commit(&def, &ns, name, Some(&old), marked, &managers, false);
-        }
         if def.group.is_empty() && def.plural == NAMESPACES {
             self.delete_contents(name);
         }
@@ -576,39 +537,7 @@ impl Store {
                 self.drop_resource(&served.gvr());
             }
         }
-        let removed = self.remove(&def.gvr(), &ns, name);
-        if options["propagationPolicy"] != "Orphan" && options["orphanDependents"] != true {
-            self.collect_garbage(removed["metadata"]["uid"].as_str().unwrap_or_default());
-        }
-        Ok(removed)
-    }
-
-    /// Deletes the dependents of a deleted owner (by `ownerReferences`), as
-    /// the garbage collector does with background propagation, but at once.
-    fn collect_garbage(&mut self, owner_uid: &str) {
-        if owner_uid.is_empty() {
-            return;
-        }
-        let owned_by = |object: &Value| {
-            object["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
-        };
-        let dependents: Vec<(Gvr, String, String)> = self
-            .objects
-            .iter()
-            .flat_map(|(gvr, objects)| {
-                objects
-                    .iter()
-                    .filter(|(_, o)| owned_by(o))
-                    .map(|((ns, name), _)| (gvr.clone(), ns.clone(), name.clone()))
-            })
-            .collect();
-        for (gvr, ns, name) in dependents {
-            let ns = (!ns.is_empty()).then_some(ns.as_str());
-            // A dependent already gone or held by finalizers is fine.
-            let _ = self.delete(&gvr, ns, &name, &Value::Null);
-        }
+        Ok(self.remove(&def.gvr(), &ns, name))
     }
 
     fn remove(&mut self, gvr: &Gvr, ns: &str, name: &str) -> Value {
@@ -733,20 +662,7 @@ impl Store {
         }
         self.rv += 1;
         new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let finished = new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"]
-                .as_array()
-                .is_none_or(Vec::is_empty);
         let gvr = def.gvr();
-        if finished {
-            self.objects
-                .entry(gvr.clone())
-                .or_default()
-                .remove(&(ns.to_owned(), name.to_owned()));
-            self.record(&gvr, ns, EventType::Deleted, &new, None);
-            self.collect_garbage(new["metadata"]["uid"].as_str().unwrap_or_default());
-            return Ok(new);
-        }
         self.objects
             .entry(gvr.clone())
             .or_default()

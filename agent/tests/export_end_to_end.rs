@@ -5,6 +5,10 @@
 //! server speaking real Kubernetes JSON to the real kube client); kubectl
 //! and git are the real programs. None of this needs root.
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -16,13 +20,13 @@ use std::{
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use syscensus_api::ContainerProfile;
-use syscensus_tests::{
-    apiserver::{FakeApiServer, Gvr},
-    require_program, syscensus_bin,
-};
+use syscensus_fake_apiserver::{FakeApiServer, Gvr};
+
+mod support;
+use support::require_program;
 
 fn run(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(syscensus_bin());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_syscensus"));
     command.args(args).env_remove("KUBECONFIG");
     for (k, v) in env {
         command.env(k, v);
@@ -144,7 +148,7 @@ fn profiles(extra: &[&str]) -> Vec<Value> {
 
 fn write_profiles(path: &Path, extra: &[&str]) {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": profiles(extra)});
-    fs::write(path, serde_yaml::to_string(&list).unwrap()).unwrap();
+    fs::write(path, serde_norway::to_string(&list).unwrap()).unwrap();
 }
 
 const BASE: &str = r#"apiVersion: apps/v1
@@ -273,7 +277,7 @@ spec:
 
 /// The objects of a multi-document YAML text.
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
+    serde_norway::Deserializer::from_str(text)
         .map(|d| Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
@@ -582,7 +586,7 @@ fn git_commits_changes_only_and_pushes() {
     // A container that goes away: its file is removed in the next commit.
     let list = json!({"apiVersion": "v1", "kind": "List",
         "items": profiles(&["mmap"]).into_iter().filter(|p| p["spec"]["workload"]["kind"] != "Job").collect::<Vec<_>>()});
-    fs::write(&input, serde_yaml::to_string(&list).unwrap()).unwrap();
+    fs::write(&input, serde_norway::to_string(&list).unwrap()).unwrap();
     export(false);
     let message = git(&repo, &["log", "-1", "--format=%B"]);
     assert!(message.contains("1 profile removed"), "{message}");
@@ -723,7 +727,7 @@ fn export_reads_the_clusters_container_profiles() {
     ));
     fs::write(
         &file,
-        serde_yaml::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        serde_norway::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
             .unwrap(),
     )
     .unwrap();

@@ -3,24 +3,32 @@
 //! its own ([`FakeApiServer::start_tls`], see [`tls`]), for clients in Pods.
 //!
 //! It keeps objects in memory and serves get, list, watch (resourceVersion,
-//! bookmarks, 410 Gone), create, replace, delete and the four patch formats,
-//! server-side apply with managed fields and conflicts, and the status
-//! subresource. Tests drive it directly too: store access, a request log,
+//! bookmarks, 410 Gone), create, replace, delete, server-side apply with
+//! managed fields and conflicts, and the status subresource: what syscensus
+//! and its tests use of the API. Other patch formats, finalizers and the
+//! garbage collector are not served. Tests drive it directly too: store access, a request log,
 //! and injected failures (refused connections, error codes, delays).
 //!
 //! ```no_run
 //! # async fn example() {
-//! use syscensus_tests::apiserver::FakeApiServer;
+//! use syscensus_fake_apiserver::FakeApiServer;
 //! let server = FakeApiServer::start();
 //! let client = server.client();
 //! let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::default_namespaced(client);
 //! # }
 //! ```
+#![allow(
+    unused_crate_dependencies,
+    reason = "anyhow and clap are the fake-apiserver binary's"
+)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fixture: a broken invariant panics with context"
+)]
 
 mod apply;
 mod fields;
 mod http;
-mod patch;
 pub mod process;
 pub mod resources;
 mod selector;
@@ -437,11 +445,10 @@ impl FakeApiServer {
             .unwrap_or_default()
             .to_owned();
         self.shared.write(|s| {
-            s.patch(
+            s.apply_patch(
                 gvr,
                 namespace,
                 &name,
-                patch::PatchType::Apply,
                 &object,
                 force,
                 Self::write_as(manager),
@@ -469,16 +476,8 @@ impl FakeApiServer {
             dry_run: false,
         };
         self.shared.write(|s| {
-            s.patch(
-                gvr,
-                namespace,
-                name,
-                patch::PatchType::Apply,
-                &body,
-                true,
-                write,
-            )
-            .map(|(o, _)| o)
+            s.apply_patch(gvr, namespace, name, &body, true, write)
+                .map(|(o, _)| o)
         })
     }
 

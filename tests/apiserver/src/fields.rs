@@ -334,7 +334,7 @@ fn decode(node: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::resources::builtins;
+    use crate::resources::builtins;
 
     #[test]
     fn fields_v1_round_trip() {

@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 
 use super::{
     RequestRecord, Shared,
-    patch::PatchType,
     resources::{Gvr, ResourceDef},
     selector::Selectors,
     status::ApiError,
@@ -106,7 +105,7 @@ impl Call {
         }
         serde_json::from_slice(&self.body).or_else(|e| {
             if yaml {
-                serde_yaml::from_slice(&self.body)
+                serde_norway::from_slice(&self.body)
                     .map_err(|e| ApiError::bad_request(format!("the body is not YAML: {e}")))
             } else {
                 Err(ApiError::bad_request(format!("the body is not JSON: {e}")))
@@ -253,17 +252,21 @@ async fn resource(
             Ok(object_response(StatusCode::OK, object, call))
         }
         Method::PATCH => {
-            let patch_type = PatchType::from_content_type(&call.content_type)
-                .ok_or_else(|| ApiError::unsupported_media_type(&call.content_type))?;
-            if patch_type == PatchType::Apply && call.param("fieldManager").is_none() {
+            // syscensus patches only by server-side apply; the other
+            // formats are refused, as a server that does not know them
+            // would.
+            if !is_apply_patch(&call.content_type) {
+                return Err(ApiError::unsupported_media_type(&call.content_type));
+            }
+            if call.param("fieldManager").is_none() {
                 return Err(ApiError::bad_request(
                     "PATCH requests with an apply patch need a fieldManager",
                 ));
             }
-            let body = call.json_body(patch_type == PatchType::Apply)?;
+            let body = call.json_body(true)?;
             let force = call.param("force") == Some("true");
-            let (object, created) = shared
-                .write(|s| s.patch(&gvr, namespace, name, patch_type, &body, force, write))?;
+            let (object, created) =
+                shared.write(|s| s.apply_patch(&gvr, namespace, name, &body, force, write))?;
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -528,6 +531,14 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a PATCH's content type is a server-side apply patch.
+fn is_apply_patch(content_type: &str) -> bool {
+    matches!(
+        content_type.split(';').next().unwrap_or_default().trim(),
+        "application/apply-patch+yaml" | "application/apply-patch+json"
+    )
 }
 
 #[cfg(test)]

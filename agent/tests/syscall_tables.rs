@@ -3,6 +3,10 @@
 //! table, so it does not know the newest syscalls: those are counted, every
 //! syscall it does know must have our number, and it must know most of each
 //! table so that the comparison means something.
+#![allow(
+    unused_crate_dependencies,
+    reason = "an integration test uses some of its package's dependencies"
+)]
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
@@ -11,6 +15,9 @@ use std::{
 };
 
 use syscensus::syscalls::Arch;
+
+mod support;
+use support::require_program;
 
 /// The x32 bit the resolver includes in x32 numbers; the tables do not.
 const X32_SYSCALL_BIT: i64 = 0x4000_0000;
@@ -115,7 +122,7 @@ fn compare(arch: Arch, answers: &BTreeMap<String, i64>) -> Report {
 
 #[test]
 fn tables_agree_with_scmp_sys_resolver() {
-    let resolver = syscensus_tests::require_program("scmp_sys_resolver", "seccomp");
+    let resolver = require_program("scmp_sys_resolver", "seccomp");
 
     // Every name of any table, asked of every architecture.
     let names: BTreeSet<&str> = Arch::ALL
