@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use kube::{
     Api, Client, ResourceExt as _,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -325,28 +325,46 @@ async fn revoke_one(
         .filter(|p| p.spec.workload == *workload && p.spec.container == container)
     {
         // Whoever wrote them last (the approver, or an agent that turned
-        // the label to `changed`), the annotations and the label go.
-        let patch = json!({
-            "metadata": {
-                "annotations": {annotations::APPROVED_SHA256: null, annotations::APPROVED_AT: null},
-                "labels": {labels::APPROVAL: null},
-            },
-        });
-        profiles
-            .patch(
-                &source.name_any(),
-                &PatchParams {
-                    field_manager: Some(APPROVER.to_owned()),
-                    ..PatchParams::default()
-                },
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(kube_error(format!(
-                "take the approval of ContainerProfile {namespace}/{} back",
-                source.name_any()
-            )))?;
-        revoked.insert(source.name_any(), String::new());
+        // the label to `changed`), the annotations and the label go: the
+        // object is replaced without them, under the resourceVersion read,
+        // and read again when an agent wrote meanwhile.
+        let name = source.name_any();
+        let what = || format!("take the approval of ContainerProfile {namespace}/{name} back");
+        let mut current = source;
+        let mut done = false;
+        for _ in 0..ATTEMPTS {
+            let annotations = current.metadata.annotations.get_or_insert_default();
+            let mut changed = annotations.remove(annotations::APPROVED_SHA256).is_some();
+            changed |= annotations.remove(annotations::APPROVED_AT).is_some();
+            changed |= current
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .remove(labels::APPROVAL)
+                .is_some();
+            if !changed {
+                done = true;
+                break;
+            }
+            let params = PostParams {
+                field_manager: Some(APPROVER.to_owned()),
+                ..PostParams::default()
+            };
+            match profiles.replace(&name, &params, &current).await {
+                Ok(_) => {
+                    done = true;
+                    break;
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    current = profiles.get(&name).await.map_err(kube_error(what()))?;
+                }
+                Err(error) => return Err(kube_error(what())(error)),
+            }
+        }
+        if !done {
+            return Err(ApproveError::Contended { path: what() });
+        }
+        revoked.insert(name, String::new());
     }
     let mut path =
         localhost::localhost_profile(namespace, workload.kind, &workload.name, container)
