@@ -523,6 +523,9 @@ fn a_crash_mid_write_never_leaves_a_partial_profile() {
     for (path, bytes) in &expected {
         assert_eq!(&std::fs::read(path).unwrap(), bytes);
     }
+    // Stopped, so that no write is under way (the list of installed files
+    // is written through a temporary file too).
+    drop(agent);
     let mut files = Vec::new();
     collect(&cluster.kubelet_root(), &mut files);
     let leftovers: Vec<_> = files
