@@ -162,6 +162,77 @@ mod tests {
         assert_eq!(names, ["read"]);
     }
 
+    /// This kernel has no x32 support, so x32 is unit-tested here: ids as
+    /// `sys_enter` receives them from an x32 task (numbers with
+    /// `__X32_SYSCALL_BIT`) are recorded under the x32 ABI, without the bit,
+    /// and named from the x32 table, where numbers from 512 differ from
+    /// x86_64's; ia32 (a compat task) goes to the i386 table. The kernel
+    /// program classifies with the same function.
+    #[test]
+    fn x32_ids_are_named_from_the_x32_table() {
+        use syscensus_common::{X32_SYSCALL_BIT, abi, classify_syscall};
+        let mut snapshot = Snapshot::default();
+        let ids = [
+            (0, false),
+            (1, false),
+            (257, false),
+            (512, false),
+            (520, false),
+            (547, false),
+        ];
+        for (nr, compat) in ids {
+            let (abi_id, slot) = classify_syscall(nr | X32_SYSCALL_BIT, || compat);
+            assert_eq!((abi_id, slot), (abi::X32, nr));
+            snapshot
+                .seen
+                .entry(abi_id)
+                .or_default()
+                .push(u32::try_from(slot).unwrap());
+        }
+        // The compat test is not what makes x32 x32.
+        assert_eq!(
+            classify_syscall(X32_SYSCALL_BIT | 3, || true),
+            (abi::X32, 3)
+        );
+        // ia32 and native ids keep their numbers.
+        assert_eq!(classify_syscall(11, || true), (abi::COMPAT, 11));
+        assert_eq!(classify_syscall(59, || false), (abi::NATIVE, 59));
+        let (compat, nr) = classify_syscall(11, || true);
+        snapshot
+            .seen
+            .insert(compat, vec![u32::try_from(nr).unwrap()]);
+
+        let census = census_of(&snapshot);
+        let x32: Vec<&str> = census
+            .names("SCMP_ARCH_X32")
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        // 512 and 520 are x32's own rt_sigaction and execve (x86_64's 13
+        // and 59); 547 is x32's pwritev2.
+        assert_eq!(
+            x32,
+            [
+                "execve",
+                "openat",
+                "pwritev2",
+                "read",
+                "rt_sigaction",
+                "write"
+            ]
+        );
+        assert_eq!(
+            census
+                .names("SCMP_ARCH_X86")
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            ["execve"]
+        );
+        assert!(census.names("SCMP_ARCH_X86_64").is_none(), "{census:?}");
+    }
+
     #[test]
     fn the_spec_form_round_trips_and_serializes_the_same() {
         let spec: BTreeMap<String, Vec<String>> = [

@@ -10,7 +10,8 @@
 //!   [`apply`];
 //! - the domain: [`profile`], [`seccomp`], [`syscalls`], [`census`],
 //!   [`recording`], [`basesets`], [`always_allowed`], [`oci_runtime`], the
-//!   [`localhost`] profile contract, [`diff`], [`output`];
+//!   [`localhost`] profile contract, [`diff`], [`output`], [`refusal`] (what
+//!   a container's enforced profile refuses, and where its runtime keeps it);
 //! - the kernel side: [`bpf`], [`btf`], [`cgroup`], and the [`preflight`]
 //!   check of what the node gives the agent.
 #![cfg_attr(
@@ -41,5 +42,6 @@ pub mod output;
 pub mod preflight;
 pub mod profile;
 pub mod recording;
+pub mod refusal;
 pub mod seccomp;
 pub mod syscalls;

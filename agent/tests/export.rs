@@ -705,7 +705,7 @@ fn spo_objects_on_request() {
         None,
         &PlanOptions {
             spo: true,
-            ..PlanOptions::default()
+            ..Default::default()
         },
     )
     .unwrap();
@@ -779,4 +779,135 @@ fn the_security_profiles_operator_installs_what_export_for_spo_writes() {
             "{kustomization}"
         );
     }
+}
+
+#[test]
+fn refused_syscalls_are_proposed_in_a_rule_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    fs::create_dir_all(state.join("containers")).unwrap();
+    fs::create_dir_all(state.join("refusals")).unwrap();
+    fs::write(
+        state.join("containers/c1.json"),
+        json!({
+            "apiVersion": "syscensus.io/v1alpha1",
+            "kind": "ContainerRecording",
+            "containerId": "c1",
+            "containerName": "app",
+            "pod": {"namespace": "shop", "name": "web-0", "uid": "u-1"},
+            "cgroup": "/kubepods/pod-u-1/c1",
+            "state": "Exited",
+            "start": "Exec",
+            "firstSeen": "2024-05-01T10:00:00Z",
+            "lastSeen": "2024-05-01T10:05:00Z",
+            "syscalls": {"SCMP_ARCH_X86_64": ["read"]},
+            "profile": {"defaultAction": "SCMP_ACT_ERRNO"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let report = |id: &str, pod: &str, names: &[&str]| {
+        json!({
+            "apiVersion": "syscensus.io/v1alpha1",
+            "kind": "ContainerRefusals",
+            "containerId": id,
+            "containerName": "app",
+            "pod": {"namespace": "shop", "name": pod, "uid": "u-2"},
+            "cgroup": format!("/kubepods/pod-u-2/{id}"),
+            "profile": {"source": "runc", "defaultAction": "SCMP_ACT_ERRNO"},
+            "state": "Running",
+            "watchedSince": "2024-05-02T10:00:00Z",
+            "syscalls": names.iter().map(|n| json!({
+                "arch": "SCMP_ARCH_X86_64", "name": n, "count": 3,
+                "lastSeen": "2024-05-02T10:01:00Z"
+            })).collect::<Vec<_>>()
+        })
+    };
+    fs::write(
+        state.join("refusals/p1.json"),
+        report("p1", "web-0", &["mkdir", "statfs"]).to_string(),
+    )
+    .unwrap();
+    // Nothing exported is web-1's: a warning, not a rule anywhere.
+    fs::write(
+        state.join("refusals/p2.json"),
+        report("p2", "web-1", &["chmod"]).to_string(),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let export = |extra: &[&str]| {
+        let mut args = vec![
+            "export",
+            "--to",
+            out.to_str().unwrap(),
+            "--from",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = export(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let without = fs::read_to_string(out.join("shop/pod-web-0/app.json")).unwrap();
+    assert!(!without.contains("mkdir"), "{without}");
+
+    let o = export(&["--with-denials", state.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let app: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("shop/pod-web-0/app.json")).unwrap())
+            .unwrap();
+    let rules = app["syscalls"].as_array().unwrap();
+    let last = rules.last().unwrap();
+    assert_eq!(last["names"], json!(["mkdir", "statfs"]), "{app}");
+    assert_eq!(last["action"], "SCMP_ACT_ALLOW");
+    assert!(
+        last["comment"]
+            .as_str()
+            .unwrap()
+            .contains("allow only after review"),
+        "{last}"
+    );
+    assert_eq!(
+        rules[0]["names"],
+        json!(["read"]),
+        "recorded rule unchanged"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("shop/Pod/web-1 container app (chmod) match no exported profile"),
+        "{stderr}"
+    );
+    let with_state = fs::read_to_string(out.join("shop/pod-web-0/app.json")).unwrap();
+    assert!(!with_state.contains("chmod"));
+
+    // `syscensus denials -o json`'s array reads the same; a file that is
+    // not a report is refused by name, and nothing is written.
+    let array = tmp.path().join("denials.json");
+    fs::write(
+        &array,
+        json!([report("p1", "web-0", &["mkdir", "statfs"])]).to_string(),
+    )
+    .unwrap();
+    let o = export(&["--with-denials", array.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::read_to_string(out.join("shop/pod-web-0/app.json")).unwrap(),
+        with_state
+    );
+    let o = export(&[
+        "--with-denials",
+        state.join("containers/c1.json").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("is a ContainerRecording: --with-denials takes ContainerRefusals"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -416,7 +416,7 @@ proptest! {
             let Ok(entries) = file_entries(source, &Filter::default()) else {
                 continue;
             };
-            if let Ok(plan) = plan(entries, None, &PlanOptions { spo, ..PlanOptions::default() }) {
+            if let Ok(plan) = plan(entries, None, &PlanOptions { spo, ..Default::default() }) {
                 for path in plan.files.keys() {
                     assert_contained(path);
                 }
@@ -646,7 +646,7 @@ fn traversal_names_are_refused() {
             None,
             &PlanOptions {
                 spo: true,
-                ..PlanOptions::default()
+                ..Default::default()
             },
         )
         .unwrap_err();
@@ -671,7 +671,7 @@ fn fuzz_seeds_read() {
             None,
             &PlanOptions {
                 spo: true,
-                ..PlanOptions::default()
+                ..Default::default()
             },
         )
         .unwrap();

@@ -62,7 +62,8 @@ pub struct ProfileRecordingSpec {
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub base_set: Option<String>,
     /// Stop recording while true, resume when false again. What was recorded
-    /// is kept; containers that start while paused are not recorded.
+    /// is kept; containers that start while paused are not recorded, and
+    /// nothing new from running ones is added until it resumes.
     #[serde(default)]
     pub paused: bool,
 }

@@ -4,6 +4,8 @@
 
 use core::mem::size_of;
 
+pub mod refusal;
+
 /// Syscall numbers below this are recorded, one byte each; larger ones are
 /// counted as out of range. Covers every ABI's table with room to grow: the
 /// highest numbers in use are 469 (x86_64, i386, aarch64) and 547 (x32, after
@@ -12,6 +14,33 @@ pub const SYSCALL_SLOTS: usize = 576;
 
 /// The x32 ABI marks its syscall numbers with this bit (`__X32_SYSCALL_BIT`).
 pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// `AUDIT_ARCH_*` (include/uapi/linux/audit.h): what a seccomp filter sees
+/// in `seccomp_data.arch` and a `SIGSYS` carries in `si_arch`.
+pub mod audit_arch {
+    /// x86_64, and x32 (which marks its numbers instead).
+    pub const X86_64: u32 = 0xC000_003E;
+    /// i386, x86_64's compat ABI.
+    pub const I386: u32 = 0x4000_0003;
+    /// aarch64.
+    pub const AARCH64: u32 = 0xC000_00B7;
+}
+
+/// The ABI and table number of syscall `id` as `sys_enter` receives it: x32
+/// numbers carry [`X32_SYSCALL_BIT`], which is removed; otherwise
+/// `compat()` (the task is in a compat syscall: ia32) decides between
+/// [`abi::COMPAT`] and [`abi::NATIVE`]. `compat` is asked only when needed,
+/// since reading the task costs the kernel program a probe.
+#[inline(always)]
+pub fn classify_syscall(id: u64, compat: impl FnOnce() -> bool) -> (u32, u64) {
+    if id & X32_SYSCALL_BIT != 0 {
+        (abi::X32, id & !X32_SYSCALL_BIT)
+    } else if compat() {
+        (abi::COMPAT, id)
+    } else {
+        (abi::NATIVE, id)
+    }
+}
 
 /// The syscall ABI a record belongs to.
 ///

@@ -12,6 +12,12 @@
 //!   can run in it;
 //! - `cgroup_attach_task` names the first process of a cgroup that userspace
 //!   marked as already recording.
+//!
+//! The refusal watch (`watch.rs`), attached only while a container is
+//! watched: `sys_exit` counts the syscalls a watched container's profile
+//! refused with an errno (or logged, in complain mode), `signal_generate`
+//! those it killed or trapped, `seccomp_thread_exit` (on
+//! `sched_process_exit`) a thread it killed alone, which gets no signal.
 #![no_std]
 #![no_main]
 #![allow(
@@ -29,8 +35,11 @@ mod exec;
 mod fork;
 mod maps;
 mod members;
+mod sigsys;
 mod sys_enter;
+mod sys_exit;
 mod task;
+mod watch;
 
 /// Dual-licensed so that the GPL-only tracing helpers are available.
 #[unsafe(no_mangle)]

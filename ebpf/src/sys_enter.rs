@@ -1,6 +1,6 @@
 //! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use syscensus_common::{Row, RowKey, SYSCALL_SLOTS, X32_SYSCALL_BIT, abi, counter, flag, state};
+use syscensus_common::{Row, RowKey, SYSCALL_SLOTS, abi, classify_syscall, counter, flag, state};
 
 use crate::{
     maps::{ROWS, ZERO_ROW, count, filter_hit},
@@ -55,13 +55,7 @@ fn record(task: *const u8, cgroup_id: u64, id: i64) {
         return;
     }
     let id = id as u64;
-    let (key_abi, nr) = if id & X32_SYSCALL_BIT != 0 {
-        (abi::X32, id & !X32_SYSCALL_BIT)
-    } else if in_compat_syscall(task) {
-        (abi::COMPAT, id)
-    } else {
-        (abi::NATIVE, id)
-    };
+    let (key_abi, nr) = classify_syscall(id, || in_compat_syscall(task));
     if nr >= SYSCALL_SLOTS as u64 {
         out_of_range(row);
         return;

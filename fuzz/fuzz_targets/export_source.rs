@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let file = input_file();
     std::fs::write(file, data).expect("the input file is writable");
     if let Ok(entries) = file_entries(file, &Filter::default()) {
-        if let Ok(plan) = plan(entries, None, &PlanOptions { spo: true }) {
+        if let Ok(plan) = plan(entries, None, &PlanOptions { spo: true, ..Default::default() }) {
             for path in plan.files.keys() {
                 assert_contained(path.as_ref());
             }

@@ -16,7 +16,7 @@ use syscensus_api::{ContainerProfile, ProfileRecording};
 use syscensus_tests::{
     agent::{Agent, PinDir},
     apiserver::{FakeApiServer, Gvr},
-    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec},
+    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, CriContainer, Pod, PodSpec},
     require_root,
 };
 
@@ -331,8 +331,105 @@ fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
     );
 }
 
+/// Two nodes write the same ContainerProfile at once: the test API server
+/// holds both writes until both have arrived, so both read the same
+/// resourceVersion and the second write conflicts every time. The loser
+/// must read and merge again: every syscall either node wrote survives.
 #[test]
-fn results_wait_out_an_api_server_outage() {
+fn two_nodes_writing_one_profile_at_once_lose_neither_nodes_syscalls() {
+    require_root();
+    let (server, dir) = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let node_a = start_agent("node-a", &kubeconfig, &socket);
+    let node_b = start_agent("node-b", &kubeconfig, &socket);
+    node_a.wait_watching();
+    node_b.wait_watching();
+    let agents = [&node_a, &node_b];
+
+    // One replica per node: uname, then a syscall of its own (statfs on
+    // node-a, getdents64 on node-b) once told to, then nothing new (so no
+    // later write of either node mends what a lost write dropped).
+    let pod = |name: &str, node: &str| {
+        let object = pod_object(name, node, json!({"app": "web"}), true, &[], &["app"]);
+        let created = server.create(&pods(), Some(NS), object).unwrap();
+        let mut spec = PodSpec::new(name).namespace(NS).label("app", "web");
+        spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+        cri.run_pod(spec)
+    };
+    let pod_a = pod("web-5d4f-a", "node-a");
+    let pod_b = pod("web-5d4f-b", "node-b");
+    fn start<'p>(server: &FakeApiServer, pod: &'p Pod<'p>, then: &str) -> CriContainer<'p> {
+        let script = format!(
+            "uname >/dev/null; while [ ! -e /tmp/go ]; do sleep 0.1; done; {then}; while :; do sleep 0.1; done"
+        );
+        let app = pod.run_container(&ContainerSpec::new(
+            "app",
+            BUSYBOX_IMAGE,
+            &["sh", "-c", &script],
+        ));
+        report_status(server, &pod.spec().name, &[], &[("app", app.id())]);
+        app
+    }
+    let app_a = start(&server, &pod_a, "df / >/dev/null");
+    let app_b = start(&server, &pod_b, "ls / >/dev/null");
+    let name = "rec.deployment.web.app";
+    wait_for("both nodes in the profile", &agents, || {
+        let p = server.get(&profiles(), Some(NS), name).ok()?;
+        (p["spec"]["nodes"].as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+
+    // Both nodes' next writes of the profile meet at the barrier.
+    let path = format!("/apis/syscensus.io/v1alpha1/namespaces/{NS}/containerprofiles/{name}");
+    server.hold_writes(&path, 2);
+    for app in [&app_a, &app_b] {
+        std::fs::write(format!("/proc/{}/root/tmp/go", app.pid()), b"").unwrap();
+    }
+    wait_for("both writes at the barrier", &agents, || {
+        (server.held_writes().len() == 2).then_some(())
+    });
+    let mut written: Vec<String> = vec!["statfs".to_owned(), "getdents64".to_owned()];
+    for body in server.held_writes() {
+        let body: Value = serde_json::from_str(&body).unwrap();
+        written.extend(names(&body));
+    }
+    written.sort();
+    written.dedup();
+
+    let deadline = Instant::now() + WAIT;
+    let profile = loop {
+        let p = server.get(&profiles(), Some(NS), name).unwrap();
+        let kept = names(&p);
+        let lost: Vec<&String> = written.iter().filter(|s| !kept.contains(s)).collect();
+        if lost.is_empty() {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the profile lost syscalls a node wrote when both wrote at once: {lost:?} \
+             missing from {kept:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        profile["spec"]["nodes"].as_array().map(Vec::len),
+        Some(2),
+        "{profile}"
+    );
+    // The writes did collide: the second was refused and written again.
+    let refused = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path == path && r.status == 409)
+        .count();
+    assert!(refused >= 1, "no write conflicted");
+}
+
+#[test]
+fn results_wait_out_an_api_server_outage_and_new_pods_are_recorded_after_it() {
     require_root();
     let (server, dir) = cluster();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -352,7 +449,7 @@ fn results_wait_out_an_api_server_outage() {
                 "node-a",
                 json!({"app": "web"}),
                 true,
-                &[],
+                &["init"],
                 &["app"],
             ),
         )
@@ -360,11 +457,19 @@ fn results_wait_out_an_api_server_outage() {
     let mut spec = PodSpec::new("web-5d4f-x").namespace(NS).label("app", "web");
     spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
     let pod = cri.run_pod(spec);
-    // Let the agent see the Pod, then take the API server away.
-    wait_for("the agent to be ready", &[&agent], || {
-        (agent.log().contains("watching") || agent.log().contains("root appeared")).then_some(())
+    // The agent knows the Pod once its init container is recorded into a
+    // profile of its own; then the API server goes away.
+    let init = pod.run_container(&ContainerSpec::new(
+        "init",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "cat /etc/passwd >/dev/null"],
+    ));
+    assert_eq!(init.wait_exited(WAIT), 0);
+    wait_for("the init container's profile", &[&agent], || {
+        server
+            .get(&profiles(), Some(NS), "rec.deployment.web.init")
+            .ok()
     });
-    std::thread::sleep(Duration::from_secs(2));
     server.set_unavailable(true);
     let app = pod.run_container(&ContainerSpec::new(
         "app",
@@ -372,7 +477,12 @@ fn results_wait_out_an_api_server_outage() {
         &["sh", "-c", "uname; sleep 0.3"],
     ));
     assert_eq!(app.wait_exited(WAIT), 0);
-    std::thread::sleep(Duration::from_secs(4));
+    wait_for("the agent to fail to write the profile", &[&agent], || {
+        agent
+            .log()
+            .contains("cannot write a ContainerProfile")
+            .then_some(())
+    });
     // The result waits in the agent, and on disk.
     let on_disk = agent.wait_for_recording(app.id(), "Exited", WAIT);
     assert!(
@@ -393,10 +503,39 @@ fn results_wait_out_an_api_server_outage() {
         "{:?}",
         names(&profile)
     );
-    assert!(
-        agent.log().contains("cannot write a ContainerProfile"),
-        "the outage was not noticed"
-    );
+
+    // A Pod made after the outage is seen and recorded: the agent's
+    // watches came back.
+    let created = server
+        .create(
+            &pods(),
+            Some(NS),
+            pod_object(
+                "web-5d4f-y",
+                "node-a",
+                json!({"app": "web"}),
+                true,
+                &[],
+                &["app"],
+            ),
+        )
+        .unwrap();
+    let mut spec = PodSpec::new("web-5d4f-y").namespace(NS).label("app", "web");
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_y = cri.run_pod(spec);
+    let app_y = pod_y.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "df / >/dev/null; sleep 0.3"],
+    ));
+    report_status(&server, "web-5d4f-y", &[], &[("app", app_y.id())]);
+    assert_eq!(app_y.wait_exited(WAIT), 0);
+    wait_for("the new Pod's syscalls after the outage", &[&agent], || {
+        let p = server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()?;
+        names(&p).iter().any(|s| s == "statfs").then_some(())
+    });
 }
 
 /// Issue 11, scenario 6: an agent killed with SIGKILL while a selected

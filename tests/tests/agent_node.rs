@@ -9,7 +9,7 @@
     reason = "an integration test uses some of its package's dependencies"
 )]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use syscensus_tests::{
@@ -143,13 +143,32 @@ fn crun_containers_are_recorded_and_their_profiles_run() {
 fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
     require_root();
     let agent = Agent::start(&["--no-kube"]);
+    agent.wait_watching();
     let rootfs = Rootfs::busybox();
     let bundle = Bundle::new(
         rootfs.path(),
         Spec::new(&["sh", "-c", "echo up; while true; do sleep 0.1; done"]),
     );
     let container = Detached::run(Runtime::Runc, &bundle);
-    std::thread::sleep(Duration::from_millis(300));
+    // The workload is recorded, in its loop, before anything is exec'd.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        agent.snapshot();
+        if let Some(running) = agent.recording(bundle.id())
+            && running["state"] == "Running"
+            && recorded(&running, X86_64)
+                .iter()
+                .any(|s| s == "clock_nanosleep" || s == "nanosleep")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workload's loop was not recorded:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // kubectl exec: runc exec runs its own helper inside the container's
     // cgroup, then the command. Neither is the workload.
     let exec = container.exec(&["mkdir", "/tmp/from-exec"]);
@@ -314,5 +333,184 @@ fn a_container_removed_with_its_pod_as_it_ends_keeps_its_name() {
         assert_eq!(recording["containerName"], "brief", "{recording}");
         assert_eq!(recording["pod"]["name"], format!("brief-{round}"));
         assert_eq!(recording["pod"]["namespace"], "shop");
+    }
+}
+
+/// `--include-running`: a container already running when the agent starts
+/// is recorded from then on, marked `Late`; and SIGTERM writes what a
+/// running container did (no snapshot was asked for).
+#[test]
+fn a_running_container_is_included_when_asked_and_written_at_sigterm() {
+    require_root();
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done; df / >/dev/null; echo done >/tmp/done; \
+             while :; do sleep 0.1; done",
+        ]),
+    );
+    let container = Detached::run(Runtime::Runc, &bundle);
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::start_in(state.path(), &["--no-kube", "--include-running"], &[]);
+    agent.wait_watching();
+    let deadline = Instant::now() + WAIT;
+    // Taken on: the container is in the agent's checkpoint.
+    while !std::fs::read_to_string(agent.state_dir().join("checkpoint.json"))
+        .unwrap_or_default()
+        .contains(bundle.id())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the running container was not taken on:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let root = format!("/proc/{}/root", container.pid());
+    std::fs::write(format!("{root}/tmp/go"), b"").unwrap();
+    while !std::path::Path::new(&format!("{root}/tmp/done")).exists() {
+        assert!(Instant::now() < deadline, "the workload did not go on");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        agent.recording(bundle.id()).is_none(),
+        "written before SIGTERM"
+    );
+    let log = agent.stop();
+    let text = std::fs::read_to_string(
+        state
+            .path()
+            .join("containers")
+            .join(format!("{}.json", bundle.id())),
+    )
+    .unwrap_or_else(|e| {
+        panic!("SIGTERM wrote no recording of the running container ({e}):\n{log}")
+    });
+    let recording: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(recording["state"], "Running", "{recording}");
+    assert_eq!(recording["start"], "Late", "{recording}");
+    let syscalls = recorded(&recording, X86_64);
+    assert!(syscalls.contains("statfs"), "{syscalls:?}");
+    drop(container);
+}
+
+/// crun through CRI: containerd's runc shim driving crun, as nodes that run
+/// crun configure it. The agent (told the runtime is crun) records a Pod's
+/// container; its profile, as a Localhost profile through CRI, runs the
+/// workload under crun 20 times in a row and blocks mkdir with EPERM.
+#[test]
+fn crun_through_cri_is_recorded_and_its_profile_runs() {
+    require_root();
+    let _crun = CrunCgroups::acquire();
+    let containerd = Containerd::start_with(Runtime::Crun);
+    containerd.import_test_images(&[]);
+    let socket = containerd.socket().display().to_string();
+    let agent = Agent::start(&["--no-kube", "--cri-socket", &socket, "--runtime", "crun"]);
+    agent.wait_watching();
+    let cri = containerd.cri();
+    let pod = cri.run_pod(PodSpec::new("crun").namespace("shop"));
+    // crun runs the Pod: its sandbox is in crun's list.
+    let list = std::process::Command::new(Runtime::Crun.binary())
+        .arg("--root")
+        .arg(containerd.runtime_root())
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(
+        text(&list.stdout).contains(pod.id()),
+        "crun does not run the sandbox: {list:?}"
+    );
+    let workload = ["sh", "-c", "cat /etc/passwd; echo read"];
+    let reader = pod.run_container(&ContainerSpec::new("reader", BUSYBOX_IMAGE, &workload));
+    assert_eq!(reader.wait_exited(WAIT), 0, "{:?}", reader.logs());
+    let read = agent.wait_for_recording(reader.id(), "Exited", WAIT);
+    assert_eq!(read["containerName"], "reader", "{read}");
+    assert_eq!(read["runtimeBaseSet"], "crun", "{read}");
+    let syscalls = recorded(&read, X86_64);
+    assert!(syscalls.contains("sendfile"), "{syscalls:?}");
+    for setup in RUNTIME_SETUP {
+        assert!(
+            !syscalls.contains(setup),
+            "runtime set-up {setup} recorded: {syscalls:?}"
+        );
+    }
+
+    let profiles = tempfile::tempdir().unwrap();
+    let path = profiles.path().join("reader.json");
+    std::fs::write(&path, read["profile"].to_string()).unwrap();
+    for attempt in 1..=20 {
+        let again = pod.run_container(
+            &ContainerSpec::new(&format!("reader-again-{attempt}"), BUSYBOX_IMAGE, &workload)
+                .seccomp(Seccomp::Localhost(path.clone())),
+        );
+        assert_eq!(
+            again.wait_exited(WAIT),
+            0,
+            "run {attempt} under the profile: {:?}",
+            again.logs()
+        );
+        assert!(again.logs().stdout.ends_with("read\n"), "run {attempt}");
+    }
+    let blocked = pod.run_container(
+        &ContainerSpec::new("blocked", BUSYBOX_IMAGE, &["mkdir", "/tmp/x"])
+            .seccomp(Seccomp::Localhost(path)),
+    );
+    assert_eq!(blocked.wait_exited(WAIT), 1, "{:?}", blocked.logs());
+    assert!(
+        blocked.logs().stderr.contains("Operation not permitted"),
+        "{:?}",
+        blocked.logs()
+    );
+}
+
+/// A watched root made after the agent started, as on a fresh node before
+/// the kubelet's first Pod: the systemd driver's `/kubepods.slice` is made
+/// by the runtime for the container, and the container is recorded from
+/// its entrypoint's exec.
+#[test]
+fn a_container_below_a_root_made_after_the_agent_started_is_recorded() {
+    require_root();
+    let slice = syscensus_tests::containers::cgroup::unified_root().join("kubepods.slice");
+    // Empty cgroups left by earlier runs go; a populated one is a leak.
+    fn remove_empty(dir: &std::path::Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_empty(&entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    remove_empty(&slice);
+    assert!(
+        !slice.exists(),
+        "{} holds processes; the root must not exist yet",
+        slice.display()
+    );
+    let agent = Agent::start(&["--no-kube"]);
+    agent.wait_watching();
+    assert!(
+        agent.log().contains("not there yet"),
+        "the agent found the root:\n{}",
+        agent.log()
+    );
+
+    let rootfs = Rootfs::busybox();
+    let spec = Spec::new(&WORKLOAD).cgroup(CgroupStyle::Systemd, Qos::BestEffort);
+    let bundle = Bundle::new(rootfs.path(), spec);
+    let output = run(Runtime::Runc, &bundle);
+    assert!(output.status.success(), "{output:?}");
+    let recording = agent.wait_for_recording(bundle.id(), "Exited", WAIT);
+    assert_eq!(recording["start"], "Exec", "{recording}");
+    let syscalls = recorded(&recording, X86_64);
+    for expected in ["getdents64", "uname", "exit_group"] {
+        assert!(
+            syscalls.contains(expected),
+            "{expected} missing: {syscalls:?}"
+        );
     }
 }

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("oci_runtime", 3, "the domain"),
     ("diff", 3, "the domain"),
     ("output", 3, "the domain"),
+    ("refusal", 3, "the domain"),
     ("bpf", 4, "the kernel side"),
     ("btf", 4, "the kernel side"),
     ("cgroup", 4, "the kernel side"),

@@ -17,7 +17,8 @@ use aya::{
 use syscensus_common::{
     COUNTERS_MAP, CgroupEvent, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, OFFSETS_GLOBAL,
     ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row, RowKey,
-    SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter, event, filter_slot, flag, program, state,
+    SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter, event, filter_slot, flag, program,
+    refusal::WATCH_CONFIG_GLOBAL, state,
 };
 use tracing::debug;
 
@@ -25,9 +26,14 @@ use crate::btf::BtfError;
 
 mod filter;
 mod offsets;
+mod watch;
 
 pub use filter::Filter;
 pub use offsets::kernel_offsets;
+pub use watch::{
+    FirstRefusal, RefusalCountTotal, RefusalEvents, RefusalKind, Refusals, Verdict, WatchCounters,
+    WatchError, WatchPolicy, monotonic_to_system,
+};
 
 /// The kernel program, built by `build.rs` for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syscensus"));
@@ -228,6 +234,8 @@ pub struct Tracer {
     links: std::collections::HashMap<&'static str, Attached>,
     pin_dir: Option<std::path::PathBuf>,
     rows_capacity: u32,
+    /// The refusal watch's maps (`watch.rs`).
+    refusal: watch::WatchMaps,
 }
 
 impl Tracer {
@@ -239,6 +247,7 @@ impl Tracer {
         if options.cgroup_id_helper {
             offsets.direct_cgroup_id = 0;
         }
+        let (watch_config, watch_unavailable) = watch::kernel_config(&btf);
         let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
             .map_err(BpfError::LoaderBtf)?;
         let pin_dir = match &options.pin_dir {
@@ -256,9 +265,10 @@ impl Tracer {
         loader
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .override_global(WATCH_CONFIG_GLOBAL, &watch_config, true)
             .map_max_entries(ROWS_MAP, options.rows_capacity);
         if let Some(dir) = &pin_dir {
-            for name in PINNED_MAPS {
+            for name in PINNED_MAPS.into_iter().chain(watch::PINNED_MAPS) {
                 // An existing pin is reused: the rows survive a restart.
                 loader.map_pin_path(name, dir.join(name));
             }
@@ -288,6 +298,7 @@ impl Tracer {
             HashMap::try_from(take(&mut ebpf, MEMBERS_MAP)?).map_err(map_err(MEMBERS_MAP))?;
         let events =
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
+        let refusal = watch::WatchMaps::take(&mut ebpf, watch_unavailable)?;
         let mut tracer = Tracer {
             ebpf,
             offsets,
@@ -301,6 +312,7 @@ impl Tracer {
             links: std::collections::HashMap::new(),
             pin_dir,
             rows_capacity: options.rows_capacity,
+            refusal,
         };
         for name in [
             program::SYS_ENTER,
@@ -312,6 +324,7 @@ impl Tracer {
         ] {
             tracer.load_program(name, &loader_btf)?;
         }
+        watch::load_programs(&mut tracer, &loader_btf)?;
         // The kernel's BTF, parsed twice above, is most of what loading
         // allocated (tens of MiB for a few MiB of file): give it back to
         // the system now rather than keep it resident for the agent's life.
@@ -339,6 +352,7 @@ impl Tracer {
         if options.attach_sys_enter || left_attached {
             tracer.attach_sys_enter()?;
         }
+        tracer.resume_refusal_watch()?;
         debug!(?offsets, "kernel program loaded");
         Ok(tracer)
     }

@@ -76,6 +76,14 @@ pub fn status(error: &Error) -> u8 {
                 E::Timeout { .. } => TEMP_FAIL,
             }
         }
+        Error::Denials(e) => {
+            use commands::denials::Error as E;
+            match e {
+                E::Read { .. } => NO_INPUT,
+                E::Parse { .. } => DATA,
+                E::Output(_) => CANT_CREATE,
+            }
+        }
         Error::InstallAgentProfile(_) => CANT_CREATE,
         Error::Export(e) => {
             use commands::export::Error as E;
@@ -176,6 +184,7 @@ fn export(error: &ExportError) -> u8 {
         E::Path(_)
         | E::Parse { .. }
         | E::Document { .. }
+        | E::NotDenials { .. }
         | E::Manifest { .. }
         | E::Unusable { .. } => DATA,
         E::Read { .. } | E::Nothing { .. } | E::NotAnExport { .. } => NO_INPUT,

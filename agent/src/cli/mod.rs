@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, agent::AgentArgs, apply::ApplyArgs, approve::ApproveArgs, diff::DiffArgs,
-    export::ExportArgs, install_agent_profile::InstallAgentProfileArgs, merge::MergeArgs,
-    record::RecordArgs, run::RunArgs, snapshot::SnapshotArgs,
+    self, agent::AgentArgs, apply::ApplyArgs, approve::ApproveArgs, denials::DenialsArgs,
+    diff::DiffArgs, export::ExportArgs, install_agent_profile::InstallAgentProfileArgs,
+    merge::MergeArgs, record::RecordArgs, run::RunArgs, snapshot::SnapshotArgs,
 };
 
 mod docs;
@@ -50,6 +50,11 @@ pub enum Command {
     /// Ask the running agent to write what its running containers did so
     /// far (to <state-dir>/containers), and wait until it has.
     Snapshot(SnapshotArgs),
+    /// Print what the seccomp profiles containers run under refused them:
+    /// per container, each refused syscall with its count, first and last
+    /// time and the process that made it first, from the agent's state
+    /// directory (<state-dir>/refusals).
+    Denials(DenialsArgs),
     /// Write the agent's own seccomp profile into the kubelet's seccomp
     /// directory (<kubelet-root>/seccomp/syscensus/syscensus-agent.json), so
     /// that the DaemonSet's agent container can run confined by it. Run by
@@ -106,6 +111,8 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] commands::snapshot::Error),
     #[error(transparent)]
+    Denials(#[from] commands::denials::Error),
+    #[error(transparent)]
     InstallAgentProfile(#[from] commands::install_agent_profile::Error),
     #[error(transparent)]
     Export(#[from] commands::export::Error),
@@ -128,6 +135,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(args) => commands::run::run(args)?,
         Command::Agent(args) => commands::agent::agent(args)?,
         Command::Snapshot(args) => commands::snapshot::snapshot(args)?,
+        Command::Denials(args) => commands::denials::denials(args)?,
         Command::InstallAgentProfile(args) => {
             commands::install_agent_profile::install_agent_profile(args)?
         }

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::{ClusterArgs, Output, OutputError, block_on, json_line, write_stdout};
 use crate::{
     export::{
-        self, ExportError, Filter, Installer, PlanOptions, cluster_entries, file_entries, git,
-        is_profile_file, plan, read_base, tree,
+        self, ExportError, Filter, Installer, PlanOptions, cluster_entries, denial_reports,
+        file_entries, git, is_profile_file, plan, read_base, tree,
     },
     localhost,
 };
@@ -71,6 +71,13 @@ pub struct ExportArgs {
     /// tell init containers from containers.
     #[arg(long, value_name = "DIR")]
     pub base: Option<PathBuf>,
+    /// Propose the syscalls these refusal reports name (an agent's state
+    /// directory, its refusals/, or `syscensus denials -o json`) in a rule
+    /// of their own, with a comment, in the profile of their workload
+    /// container, for review. Repeatable; needs --from (profiles installed
+    /// from ContainerProfiles are rendered from those alone).
+    #[arg(long, value_name = "FILE_OR_DIR", requires = "from")]
+    pub with_denials: Vec<PathBuf>,
     /// Who installs the profiles where the export is applied: the objects
     /// written for it go into the kustomize Component with the patches.
     #[arg(long = "for", value_enum, default_value_t = For::Syscensus, value_name = "INSTALLER")]
@@ -177,12 +184,17 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         For::Spo => Installer::Spo,
         For::SpoNamespaced => Installer::SpoNamespaced,
     };
+    let mut denials = Vec::new();
+    for path in &args.with_denials {
+        denials.extend(denial_reports(path)?);
+    }
     let plan = plan(
         entries,
         base.as_ref(),
         &PlanOptions {
             spo: args.spo,
             installer,
+            denials,
         },
     )?;
     for warning in &plan.warnings {

@@ -15,6 +15,7 @@ use crate::cluster::Connection;
 pub mod agent;
 pub mod apply;
 pub mod approve;
+pub mod denials;
 pub mod diff;
 pub mod export;
 pub mod install_agent_profile;

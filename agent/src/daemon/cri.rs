@@ -100,6 +100,27 @@ impl Cri {
         }
     }
 
+    /// The `info` of the runtime's verbose status of container `id`
+    /// (containerd: JSON with the `runtimeSpec` it runs under); `None` when
+    /// the runtime does not know the id or gives no such info.
+    pub async fn verbose_info(&mut self, id: &str) -> Result<Option<String>, CriError> {
+        let status = self
+            .client
+            .container_status(ContainerStatusRequest {
+                container_id: id.to_owned(),
+                verbose: true,
+            })
+            .await;
+        match status {
+            Ok(response) => Ok(response.into_inner().info.remove("info")),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(source) => Err(CriError::Call {
+                call: "ContainerStatus",
+                source: Box::new(source),
+            }),
+        }
+    }
+
     async fn sandbox(&mut self, id: &str) -> Result<RuntimeAnswer, CriError> {
         let status = self
             .client

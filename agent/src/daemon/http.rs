@@ -45,6 +45,14 @@ pub struct Metrics {
     /// API requests that failed, and results not yet written.
     pub api_errors: u64,
     pub results_pending: u64,
+    /// Containers whose refusals are watched.
+    pub containers_watched: u64,
+    /// Refusals per (namespace, workload, container, syscall).
+    pub refusals: Vec<super::machine::RefusalSeries>,
+    /// Refusals the kernel could not count (map full), and first-refusal
+    /// events lost (buffer full).
+    pub refusals_uncounted: u64,
+    pub refusal_events_lost: u64,
     /// Readiness.
     pub ready: bool,
     /// When the loop last ran.
@@ -158,7 +166,50 @@ pub fn render(m: &Metrics) -> String {
         "Results not yet written to the cluster.",
         m.results_pending,
     );
+    metric(
+        "containers_watched",
+        "gauge",
+        "Containers whose seccomp profile's refusals are watched.",
+        m.containers_watched,
+    );
+    metric(
+        "refusals_uncounted_total",
+        "counter",
+        "Refusals in watched containers that could not be counted: the kernel map was full.",
+        m.refusals_uncounted,
+    );
+    metric(
+        "refusal_events_lost_total",
+        "counter",
+        "First-refusal events lost: the ring buffer was full (counted, not named).",
+        m.refusal_events_lost,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP syscensus_refusals_total Syscalls the seccomp profile a watched container runs under refused it."
+    );
+    let _ = writeln!(out, "# TYPE syscensus_refusals_total counter");
+    for s in &m.refusals {
+        let _ = writeln!(
+            out,
+            "syscensus_refusals_total{{namespace=\"{}\",workload=\"{}\",container=\"{}\",syscall=\"{}\"}} {}",
+            label(&s.namespace),
+            label(&s.workload),
+            label(&s.container),
+            label(&s.syscall),
+            s.count
+        );
+    }
     out
+}
+
+/// A label value in Prometheus's text format: backslash, quote and newline
+/// escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -241,5 +292,25 @@ mod tests {
             assert_eq!(parts.len(), 2, "{line}");
             assert!(parts[1].parse::<u64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn refusals_are_labelled_and_escaped() {
+        let text = render(&Metrics {
+            refusals: vec![super::super::machine::RefusalSeries {
+                namespace: "shop".into(),
+                workload: "Deployment/web".into(),
+                container: "a\"b".into(),
+                syscall: "mkdir".into(),
+                count: 3,
+            }],
+            ..Metrics::default()
+        });
+        assert!(
+            text.contains(
+                "syscensus_refusals_total{namespace=\"shop\",workload=\"Deployment/web\",container=\"a\\\"b\",syscall=\"mkdir\"} 3\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -4,6 +4,9 @@
 //! in order, feeding every answer back (depth first: an answer's actions
 //! run before the rest of the batch).
 //!
+//! The refusal watch's first-refusal events wake the loop too, so that a
+//! refusal is written at once.
+//!
 //! SIGUSR1 writes a snapshot of every running container (`syscensus
 //! snapshot` sends it); SIGTERM and SIGINT write the state of every running
 //! container and stop.
@@ -20,10 +23,21 @@ use super::{
     cri::Cri,
     http,
     kube::Kube,
-    machine::{Action, Config, Input, Machine, Now, Observation, Place},
+    machine::{
+        Action, Config, Input, Machine, Now, Observation, Place, REFUSAL_FAST_INTERVAL, WatchAnswer,
+    },
     state::StateDir,
 };
-use crate::{bpf::Tracer, cgroup::Hierarchy};
+use crate::{
+    bpf::{RefusalEvents, Tracer, monotonic_to_system},
+    cgroup::Hierarchy,
+    refusal::{
+        self,
+        report::{Counts, First, WatchedProfile},
+        runtime::{RuntimeProfileError, StateRuntime},
+    },
+    syscalls::Arch,
+};
 
 /// How often the daemon looks at the containers it records.
 const TICK: Duration = Duration::from_millis(250);
@@ -100,12 +114,29 @@ impl Shell {
             what: "cannot handle signals".into(),
             source,
         };
+        // Without it (the watch is unavailable here) the counts still come
+        // with every look.
+        let mut refused = match self.tracer.take_refusal_events() {
+            // SAFETY: as above, for the refusals' ring buffer.
+            Some(ring) => {
+                match unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } {
+                    Ok(fd) => Some(fd),
+                    Err(error) => {
+                        warn!(%error, "cannot poll the refusal event buffer; refusals are read each tick");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
         let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
         let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
         self.state.write_pid()?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lookup = tokio::time::interval(REFUSAL_FAST_INTERVAL);
+        lookup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(
             state_dir = %self.state.root().display(),
             kubernetes = self.kube.is_some(),
@@ -122,6 +153,16 @@ impl Shell {
                     guard.clear_ready();
                     self.step_logged(Input::Cgroups(drained)).await;
                 }
+                ready = readable(&mut refused) => {
+                    if let Some(mut guard) = ready {
+                        let drained = guard.get_inner_mut().drain();
+                        guard.clear_ready();
+                        self.step_logged(Input::Refused(firsts(&drained))).await;
+                    }
+                }
+                _ = lookup.tick(), if self.machine.fast_lookups(std::time::Instant::now()) => {
+                    self.step_logged(Input::LookUpProfiles).await;
+                }
                 _ = tick.tick() => {
                     // Events waiting first, so the tick reads their
                     // containers at once. A row whose event comes later
@@ -129,6 +170,12 @@ impl Shell {
                     // lost one: the machine waits for a second look.
                     let drained = events.get_mut().drain();
                     self.step_logged(Input::Cgroups(drained)).await;
+                    if let Some(refused) = refused.as_mut() {
+                        let drained = refused.get_mut().drain();
+                        if !drained.is_empty() {
+                            self.step_logged(Input::Refused(firsts(&drained))).await;
+                        }
+                    }
                     let rows = self.tracer.marked().unwrap_or_else(|error| {
                         warn!(%error, "cannot list the kernel's rows");
                         Vec::new()
@@ -265,6 +312,32 @@ impl Shell {
                 info!(round = self.snapshots, "snapshot written");
                 None
             }
+            Action::WatchRefusals(containers) => {
+                let mut answers = Vec::new();
+                for (cgroup_id, container) in containers {
+                    let answer = self.watch_refusals(cgroup_id, &container).await;
+                    let failed = matches!(answer, WatchAnswer::RuntimeFailed(_));
+                    answers.push((cgroup_id, answer));
+                    if failed {
+                        break;
+                    }
+                }
+                Some(Input::RefusalsWatched(answers))
+            }
+            Action::UnwatchRefusals(cgroup_id) => {
+                if let Err(error) = self.tracer.unwatch_refusals(cgroup_id) {
+                    warn!(%error, cgroup_id, "cannot stop watching a container's refusals");
+                }
+                None
+            }
+            Action::WriteRefusals(reports) => {
+                for (name, report) in reports {
+                    if let Err(error) = self.state.write_refusals(&name, &report) {
+                        warn!(%error, container = %name, "cannot write a refusal report; written again when it changes");
+                    }
+                }
+                None
+            }
         })
     }
 
@@ -343,6 +416,60 @@ impl Shell {
         Input::RuntimeAnswers(answers)
     }
 
+    /// Reads the profile a container runs under from its runtime (CRI's
+    /// verbose status, else runc's or crun's state directory) and watches
+    /// what it refuses.
+    async fn watch_refusals(&mut self, cgroup_id: u64, container: &str) -> WatchAnswer {
+        let mut found = None;
+        let mut cri_error = None;
+        if let Some(cri) = self.cri.as_mut() {
+            match cri.verbose_info(container).await {
+                Ok(Some(info)) => {
+                    found = Some(("cri", refusal::runtime::from_cri_info(&info)));
+                }
+                Ok(None) => {}
+                // The state directories may still say.
+                Err(error) => cri_error = Some(error.to_string()),
+            }
+        }
+        let (source, profile) = match found {
+            Some(found) => found,
+            None => match refusal::runtime::from_default_state_dirs(container) {
+                Ok(None) => {
+                    return cri_error.map_or(WatchAnswer::NotFound, WatchAnswer::RuntimeFailed);
+                }
+                Ok(Some((runtime, profile))) => (
+                    match runtime {
+                        StateRuntime::Runc => "runc",
+                        StateRuntime::Crun => "crun",
+                    },
+                    Ok::<_, RuntimeProfileError>(profile),
+                ),
+                Err(error) => return WatchAnswer::Failed(error.to_string()),
+            },
+        };
+        let profile = match profile {
+            Ok(Some(profile)) => profile,
+            Ok(None) => return WatchAnswer::Unconfined,
+            Err(error) => return WatchAnswer::Failed(error.to_string()),
+        };
+        let build = match refusal::watch_policy(&profile, Arch::native()) {
+            Ok(build) => build,
+            Err(error) => return WatchAnswer::Failed(error.to_string()),
+        };
+        if let Err(error) = self.tracer.watch_refusals(cgroup_id, &build.policy) {
+            return WatchAnswer::Failed(error.to_string());
+        }
+        WatchAnswer::Watched(WatchedProfile {
+            source: source.to_owned(),
+            default_action: serde_json::to_value(profile.default_action)
+                .ok()
+                .and_then(|v| v.as_str().map(ToOwned::to_owned))
+                .unwrap_or_default(),
+            unknown_names: build.unknown_names.into_iter().collect(),
+        })
+    }
+
     /// Reads containers: whether their cgroups hold processes, and their
     /// rows. A container whose rows cannot be read is left out (and looked
     /// at again next time).
@@ -350,11 +477,19 @@ impl Shell {
         let mut observations = Vec::new();
         for (cgroup_id, path) in containers {
             let populated = self.hierarchy.is_populated(&path);
+            let refusals = match self.tracer.refusals(cgroup_id) {
+                Ok(refusals) => refusals.map(|r| Counts::of(&r, time_of)),
+                Err(error) => {
+                    warn!(%error, cgroup_id, "cannot read a container's refusals");
+                    None
+                }
+            };
             match self.tracer.snapshot(cgroup_id) {
                 Ok(snapshot) => observations.push(Observation {
                     cgroup_id,
                     populated,
                     snapshot,
+                    refusals,
                 }),
                 Err(error) => warn!(%error, cgroup_id, "cannot read a container's rows"),
             }
@@ -380,6 +515,11 @@ impl Shell {
         m.events_lost = counters.events_lost;
         m.outsider_syscalls = counters.outsider_syscalls;
         m.members_full = counters.members_full;
+        m.containers_watched = self.machine.watched_refusals() as u64;
+        m.refusals = self.machine.refusal_series();
+        let watch = self.tracer.watch_counters().unwrap_or_default();
+        m.refusals_uncounted = watch.map_full;
+        m.refusal_events_lost = watch.events_lost;
         m.last_tick = Some(std::time::Instant::now());
         match &self.kube {
             Some(kube) => {
@@ -392,4 +532,29 @@ impl Shell {
             None => m.ready = true,
         }
     }
+}
+
+/// Waits until the refusals' ring buffer is readable; never, without one.
+async fn readable(
+    ring: &mut Option<AsyncFd<RefusalEvents>>,
+) -> Option<tokio::io::unix::AsyncFdReadyMutGuard<'_, RefusalEvents>> {
+    match ring {
+        Some(fd) => match fd.readable_mut().await {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                warn!(%error, "cannot poll the refusal event buffer; refusals are read each tick");
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The time of day of the kernel's `CLOCK_MONOTONIC` nanoseconds.
+fn time_of(ns: u64) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(monotonic_to_system(ns)).unwrap_or_else(|_| jiff::Timestamp::now())
+}
+
+fn firsts(events: &[crate::bpf::FirstRefusal]) -> Vec<First> {
+    events.iter().map(|e| First::of(e, time_of)).collect()
 }

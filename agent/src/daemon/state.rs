@@ -10,13 +10,18 @@
 //!                                           `daemon::checkpoint`)
 //! <state-dir>/containers/<id>.json          ContainerRecording documents
 //! <state-dir>/profiles/<id>.json            the OCI profile alone
+//! <state-dir>/refusals/<id>.json            ContainerRefusals: what the
+//!                                           profile a container runs under
+//!                                           refused it (`syscensus denials`)
 //! ```
 use std::{
     fs, io,
     path::{Path, PathBuf},
 };
 
-use crate::{output::write_atomic, recording::ContainerRecording};
+use crate::{
+    output::write_atomic, recording::ContainerRecording, refusal::report::ContainerRefusals,
+};
 
 /// The state directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,7 @@ impl StateDir {
             root.to_path_buf(),
             root.join("containers"),
             root.join("profiles"),
+            root.join("refusals"),
         ] {
             fs::create_dir_all(&dir).map_err(err("create", &dir))?;
         }
@@ -151,6 +157,24 @@ impl StateDir {
             .map_err(err("write", &profile))?;
         let document = self.root.join("containers").join(format!("{name}.json"));
         write_atomic(&document, recording.to_json().as_bytes()).map_err(err("write", &document))
+    }
+
+    /// Where the refusal reports are.
+    pub fn refusals_dir(root: &Path) -> PathBuf {
+        root.join("refusals")
+    }
+
+    /// Writes a container's refusal report atomically.
+    pub fn write_refusals(&self, name: &str, report: &ContainerRefusals) -> Result<(), StateError> {
+        if !safe_name(name) {
+            return Err(StateError {
+                action: "name a refusal report after",
+                path: PathBuf::from(name),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a container id"),
+            });
+        }
+        let path = Self::refusals_dir(&self.root).join(format!("{name}.json"));
+        write_atomic(&path, report.to_json().as_bytes()).map_err(err("write", &path))
     }
 
     /// Every recording in the directory.

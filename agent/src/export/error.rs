@@ -26,6 +26,15 @@ pub enum ExportError {
         kind: String,
     },
     #[error(
+        "{}: document {index} is a {kind}: --with-denials takes ContainerRefusals reports (an agent's state directory, its refusals/, or `syscensus denials -o json`)",
+        path.display()
+    )]
+    NotDenials {
+        path: PathBuf,
+        index: usize,
+        kind: String,
+    },
+    #[error(
         "cannot export the profile of {namespace}/{workload} container {container}: {reason}; fix or delete that ContainerProfile; nothing was written"
     )]
     Unusable {

@@ -24,6 +24,7 @@ pub use plan::{
     PATCH_FILE, Plan, PlanOptions, SECCOMP_PROFILE_SUFFIX, is_profile_file, plan,
 };
 pub use source::{
-    Filter, cluster_entries, file_entries, read_base, read_documents, recording_entry,
+    Filter, cluster_entries, denial_reports, file_entries, read_base, read_documents,
+    recording_entry,
 };
 pub use tree::{MANIFEST_FILE, Written, read_manifest};

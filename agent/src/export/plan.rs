@@ -16,7 +16,7 @@
 //!
 //! Container names are DNS labels (no dots), so no container's profile can
 //! be named like the patch files.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use syscensus_api::{ContainerProfileSpec, WorkloadKind, WorkloadRef};
@@ -25,7 +25,11 @@ use super::{
     ExportError,
     patch::{self, ManifestWorkload, PatchContainer, WorkloadPatch},
 };
-use crate::localhost::{self, localhost_profile, object, slash_path, spec_profile, workload_dir};
+use crate::{
+    localhost::{self, localhost_profile, object, slash_path, spec_profile, workload_dir},
+    profile::{Action, Rule},
+    refusal::report::{ContainerRefusals, RULE_COMMENT},
+};
 
 /// The strategic merge patch of a workload, in its directory.
 pub const PATCH_FILE: &str = "patch.yaml";
@@ -137,6 +141,10 @@ pub struct PlanOptions {
     pub spo: bool,
     /// Who installs the profiles.
     pub installer: Installer,
+    /// Refusal reports (`--with-denials`): the syscalls they name are
+    /// proposed in a rule of their own in the profile of their workload
+    /// container.
+    pub denials: Vec<ContainerRefusals>,
 }
 
 /// The files of an export.
@@ -150,6 +158,41 @@ pub struct Plan {
     pub workloads: usize,
     /// Things a reviewer should know (containers missing from `--base`).
     pub warnings: Vec<String>,
+}
+
+/// The refused syscall names of `reports`, by workload container. Reports
+/// that name no workload container, and numbers without a name, are
+/// warnings.
+fn denied_names(
+    reports: &[ContainerRefusals],
+    warnings: &mut Vec<String>,
+) -> BTreeMap<(String, WorkloadRef, String), BTreeSet<String>> {
+    let mut out: BTreeMap<_, BTreeSet<String>> = BTreeMap::new();
+    for report in reports {
+        if report.syscalls.is_empty() {
+            continue;
+        }
+        let Some(key) = report.workload_container() else {
+            warnings.push(format!(
+                "the refusals of container {} name no namespace, Pod or container name: left out",
+                report.container_id
+            ));
+            continue;
+        };
+        let names = out.entry(key).or_default();
+        for refused in &report.syscalls {
+            if refused.name.starts_with('#') {
+                warnings.push(format!(
+                    "container {} was refused syscall {} of {}, which has no name: left out",
+                    report.container_id, refused.name, refused.arch
+                ));
+            } else {
+                names.insert(refused.name.clone());
+            }
+        }
+    }
+    out.retain(|_, names| !names.is_empty());
+    out
 }
 
 /// The files for `entries`. Entries for the same workload container (from
@@ -178,6 +221,7 @@ pub fn plan(
     }
 
     let mut out = Plan::default();
+    let mut denials = denied_names(&options.denials, &mut out.warnings);
     let mut workloads: BTreeMap<(String, WorkloadRef), Vec<PatchContainer>> = BTreeMap::new();
     let mut resources = Vec::new();
     for ((namespace, workload, container), spec) in &merged {
@@ -189,7 +233,18 @@ pub fn plan(
             container: container.clone(),
             reason,
         })?;
-        let profile = spec_profile(spec);
+        let mut profile = spec_profile(spec);
+        if let Some(names) =
+            denials.remove(&(namespace.clone(), workload.clone(), container.clone()))
+        {
+            profile.syscalls.push(Rule {
+                names: names.into_iter().collect(),
+                action: Action::Allow,
+                errno_ret: None,
+                args: Vec::new(),
+                comment: Some(RULE_COMMENT.to_owned()),
+            });
+        }
         let dir = slash_path(&dir);
         let text = profile.to_oci_json();
         match options.installer {
@@ -251,6 +306,15 @@ pub fn plan(
                 localhost_profile: localhost,
             });
         out.profiles += 1;
+    }
+
+    for ((namespace, workload, container), names) in denials {
+        out.warnings.push(format!(
+            "refusals of {namespace}/{}/{} container {container} ({}) match no exported profile: left out",
+            workload.kind.as_str(),
+            workload.name,
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        ));
     }
 
     let mut patches = Vec::new();

@@ -19,7 +19,7 @@ use super::{
     ExportError,
     plan::{Base, Entry},
 };
-use crate::recording::ContainerRecording;
+use crate::{recording::ContainerRecording, refusal::report::ContainerRefusals};
 
 /// Which profiles to export.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -213,6 +213,60 @@ fn collect(
 
 fn time(text: &str) -> Time {
     Time(text.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH))
+}
+
+/// The refusal reports in `path` (`--with-denials`): an agent's state
+/// directory (its `refusals/`), a directory of reports, a report, or the
+/// array `syscensus denials -o json` prints. Other documents in a directory
+/// are skipped; a file given by name must hold reports only.
+pub fn denial_reports(path: &Path) -> Result<Vec<ContainerRefusals>, ExportError> {
+    let (files, strict) = if path.is_dir() {
+        let refusals = path.join("refusals");
+        (
+            walk(if refusals.is_dir() { &refusals } else { path })?,
+            false,
+        )
+    } else {
+        (vec![path.to_path_buf()], true)
+    };
+    let mut out = Vec::new();
+    for file in files {
+        let mut index = 0;
+        for document in read_documents(&file)? {
+            let items = match document {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            for item in items {
+                index += 1;
+                let kind = item
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                if kind != crate::refusal::report::KIND {
+                    if strict {
+                        return Err(ExportError::NotDenials {
+                            path: file.clone(),
+                            index,
+                            kind: if kind.is_empty() {
+                                "document without a kind".to_owned()
+                            } else {
+                                kind
+                            },
+                        });
+                    }
+                    continue;
+                }
+                let report = serde_json::from_value(item).map_err(|e| ExportError::Parse {
+                    path: file.clone(),
+                    message: format!("document {index} (ContainerRefusals): {e}"),
+                })?;
+                out.push(report);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What a ContainerRecording says, as a ContainerProfile spec. A recording

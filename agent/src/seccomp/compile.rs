@@ -386,6 +386,57 @@ pub fn enosys_above(
     })
 }
 
+/// What a profile's filter does with one syscall number, whatever its
+/// arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Always this `SECCOMP_RET_*` value.
+    Fixed(u32),
+    /// Decided by argument conditions.
+    Conditional,
+    /// Above every syscall the profile names: runc's -ENOSYS stub (see
+    /// [`enosys_above`]); a runtime without the stub gives the default.
+    EnosysStub,
+}
+
+/// Per architecture the filter for `profile` covers on `host` (host
+/// first), the outcome of each syscall number below `count` (x32: without
+/// the x32 bit), decided as [`compile`] decides. Architectures the filter
+/// does not cover kill the thread (libseccomp's bad-architecture action).
+pub fn outcomes(
+    profile: &Profile,
+    host: Arch,
+    count: u32,
+) -> Result<Vec<(Arch, Vec<Outcome>)>, SeccompError> {
+    validate(profile)?;
+    let default = action_value(profile.default_action, profile.default_errno_ret)?;
+    let (covered, _) = architectures(profile, host)?;
+    let mut out = Vec::new();
+    for arch in covered {
+        let mut plans = plans(profile, arch, default)?;
+        let above = enosys_above(profile, host, arch)?;
+        let table = (0..count)
+            .map(|nr| {
+                let seen = if arch == Arch::X32 {
+                    nr | X32_SYSCALL_BIT
+                } else {
+                    nr
+                };
+                if above.is_some_and(|max| seen > max) {
+                    return Outcome::EnosysStub;
+                }
+                match plans.remove(&seen).map(|plan| plan.verdict(default)) {
+                    None => Outcome::Fixed(default),
+                    Some(Verdict::Return(value)) => Outcome::Fixed(value),
+                    Some(Verdict::Rules { .. }) => Outcome::Conditional,
+                }
+            })
+            .collect();
+        out.push((arch, table));
+    }
+    Ok(out)
+}
+
 /// Compiles `profile` into a filter for a process on `host`.
 pub fn compile(profile: &Profile, host: Arch) -> Result<Vec<sock_filter>, SeccompError> {
     validate(profile)?;

@@ -15,7 +15,7 @@ pub mod eval;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{X32_SYSCALL_BIT, action_value, compile, enosys_above};
+pub use compile::{Outcome, X32_SYSCALL_BIT, action_value, compile, enosys_above, outcomes};
 pub use eval::{EvalError, SeccompData, evaluate};
 
 /// A profile that cannot be turned into a filter, or a filter the kernel

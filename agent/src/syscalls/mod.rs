@@ -3,7 +3,7 @@
 //! by `cargo xtask gen-syscalls` from libseccomp's `src/syscalls.csv`.
 use std::fmt;
 
-use syscensus_common::abi;
+use syscensus_common::{abi, audit_arch};
 
 mod tables;
 
@@ -65,9 +65,9 @@ impl Arch {
     /// (x32 shares x86_64's value and sets the x32 bit in the number instead).
     pub const fn audit_arch(self) -> u32 {
         match self {
-            Arch::X86_64 | Arch::X32 => 0xC000_003E,
-            Arch::X86 => 0x4000_0003,
-            Arch::Aarch64 => 0xC000_00B7,
+            Arch::X86_64 | Arch::X32 => audit_arch::X86_64,
+            Arch::X86 => audit_arch::I386,
+            Arch::Aarch64 => audit_arch::AARCH64,
         }
     }
 

@@ -114,7 +114,8 @@ impl Call {
     }
 }
 
-/// Serves one request: injected delay and failures first, then the verb;
+/// Serves one request: held writes wait for the others, injected delay
+/// and failures come first, then the verb;
 /// every request is logged with its status.
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
     let header = |name: header::HeaderName| {
@@ -138,6 +139,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             "failed to read the request body: {e}"
         ))),
     };
+    if method != Method::GET {
+        shared
+            .hold(&path, body.as_deref().unwrap_or_default())
+            .await;
+    }
     let (delay, fault) = shared.take_fault(method != Method::GET);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

@@ -7,7 +7,8 @@
 //! managed fields and conflicts, and the status subresource: what syscensus
 //! and its tests use of the API. Other patch formats, finalizers and the
 //! garbage collector are not served. Tests drive it directly too: store access, a request log,
-//! and injected failures (refused connections, error codes, delays).
+//! injected failures (refused connections, error codes, delays), and writes
+//! held at a barrier so that writers collide.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -108,6 +109,23 @@ struct Faults {
     delay: Duration,
 }
 
+/// Writes to one path held until a number of them have arrived
+/// ([`FakeApiServer::hold_writes`]).
+#[derive(Debug)]
+struct Hold {
+    path: String,
+    parties: usize,
+    /// The bodies of the writes held so far.
+    held: Vec<String>,
+    /// `true` once the last party arrived.
+    release: channel::Sender<bool>,
+}
+
+/// How long a held write waits for the others before it goes through
+/// alone, so a test whose writers never all come fails on its assertions
+/// rather than hanging.
+const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
 /// State shared by the control API, the connections and the watches.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -117,6 +135,7 @@ pub(crate) struct Shared {
     /// Bumped to end every open watch with 410 Gone.
     expiries: channel::Sender<u64>,
     faults: Mutex<Faults>,
+    hold: Mutex<Option<Hold>>,
     log: Mutex<Vec<RequestRecord>>,
     bookmark_interval: Mutex<Duration>,
 }
@@ -146,6 +165,26 @@ impl Shared {
             (faults.code, faults.retry_after)
         });
         (faults.delay, fault)
+    }
+
+    /// Holds a write to `path` while a [`Hold`] of it waits for parties:
+    /// returns when the last one arrived (or after [`HOLD_LIMIT`]).
+    pub(crate) async fn hold(&self, path: &str, body: &[u8]) {
+        let mut released = {
+            let mut hold = lock(&self.hold);
+            let Some(hold) = hold
+                .as_mut()
+                .filter(|h| h.path == path && h.held.len() < h.parties)
+            else {
+                return;
+            };
+            hold.held.push(String::from_utf8_lossy(body).into_owned());
+            if hold.held.len() == hold.parties {
+                hold.release.send_replace(true);
+            }
+            hold.release.subscribe()
+        };
+        let _ = tokio::time::timeout(HOLD_LIMIT, released.wait_for(|r| *r)).await;
     }
 
     pub(crate) fn log(&self, record: RequestRecord) {
@@ -246,6 +285,7 @@ impl FakeApiServer {
             changes,
             expiries,
             faults: Mutex::default(),
+            hold: Mutex::default(),
             log: Mutex::default(),
             bookmark_interval: Mutex::new(Duration::from_secs(1)),
         });
@@ -554,6 +594,32 @@ impl FakeApiServer {
         faults.writes_only = true;
         faults.code = code;
         faults.retry_after = matches!(code, 429 | 503).then_some(1);
+    }
+
+    /// Holds the next `parties` writes (creates, updates, patches, deletes)
+    /// to `path`, such as
+    /// `/apis/syscensus.io/v1alpha1/namespaces/ns/containerprofiles/name`,
+    /// until all of them have arrived, then serves them one after the
+    /// other: writers that each read an object and then write it all read
+    /// the same resourceVersion, so every write after the first conflicts
+    /// (or, without a precondition, overwrites). A held write goes through
+    /// alone after a minute. Later writes are not held.
+    pub fn hold_writes(&self, path: &str, parties: usize) {
+        *lock(&self.shared.hold) = Some(Hold {
+            path: path.to_owned(),
+            parties,
+            held: Vec::new(),
+            release: channel::channel(false).0,
+        });
+    }
+
+    /// The bodies of the writes held by [`FakeApiServer::hold_writes`] so
+    /// far, in the order they arrived.
+    pub fn held_writes(&self) -> Vec<String> {
+        lock(&self.shared.hold)
+            .as_ref()
+            .map(|h| h.held.clone())
+            .unwrap_or_default()
     }
 
     /// Delays every request by `delay` (zero for none).

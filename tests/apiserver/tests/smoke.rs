@@ -920,3 +920,59 @@ async fn standalone_binary_serves_crds_and_restarts_on_its_port() {
         "state was in memory"
     );
 }
+
+#[tokio::test]
+async fn held_writes_collide_on_the_resource_version_they_read() {
+    let server = FakeApiServer::start();
+    server.create_crd_of::<Widget>().unwrap();
+    let widgets: Api<Widget> = Api::default_namespaced(server.client());
+    widgets
+        .patch("w", &PatchParams::apply("m"), &widget(json!({"size": 1})))
+        .await
+        .unwrap();
+    server.hold_writes(
+        "/apis/example.syscensus.io/v1/namespaces/default/widgets/w",
+        2,
+    );
+
+    // Two writers read, then write with the resourceVersion they read as a
+    // precondition: the first write waits at the barrier for the second.
+    let write = |color: &'static str| {
+        let widgets = widgets.clone();
+        async move {
+            let read = widgets.get("w").await.unwrap();
+            let patch = json!({
+                "apiVersion": "example.syscensus.io/v1", "kind": "Widget",
+                "metadata": {"name": "w", "resourceVersion": read.metadata.resource_version},
+                "spec": {"color": color},
+            });
+            widgets
+                .patch("w", &PatchParams::apply("m").force(), &Patch::Apply(patch))
+                .await
+        }
+    };
+    let first = tokio::spawn(write("red"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished(), "the first write was not held");
+    assert_eq!(server.held_writes().len(), 1);
+    let second = write("blue").await;
+    let first = first.await.unwrap();
+    let codes: Vec<u16> = [&first, &second]
+        .iter()
+        .map(|r| match r {
+            Ok(_) => 200,
+            Err(kube::Error::Api(status)) => status.code,
+            Err(e) => panic!("{e:?}"),
+        })
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 409], "{first:?} {second:?}");
+    assert_eq!(server.held_writes().len(), 2);
+
+    // Later writes are not held.
+    widgets
+        .patch("w", &PatchParams::apply("m"), &widget(json!({"size": 2})))
+        .await
+        .unwrap();
+}

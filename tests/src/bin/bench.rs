@@ -4,7 +4,10 @@
 //! under several configurations, interleaved round by round so that drift of
 //! the machine hits every configuration alike; the median of the rounds is
 //! reported, with the overhead over no program at all and its ratio to the
-//! floor's overhead (an empty program attached to `sys_enter`).
+//! floor's overhead (an empty program attached to `sys_enter`). The
+//! refusal watch is measured the same way: its `sys_exit` hook with the
+//! loop's cgroup watched, and with another cgroup watched, beside an empty
+//! program on `sys_exit`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -24,9 +27,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use syscensus::{
-    bpf::{Tracer, TracerOptions},
+    bpf::{Tracer, TracerOptions, Verdict, WatchPolicy},
     cgroup::{Hierarchy, OwnedCgroup},
+    syscalls::Arch,
 };
+use syscensus_common::abi;
 
 /// A configuration of the machine during one measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,10 +52,18 @@ enum Config {
     OtherHelper,
     /// As `Recorded`, reading the cgroup id with the helper.
     RecordedHelper,
+    /// An empty BTF tracepoint program on `sys_exit` (the watch's hook).
+    FloorExit,
+    /// syscensus watching another cgroup for refusals; the loop is not
+    /// watched.
+    WatchOther,
+    /// syscensus watching the loop's cgroup under a profile that allows its
+    /// syscalls (the cost every syscall of a watched container pays).
+    Watched,
 }
 
 impl Config {
-    const ALL: [Config; 8] = [
+    const ALL: [Config; 11] = [
         Config::None,
         Config::Floor,
         Config::FloorBtf,
@@ -59,6 +72,9 @@ impl Config {
         Config::Recorded,
         Config::OtherHelper,
         Config::RecordedHelper,
+        Config::FloorExit,
+        Config::WatchOther,
+        Config::Watched,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +87,9 @@ impl Config {
             Config::Recorded => "syscensus, loop recorded",
             Config::OtherHelper => "not recorded, id by helper",
             Config::RecordedHelper => "recorded, id by helper",
+            Config::FloorExit => "empty BTF tracepoint, sys_exit",
+            Config::WatchOther => "watching refusals elsewhere",
+            Config::Watched => "loop watched for refusals",
         }
     }
 
@@ -84,6 +103,9 @@ impl Config {
             Config::Recorded => "recorded",
             Config::OtherHelper => "other_helper",
             Config::RecordedHelper => "recorded_helper",
+            Config::FloorExit => "floor_sys_exit",
+            Config::WatchOther => "watch_other",
+            Config::Watched => "watched",
         }
     }
 }
@@ -249,6 +271,12 @@ fn median(values: &mut [f64]) -> f64 {
 /// The links attached to `sys_enter` (through bpftool), by id; `None` when
 /// bpftool cannot tell.
 fn sys_enter_links() -> Option<BTreeMap<u64, String>> {
+    links_to("sys_enter")
+}
+
+/// The links attached to `tracepoint` (through bpftool), by id; `None`
+/// when bpftool cannot tell.
+fn links_to(tracepoint: &str) -> Option<BTreeMap<u64, String>> {
     let output = Command::new("bpftool")
         .args(["-j", "link", "list"])
         .output()
@@ -259,7 +287,7 @@ fn sys_enter_links() -> Option<BTreeMap<u64, String>> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|l| l["tp_name"] == "sys_enter" || l["attach_btf_name"] == "sys_enter")
+            .filter(|l| l["tp_name"] == tracepoint || l["attach_btf_name"] == tracepoint)
             .filter_map(|l| {
                 Some((
                     l["id"].as_u64()?,
@@ -279,6 +307,13 @@ fn main() -> anyhow::Result<()> {
         eprintln!(
             "warning: other programs are attached to sys_enter, figures are unreliable: {:?}",
             before.values().collect::<Vec<_>>()
+        );
+    }
+    let exit_before = links_to("sys_exit").context("cannot list BPF links")?;
+    if !exit_before.is_empty() {
+        eprintln!(
+            "warning: other programs are attached to sys_exit, figures are unreliable: {:?}",
+            exit_before.values().collect::<Vec<_>>()
         );
     }
     let hierarchy = Hierarchy::find()?;
@@ -302,11 +337,54 @@ fn main() -> anyhow::Result<()> {
         .filter(|id| !before.contains_key(id))
         .count();
     eprintln!("syscensus loaded and idle: {idle_links} sys_enter link(s) of its own");
+    // Nothing watched: nothing may be attached to sys_exit either.
+    let idle_exit_links = links_to("sys_exit")
+        .context("cannot list BPF links")?
+        .keys()
+        .filter(|id| !exit_before.contains_key(id))
+        .count();
+    eprintln!("syscensus loaded and idle: {idle_exit_links} sys_exit link(s) of its own");
+    // The watched loop's profile: its own syscalls allowed, the rest refused
+    // with EPERM (what an enforced recorded profile looks like).
+    let mut watch_policy = WatchPolicy::new();
+    watch_policy.cover(abi::NATIVE, Verdict::Errno(libc::EPERM as u16));
+    for name in [
+        "getppid",
+        "read",
+        "write",
+        "openat",
+        "close",
+        "exit_group",
+        "sched_setaffinity",
+        "brk",
+        "mmap",
+        "munmap",
+        "execve",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlinkat",
+        "mprotect",
+        "getrandom",
+        "newfstatat",
+        "fstat",
+        "uname",
+    ] {
+        if let Some(nr) = Arch::native().number(name) {
+            watch_policy.set(abi::NATIVE, nr, Verdict::Allowed);
+        }
+    }
     let mut empty = EmptyProgram::load(None)?;
     let btf_id = syscensus::btf::Btf::from_kernel()?
         .typedef_id("btf_trace_sys_enter")
         .context("no btf_trace_sys_enter in the kernel's BTF")?;
     let mut empty_btf = EmptyProgram::load(Some(btf_id))?;
+    let exit_btf_id = syscensus::btf::Btf::from_kernel()?
+        .typedef_id("btf_trace_sys_exit")
+        .context("no btf_trace_sys_exit in the kernel's BTF")?;
+    let mut empty_exit = EmptyProgram::load(Some(exit_btf_id))?;
 
     let configs: Vec<Config> = Config::ALL
         .into_iter()
@@ -348,6 +426,11 @@ fn main() -> anyhow::Result<()> {
                         helper_tracer.attach_sys_enter()?;
                         helper_tracer.mark_recording(loop_cgroup.id(), 0, &[])?;
                     }
+                    Config::FloorExit => empty_exit.attach(false)?,
+                    Config::WatchOther => {
+                        tracer.watch_refusals(other_cgroup.id(), &watch_policy)?
+                    }
+                    Config::Watched => tracer.watch_refusals(loop_cgroup.id(), &watch_policy)?,
                 }
                 let ns = measure(&options, &loop_cgroup, syscall)?;
                 samples.entry((syscall, config)).or_default().push(ns);
@@ -366,8 +449,24 @@ fn main() -> anyhow::Result<()> {
                         );
                     }
                 }
+                if config == Config::Watched {
+                    let refusals = tracer
+                        .refusals(loop_cgroup.id())?
+                        .context("loop cgroup not watched")?;
+                    anyhow::ensure!(
+                        tracer.refusal_hooks_attached() && refusals.syscalls.is_empty(),
+                        "the watched loop was refused something: {refusals:?}"
+                    );
+                }
                 empty.detach();
                 empty_btf.detach();
+                empty_exit.detach();
+                tracer.unwatch_refusals(loop_cgroup.id())?;
+                tracer.unwatch_refusals(other_cgroup.id())?;
+                anyhow::ensure!(
+                    !tracer.refusal_hooks_attached(),
+                    "the watch's hooks stayed attached with nothing watched"
+                );
                 for t in [&mut tracer, &mut helper_tracer] {
                     t.unmark(loop_cgroup.id())?;
                     t.unmark(other_cgroup.id())?;
@@ -427,18 +526,34 @@ fn main() -> anyhow::Result<()> {
         // The floor is the cheaper of the two empty programs.
         let floor = best[&Config::Floor].min(best[&Config::FloorBtf]) - none;
         let floor_mean = med[&Config::Floor].min(med[&Config::FloorBtf]) - none_mean;
+        // The watch's hook is sys_exit, which costs more than sys_enter even
+        // empty (the exit work's slow path): its rows are judged against an
+        // empty program there.
+        let exit_floor = best[&Config::FloorExit] - none;
+        let exit_floor_mean = med[&Config::FloorExit] - none_mean;
         println!("\n{syscall}:");
         println!(
             "  {:<32} {:>9} {:>10} {:>10} {:>16}",
             "configuration", "ns/call", "overhead", "x floor's", "(median of means)"
         );
+        println!("  (the watch's rows: x the empty sys_exit program's)");
         let mut rows = serde_json::Map::new();
         rows.insert("floor_overhead_ns".into(), floor.into());
         rows.insert("floor_overhead_ns_of_means".into(), floor_mean.into());
+        rows.insert("floor_sys_exit_overhead_ns".into(), exit_floor.into());
+        rows.insert(
+            "floor_sys_exit_overhead_ns_of_means".into(),
+            exit_floor_mean.into(),
+        );
         for &config in &configs {
             let ns = best[&config];
             let overhead = ns - none;
             let overhead_mean = med[&config] - none_mean;
+            let (floor, floor_mean) = if matches!(config, Config::Watched | Config::WatchOther) {
+                (exit_floor, exit_floor_mean)
+            } else {
+                (floor, floor_mean)
+            };
             let ratio = if floor > 0.0 {
                 overhead / floor
             } else {
@@ -478,6 +593,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     report.insert("idle_sys_enter_links".into(), idle_links.into());
+    report.insert("idle_sys_exit_links".into(), idle_exit_links.into());
     report.insert(
         "other_sys_enter_programs".into(),
         serde_json::json!(foreign),

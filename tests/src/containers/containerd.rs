@@ -47,8 +47,15 @@ impl Containerd {
     /// Writes the configuration and starts containerd; returns once its CRI
     /// plugin reports the runtime ready.
     pub fn start() -> Self {
+        Self::start_with(Runtime::Runc)
+    }
+
+    /// As [`start`](Self::start), with the runc shim driving `runtime`
+    /// (crun speaks runc's command line), as nodes that run crun under
+    /// containerd configure it.
+    pub fn start_with(runtime: Runtime) -> Self {
         let containerd = require_program("containerd", "containerd");
-        let runc = Runtime::Runc.binary();
+        let runc = runtime.binary();
         require_program("containerd-shim-runc-v2", "containerd");
         let dir = tempfile::Builder::new()
             .prefix("syscensus-containerd-")
@@ -105,6 +112,13 @@ impl Containerd {
     /// The PID of the containerd process.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The runtime's state directory for the CRI's containers (`--root` of
+    /// runc or crun: the shim's `Root` and the namespace `k8s.io`), where
+    /// `<runtime> --root <this> list` finds the containers it runs.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.dir.path().join("runc/k8s.io")
     }
 
     /// The gRPC socket (containerd's API and CRI).

@@ -179,6 +179,69 @@ mod tests {
         }
     }
 
+    /// Pods as the API serves them, owned by a StatefulSet, a DaemonSet, a
+    /// Deployment's ReplicaSet and nothing: the agent names each Pod's
+    /// ContainerProfile after the workload that owns it.
+    #[tokio::test]
+    async fn pods_from_the_api_name_the_profile_of_their_workload() {
+        use k8s_openapi::api::core::v1::Pod;
+        use syscensus_fake_apiserver::{FakeApiServer, Gvr};
+
+        use crate::daemon::contribution::Key;
+
+        let server = FakeApiServer::start_with_syscensus("shop");
+        let owned = |kind: &str, name: &str| serde_json::json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("{name}-uid"), "controller": true}]);
+        server
+            .create(
+                &Gvr::new("apps", "v1", "replicasets"),
+                Some("shop"),
+                serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": {"name": "web-5d4f", "namespace": "shop", "ownerReferences": owned("Deployment", "web")},
+                    "spec": {"selector": {"matchLabels": {"app": "web"}},
+                             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}
+                }),
+            )
+            .unwrap();
+        let mut resolver = Resolver::new(server.client());
+        for (pod, owners, profile) in [
+            ("db-0", owned("StatefulSet", "db"), "rec.statefulset.db.app"),
+            (
+                "node-exporter-x7k2p",
+                owned("DaemonSet", "node-exporter"),
+                "rec.daemonset.node-exporter.app",
+            ),
+            (
+                "web-5d4f-abcde",
+                owned("ReplicaSet", "web-5d4f"),
+                "rec.deployment.web.app",
+            ),
+            ("solo", serde_json::json!([]), "rec.pod.solo.app"),
+        ] {
+            let created = server
+                .create(
+                    &Gvr::new("", "v1", "pods"),
+                    Some("shop"),
+                    serde_json::json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": pod, "namespace": "shop", "ownerReferences": owners},
+                        "spec": {"containers": [{"name": "app", "image": "x"}]}
+                    }),
+                )
+                .unwrap();
+            let pod: Pod = serde_json::from_value(created).unwrap();
+            let view = PodView::of(&pod);
+            let workload = resolver.workload(&view).await.unwrap();
+            let key = Key {
+                namespace: "shop".into(),
+                recording: "rec".into(),
+                workload,
+                container: "app".into(),
+            };
+            assert_eq!(key.object_name(), profile);
+        }
+    }
+
     #[test]
     fn direct_owners() {
         assert_eq!(

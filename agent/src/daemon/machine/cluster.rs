@@ -362,7 +362,10 @@ impl Machine {
     }
 
     /// Adds what a chosen container did so far (`finished`: all it did) to
-    /// the contributions of its keys.
+    /// the contributions of its keys, but not to those of recordings this
+    /// round's cluster shows paused: a paused recording takes nothing new
+    /// (a container's record is cumulative, so what it did meanwhile is
+    /// added once the recording resumes).
     pub(super) fn contribute(
         &mut self,
         chosen: &Chosen,
@@ -371,10 +374,21 @@ impl Machine {
         now: Now,
         finished: bool,
     ) {
+        let paused = |key: &Key| {
+            self.round
+                .as_ref()
+                .and_then(|r| r.cluster())
+                .is_some_and(|c| {
+                    c.recordings.iter().any(|r| {
+                        r.spec.paused && r.namespace == key.namespace && r.name == key.recording
+                    })
+                })
+        };
+        let keys: Vec<&Key> = chosen.keys.iter().filter(|k| !paused(k)).collect();
         let Some(kube) = self.kube.as_mut() else {
             return;
         };
-        for key in &chosen.keys {
+        for key in keys {
             kube.contributions
                 .entry(key.clone())
                 .or_insert_with(|| Contribution::new(chosen.init, now.time))

@@ -6,6 +6,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     Action, Container, Decision, Ended, Machine, Now, Observation, Place, RUNTIME_QUIET,
+    RefusalWatch,
     results::{base_set_for, fallback_base_set, recording_of},
     round::{Flow, Pending, Step},
 };
@@ -39,6 +40,7 @@ impl Machine {
                 known: 0,
                 base_set: None,
                 decision,
+                refusals: RefusalWatch::pending(now),
                 last_poll: None,
                 last_merge: None,
             },
@@ -49,7 +51,8 @@ impl Machine {
     /// Forgets a container and drops its rows at once (it has no result
     /// worth keeping).
     pub(super) fn untrack(&mut self, cgroup_id: u64, out: &mut Vec<Action>) {
-        if self.containers.remove(&cgroup_id).is_some() {
+        if let Some(c) = self.containers.remove(&cgroup_id) {
+            self.refusals_ended(&c, out, cgroup_id);
             out.push(Action::Unmark(cgroup_id));
         }
     }
@@ -95,10 +98,15 @@ impl Machine {
         // The runtime is asked at once rather than at the next tick: a
         // container that ends within a tick may be removed with its Pod
         // right away, and the runtime would not know it any more.
+        // Then for its profile (with CRI it is known before the runtime
+        // makes the cgroup), once the runtime answered: a runtime that hangs
+        // is then left alone.
         if self.round.is_none()
-            && let Some(ask) = self.ask_runtime(fresh, now)
+            && let Some(ask) = self.ask_runtime(fresh.clone(), now)
         {
             out.push(ask);
+        } else if !fresh.is_empty() {
+            self.look_up_profiles(now, out);
         }
     }
 
@@ -215,7 +223,7 @@ impl Machine {
                 out.push(ask);
                 Flow::Await
             }
-            None => Flow::Next(Step::Observe),
+            None => Flow::Next(Step::Watch),
         }
     }
 
@@ -256,7 +264,9 @@ impl Machine {
             }
         }
         if self.awaits(Step::Identify) {
-            self.run(Step::Observe, now, out);
+            self.run(Step::Watch, now, out);
+        } else {
+            self.look_up_profiles(now, out);
         }
     }
 
@@ -295,12 +305,20 @@ impl Machine {
             let id = observation.cgroup_id;
             let Some(snapshot) = observation.snapshot else {
                 // Its rows are gone: nothing to write.
-                self.containers.remove(&id);
+                if let Some(c) = self.containers.remove(&id) {
+                    self.refusals_ended(&c, out, id);
+                }
                 continue;
             };
             let Some(c) = self.containers.get_mut(&id) else {
                 continue;
             };
+            if let (Some(counts), RefusalWatch::Watched { log, written, .. }) =
+                (&observation.refusals, &mut c.refusals)
+                && log.counted(counts)
+            {
+                *written = false;
+            }
             // Empty after it ran, or gone.
             let ended = (snapshot.recording && observation.populated != Some(true))
                 || observation.populated.is_none();
@@ -332,7 +350,7 @@ impl Machine {
             if ended {
                 let recording = recording_of(&self.config, c, &snapshot, State::Exited);
                 if !writable {
-                    self.finish(id, recording, now);
+                    self.finish(id, recording, now, out);
                 } else if let Some(round) = self.round.as_mut() {
                     round.writes.insert(
                         recording.container_id.clone(),
@@ -364,6 +382,7 @@ impl Machine {
                 self.contribute_running(id, &recording, now);
             }
         }
+        self.write_refusals(out);
         self.run(Step::Write, now, out);
     }
 
@@ -391,7 +410,7 @@ impl Machine {
                         "recording written"
                     );
                     match pending {
-                        Pending::Ended(id) => self.finish(id, recording, now),
+                        Pending::Ended(id) => self.finish(id, recording, now, out),
                         Pending::Unnamed(id) => out.push(Action::Unmark(id)),
                         Pending::Running | Pending::Named => {}
                     }
@@ -418,10 +437,17 @@ impl Machine {
     /// A container whose result is safe (written, or kept for a decision):
     /// it is forgotten, its rows dropped once the checkpoint no longer
     /// names it, and its result goes where its decision says.
-    fn finish(&mut self, cgroup_id: u64, recording: ContainerRecording, now: Now) {
+    fn finish(
+        &mut self,
+        cgroup_id: u64,
+        recording: ContainerRecording,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
         let Some(c) = self.containers.remove(&cgroup_id) else {
             return;
         };
+        self.refusals_ended(&c, out, cgroup_id);
         self.drops.insert(cgroup_id);
         let base_set = c
             .base_set

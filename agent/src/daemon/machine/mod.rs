@@ -19,6 +19,15 @@
 //!                                              whose results are safe
 //! ```
 //!
+//! Containers that run under a seccomp profile are watched for what it
+//! refuses them: a tick asks the shell to watch the containers not looked
+//! at yet (`WatchRefusals`, from the profile their runtime holds; asked
+//! again until the runtime has it, for [`REFUSAL_LOOKUP`]), the counts come
+//! with each look (`Observe`), the first refusal of each syscall as an
+//! event (`Input::Refused`), and a report is written whenever it changed
+//! (`WriteRefusals`); a container that ends is unwatched after its last
+//! report.
+//!
 //! A snapshot (SIGUSR1) and the stop (SIGTERM) are shorter rounds of the
 //! same steps. Kernel events are taken between rounds: the cgroups the
 //! kernel marked are classified at once and their runtime asked at once,
@@ -39,11 +48,13 @@ use crate::{
     bpf::{MarkedCgroup, Snapshot},
     profile::BaseSet,
     recording::{ContainerRecording, PodRef, Start},
+    refusal::report::{ContainerRefusals, Counts, First, RefusalLog, WatchedProfile},
 };
 
 mod cluster;
 mod containers;
 mod persist;
+mod refusals;
 mod results;
 mod round;
 mod status;
@@ -56,6 +67,7 @@ mod tests_cluster;
 
 pub use cluster::{Cluster, RecordingView};
 pub use persist::{Checkpoint, ContainerState};
+pub use refusals::RefusalSeries;
 pub use status::{RecordingSummary, StatusReport};
 
 /// How long the runtime is left alone after a failed CRI call. Containers
@@ -66,6 +78,19 @@ pub const RUNTIME_QUIET: Duration = Duration::from_secs(5);
 /// How long a container waits for its Pod to appear in the watch (or its
 /// name to be known) before it is dropped.
 pub const POD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the shell is asked for the profile a new container runs under
+/// before it is taken to have none the agent can read (the runtime writes
+/// its state when it creates the container).
+pub const REFUSAL_LOOKUP: Duration = Duration::from_secs(10);
+
+/// For how long after its cgroup is made a container's profile is looked
+/// up at once and then every [`REFUSAL_FAST_INTERVAL`] rather than every
+/// tick: a container is watched only from when its runtime has written its
+/// state, and the runtime starts the workload right after.
+pub const REFUSAL_FAST_LOOKUP: Duration = Duration::from_secs(1);
+/// See [`REFUSAL_FAST_LOOKUP`].
+pub const REFUSAL_FAST_INTERVAL: Duration = Duration::from_millis(5);
 
 /// How often at most the checkpoint is saved while nothing forces it.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -163,8 +188,55 @@ pub struct Container {
     /// The base set, once decided (when its recording has started).
     pub base_set: Option<Option<BaseSet>>,
     pub decision: Decision,
+    /// Whether what its profile refuses is watched.
+    pub refusals: RefusalWatch,
     last_poll: Option<Instant>,
     last_merge: Option<Instant>,
+}
+
+/// Whether a container's refusals are watched.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefusalWatch {
+    /// Not known yet: the shell is asked for its profile until `until`,
+    /// often until `fast_until`.
+    Pending { until: Instant, fast_until: Instant },
+    /// Watched under this profile since `since`; `written` is false while
+    /// the report has changes not written.
+    Watched {
+        profile: WatchedProfile,
+        since: jiff::Timestamp,
+        log: RefusalLog,
+        written: bool,
+    },
+    /// Not watched: it runs without a profile, or its profile could not be
+    /// read or watched.
+    Off,
+}
+
+impl RefusalWatch {
+    pub(super) fn pending(now: Now) -> RefusalWatch {
+        RefusalWatch::Pending {
+            until: now.instant + REFUSAL_LOOKUP,
+            fast_until: now.instant + REFUSAL_FAST_LOOKUP,
+        }
+    }
+}
+
+/// The shell's answer to [`Action::WatchRefusals`] for one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchAnswer {
+    /// Watched from now on, under this profile.
+    Watched(WatchedProfile),
+    /// It runs without a seccomp profile: nothing to watch.
+    Unconfined,
+    /// The runtime holds nothing for it (yet).
+    NotFound,
+    /// The runtime did not answer (CRI): asked again once it is no longer
+    /// left alone ([`RUNTIME_QUIET`]). The shell asks about no further
+    /// container of the batch.
+    RuntimeFailed(String),
+    /// Its profile could not be read or watched.
+    Failed(String),
 }
 
 /// A container that ended before a recording selected it (Kubernetes
@@ -188,6 +260,8 @@ pub struct Observation {
     pub populated: Option<bool>,
     /// Its rows; `None` when they are gone.
     pub snapshot: Option<Snapshot>,
+    /// What its profile refused it so far, if it is watched.
+    pub refusals: Option<Counts>,
 }
 
 /// Where a cgroup with a row but no event is.
@@ -240,6 +314,14 @@ pub enum Input {
     },
     /// Answer to [`Action::SaveCheckpoint`].
     CheckpointSaved(Result<(), String>),
+    /// Answer to [`Action::WatchRefusals`].
+    RefusalsWatched(Vec<(u64, WatchAnswer)>),
+    /// First refusals the kernel reported.
+    Refused(Vec<First>),
+    /// Look up the profiles of containers made less than
+    /// [`REFUSAL_FAST_LOOKUP`] ago (the shell sends it every
+    /// [`REFUSAL_FAST_INTERVAL`] while [`Machine::fast_lookups`] says so).
+    LookUpProfiles,
 }
 
 /// Everything the machine asks for. Reads are answered by an [`Input`];
@@ -287,6 +369,14 @@ pub enum Action {
     SaveCheckpoint(Box<Checkpoint>),
     /// A snapshot round is written.
     SnapshotDone,
+    /// Read the profile each container (cgroup id, container id) runs under
+    /// from its runtime, and watch what it refuses. Answered by
+    /// [`Input::RefusalsWatched`].
+    WatchRefusals(Vec<(u64, String)>),
+    /// Stop watching a container's refusals.
+    UnwatchRefusals(u64),
+    /// Write these refusal reports (file name, report).
+    WriteRefusals(Vec<(String, ContainerRefusals)>),
 }
 
 /// The node daemon's state.
@@ -397,6 +487,9 @@ impl Machine {
                 self.on_profiles_written(written, failed, now, &mut out)
             }
             Input::CheckpointSaved(result) => self.on_checkpoint_saved(result, now, &mut out),
+            Input::RefusalsWatched(answers) => self.on_refusals_watched(answers, now, &mut out),
+            Input::Refused(events) => self.on_refused(events, &mut out),
+            Input::LookUpProfiles => self.look_up_profiles(now, &mut out),
         }
         out
     }

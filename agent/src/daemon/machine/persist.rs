@@ -76,6 +76,8 @@ impl Machine {
                     known: state.known,
                     base_set: state.base_set_decided.then_some(state.base_set),
                     decision,
+                    // Watched again: the kernel kept its counts.
+                    refusals: super::RefusalWatch::pending(now),
                     last_poll: None,
                     last_merge: None,
                 },

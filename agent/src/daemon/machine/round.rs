@@ -27,6 +27,9 @@ pub(super) enum Step {
     Rows,
     /// Ask the runtime about containers it has not named (tick).
     Identify,
+    /// Watch the refusals of containers whose profile is not known yet
+    /// (tick).
+    Watch,
     /// Read every container.
     Observe,
     /// Write the results due.
@@ -148,6 +151,7 @@ impl Machine {
             let flow = match step {
                 Step::Rows => self.step_rows(now, out),
                 Step::Identify => self.step_identify(now, out),
+                Step::Watch => self.step_watch(now, out),
                 Step::Observe => self.step_observe(out),
                 Step::Write => self.step_write(out),
                 Step::Arming => self.step_arming(out),

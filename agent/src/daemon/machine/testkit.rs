@@ -133,6 +133,8 @@ pub(super) struct Cgroup {
     pub populated: Option<bool>,
     /// `None`: no rows.
     pub rows: Option<Snapshot>,
+    /// What its profile refused, while watched.
+    pub refused: Option<Counts>,
 }
 
 /// The simulated node, cluster and state directory.
@@ -143,6 +145,11 @@ pub(super) struct World {
     pub cgroups: BTreeMap<u64, Cgroup>,
     /// The runtime's answers by container id (absent: unknown).
     pub runtime: BTreeMap<String, Result<RuntimeAnswer, String>>,
+    /// The profiles containers run under, by container id (absent:
+    /// unconfined).
+    pub profiles_held: BTreeMap<String, WatchAnswer>,
+    /// Refusal reports written, by file name.
+    pub refusal_reports: BTreeMap<String, ContainerRefusals>,
     pub cluster: Option<Cluster>,
     pub workloads: BTreeMap<String, Result<WorkloadRef, String>>,
     /// Fail writes to the state directory, ContainerProfiles, the
@@ -192,6 +199,8 @@ impl World {
             elapsed: Duration::ZERO,
             cgroups,
             runtime: BTreeMap::new(),
+            profiles_held: BTreeMap::new(),
+            refusal_reports: BTreeMap::new(),
             cluster: None,
             workloads: BTreeMap::new(),
             fail_results: false,
@@ -253,6 +262,7 @@ impl World {
                 path: path.into(),
                 populated: Some(false),
                 rows: Some(Snapshot::default()),
+                refused: None,
             },
         );
         MarkedCgroup {
@@ -373,6 +383,7 @@ impl World {
                             cgroup_id: id,
                             populated: c.and_then(|c| c.populated),
                             snapshot: c.and_then(|c| c.rows.clone()),
+                            refusals: c.and_then(|c| c.refused.clone()),
                         }
                     })
                     .collect(),
@@ -431,6 +442,34 @@ impl World {
             }
             Action::SnapshotDone => {
                 self.snapshots += 1;
+                None
+            }
+            Action::WatchRefusals(containers) => Some(Input::RefusalsWatched(
+                containers
+                    .into_iter()
+                    .map(|(id, container)| {
+                        let answer = self
+                            .profiles_held
+                            .get(&container)
+                            .cloned()
+                            .unwrap_or(WatchAnswer::Unconfined);
+                        if let (WatchAnswer::Watched(_), Some(c)) =
+                            (&answer, self.cgroups.get_mut(&id))
+                        {
+                            c.refused = Some(Default::default());
+                        }
+                        (id, answer)
+                    })
+                    .collect(),
+            )),
+            Action::UnwatchRefusals(id) => {
+                if let Some(c) = self.cgroups.get_mut(&id) {
+                    c.refused = None;
+                }
+                None
+            }
+            Action::WriteRefusals(reports) => {
+                self.refusal_reports.extend(reports);
                 None
             }
         }

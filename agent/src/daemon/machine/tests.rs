@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{testkit::*, *};
-use crate::recording::State;
+use crate::{recording::State, syscalls::Arch};
 
 fn names(recording: &ContainerRecording) -> Vec<&str> {
     recording
@@ -25,6 +25,7 @@ fn without_kubernetes_it_arms_at_once_and_leaves_running_containers_alone() {
             path: path(9),
             populated: Some(true),
             rows: None,
+            refused: None,
         },
     );
     let world = World::restarted(node_config(), None, cgroups.clone());
@@ -56,10 +57,27 @@ fn a_new_container_is_tracked_and_its_runtime_asked_at_once() {
     let (id, _) = ids(2);
     assert_eq!(
         actions,
-        vec![Action::Unmark(1), Action::AskRuntime(vec![(2, id)])],
+        vec![Action::Unmark(1), Action::AskRuntime(vec![(2, id.clone())])],
         "the Pod's cgroup is let go, the container's runtime asked before any tick"
     );
     assert_eq!(world.machine.containers().len(), 1);
+    // Once it answered, its profile.
+    assert_eq!(
+        world.handle(Input::RuntimeAnswers(vec![(2, Ok(named(2)))])),
+        vec![Action::WatchRefusals(vec![(2, id.clone())])]
+    );
+    // Its profile is looked up often for a moment, then at ticks.
+    let now = world.now();
+    assert!(world.machine.fast_lookups(now.instant));
+    assert_eq!(
+        world.handle(Input::LookUpProfiles),
+        vec![Action::WatchRefusals(vec![(2, id)])]
+    );
+    assert!(
+        !world
+            .machine
+            .fast_lookups(now.instant + REFUSAL_FAST_LOOKUP)
+    );
 }
 
 #[test]
@@ -366,4 +384,158 @@ fn progress_is_taken_every_poll_interval() {
     let c = &world.machine.containers()[&1];
     assert_eq!(c.known, 2);
     assert!(c.last_new_syscall > first);
+}
+
+fn watched_profile() -> WatchAnswer {
+    WatchAnswer::Watched(WatchedProfile {
+        source: "runc".into(),
+        default_action: "SCMP_ACT_ERRNO".into(),
+        unknown_names: Vec::new(),
+    })
+}
+
+#[test]
+fn containers_under_a_profile_are_watched_and_their_refusals_reported_until_they_end() {
+    use crate::refusal::report::{Counted, Counts, First, How};
+    let mut world = World::new(node_config());
+    // 1 runs under a profile, 2 without one, 3's runtime state never shows.
+    world.profiles_held.insert(ids(1).0, watched_profile());
+    world.profiles_held.insert(ids(3).0, WatchAnswer::NotFound);
+    for n in 1..=3 {
+        world.start_container(n);
+        world.run(n, &["read"]);
+    }
+    world.tick();
+    assert_eq!(world.machine.watched_refusals(), 1);
+    let report = &world.refusal_reports[&ids(1).0];
+    assert_eq!(report.state, State::Running);
+    assert!(report.syscalls.is_empty(), "watched, nothing refused yet");
+    assert_eq!(world.refusal_reports.len(), 1, "only 1 is watched");
+
+    // The first refusal is written at once; the counts come with a look.
+    let mkdir = Arch::native().number("mkdir").unwrap();
+    world.clear_log();
+    world.feed(Input::Refused(vec![First {
+        cgroup_id: 1,
+        abi: syscensus_common::abi::NATIVE,
+        nr: mkdir,
+        how: How::Errno,
+        process: "app".into(),
+        pid: 7,
+        time: world.now().time,
+    }]));
+    assert_eq!(world.count(|a| matches!(a, Action::WriteRefusals(_))), 1);
+    assert_eq!(world.refusal_reports[&ids(1).0].syscalls[0].count, 1);
+    world.cgroups.get_mut(&1).unwrap().refused = Some(Counts {
+        syscalls: vec![Counted {
+            abi: syscensus_common::abi::NATIVE,
+            nr: mkdir,
+            count: 3,
+            last: world.now().time,
+        }],
+        lost: false,
+    });
+    world.advance(Duration::from_millis(250));
+    world.tick();
+    let refused = &world.refusal_reports[&ids(1).0].syscalls;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (
+            refused[0].name.as_str(),
+            refused[0].count,
+            refused[0].process.as_deref()
+        ),
+        ("mkdir", 3, Some("app"))
+    );
+    let series = world.machine.refusal_series();
+    assert_eq!(series.len(), 1);
+    assert_eq!((series[0].syscall.as_str(), series[0].count), ("mkdir", 3));
+    // Nothing changed: nothing written again.
+    world.clear_log();
+    world.advance(Duration::from_millis(250));
+    world.tick();
+    assert_eq!(world.count(|a| matches!(a, Action::WriteRefusals(_))), 0);
+    // 3 is asked again until REFUSAL_LOOKUP has passed, then not any more.
+    assert!(
+        world
+            .log
+            .iter()
+            .any(|a| matches!(a, Action::WatchRefusals(asked) if asked == &vec![(3, ids(3).0)]))
+    );
+    world.advance(REFUSAL_LOOKUP);
+    world.tick();
+    world.clear_log();
+    world.tick();
+    assert_eq!(world.count(|a| matches!(a, Action::WatchRefusals(_))), 0);
+
+    // 1 ends: its last report, then the watch goes.
+    world.end(1, false);
+    world.clear_log();
+    world.advance(Duration::from_secs(1));
+    world.tick();
+    let report = &world.refusal_reports[&ids(1).0];
+    assert_eq!(report.state, State::Exited);
+    assert_eq!(report.syscalls[0].count, 3);
+    let write = world
+        .log
+        .iter()
+        .rposition(|a| matches!(a, Action::WriteRefusals(r) if r[0].1.state == State::Exited))
+        .unwrap();
+    let unwatch = world
+        .log
+        .iter()
+        .position(|a| a == &Action::UnwatchRefusals(1))
+        .unwrap();
+    assert!(write < unwatch, "{:?}", world.log);
+    assert_eq!(world.machine.watched_refusals(), 0);
+}
+
+#[test]
+fn a_watched_container_whose_rows_are_gone_is_unwatched() {
+    let mut world = World::new(node_config());
+    world.profiles_held.insert(ids(1).0, watched_profile());
+    world.start_container(1);
+    world.run(1, &["read"]);
+    world.tick();
+    assert_eq!(world.machine.watched_refusals(), 1);
+    world.cgroups.get_mut(&1).unwrap().rows = None;
+    world.clear_log();
+    world.advance(Duration::from_secs(1));
+    world.tick();
+    assert!(
+        world.log.contains(&Action::UnwatchRefusals(1)),
+        "{:?}",
+        world.log
+    );
+    assert_eq!(world.refusal_reports[&ids(1).0].state, State::Exited);
+}
+
+#[test]
+fn a_runtime_that_fails_a_profile_lookup_is_left_alone() {
+    let mut world = World::new(node_config());
+    let (id, _) = ids(1);
+    // Not there yet when its cgroup is made; then the runtime hangs.
+    world
+        .profiles_held
+        .insert(id.clone(), WatchAnswer::NotFound);
+    world.start_container(1);
+    let failed = world.handle(Input::RefusalsWatched(vec![(
+        1,
+        WatchAnswer::RuntimeFailed("deadline has elapsed".into()),
+    )]));
+    assert!(failed.is_empty(), "{failed:?}");
+    // Neither fast lookups nor ticks ask it while it is left alone.
+    assert!(!world.machine.fast_lookups(world.now().instant));
+    assert!(world.handle(Input::LookUpProfiles).is_empty());
+    world.clear_log();
+    world.tick();
+    assert_eq!(world.count(|a| matches!(a, Action::WatchRefusals(_))), 0);
+    assert_eq!(world.count(|a| matches!(a, Action::AskRuntime(_))), 0);
+    world.advance(RUNTIME_QUIET);
+    world.tick();
+    assert!(
+        world.log.contains(&Action::WatchRefusals(vec![(1, id)])),
+        "{:?}",
+        world.log
+    );
 }

@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{testkit::*, *};
+use crate::daemon::identity::StatusEntry;
 
 /// A Kubernetes-mode node with a ready cluster holding recording `rec` of
 /// `app=web` Pods and the Pods of `web` containers `pods` (their workload:
@@ -379,4 +380,84 @@ fn the_stop_writes_everything_pending_at_once() {
         ["openat", "read"]
     );
     assert_eq!(world.machine.pending(), 0);
+}
+
+/// `paused`: a running container its recording chose adds nothing while
+/// the recording is paused, and what it does after the recording resumes
+/// is recorded again.
+#[test]
+fn a_paused_recording_takes_nothing_new_from_its_running_containers() {
+    let mut world = kube_world(&[1]);
+    world.tick();
+    world.start_container(1);
+    world.run(1, &["read"]);
+    world.tick();
+    world.advance(Duration::from_secs(10));
+    world.tick();
+    assert_eq!(syscalls(&world.profiles[&web_key("rec")]), ["read"]);
+
+    world.cluster.as_mut().unwrap().recordings = vec![recording("rec", true)];
+    world.tick();
+    world.run(1, &["read", "mkdir"]);
+    for _ in 0..3 {
+        world.advance(Duration::from_secs(10));
+        world.tick();
+    }
+    assert_eq!(
+        syscalls(&world.profiles[&web_key("rec")]),
+        ["read"],
+        "recorded while paused"
+    );
+
+    world.cluster.as_mut().unwrap().recordings = vec![recording("rec", false)];
+    world.run(1, &["read", "mkdir", "uname"]);
+    world.advance(Duration::from_secs(10));
+    world.tick();
+    assert_eq!(
+        syscalls(&world.profiles[&web_key("rec")]),
+        ["mkdir", "read", "uname"]
+    );
+}
+
+/// `containers` and `includeInitContainers: false`: of a Pod's init
+/// container, its sidecar and its app, only the app is recorded.
+#[test]
+fn only_the_named_containers_are_recorded_and_no_init_container_when_left_out() {
+    let mut world = kube_world(&[]);
+    let (_, uid) = ids(1);
+    let mut pod = pod(1, "web");
+    pod.statuses = [(1, "app", false), (2, "sidecar", false), (3, "setup", true)]
+        .into_iter()
+        .map(|(n, name, init)| StatusEntry {
+            id: ids(n).0,
+            name: name.into(),
+            init,
+        })
+        .collect();
+    pod.init_containers = ["setup".to_owned()].into();
+    let cluster = world.cluster.as_mut().unwrap();
+    cluster.pods = vec![pod];
+    cluster.recordings[0].spec.containers = vec!["app".into(), "setup".into()];
+    cluster.recordings[0].spec.include_init_containers = false;
+    world.workloads.insert(uid.clone(), Ok(deployment("web")));
+    world.tick();
+    for n in [1, 2, 3] {
+        let event = world.mkdir(n, &format!("{ROOT}/besteffort/pod{uid}/{}", ids(n).0));
+        world.feed(Input::Cgroups(vec![event]));
+        world.run(n, &["read", "uname"]);
+    }
+    world.tick();
+    assert!(chosen(&world, 1));
+    for n in [2, 3] {
+        assert!(!world.machine.containers().contains_key(&n), "{n} kept");
+        assert!(!world.has_rows(n), "{n} still recorded");
+    }
+    world.advance(Duration::from_secs(10));
+    world.tick();
+    let names: Vec<&str> = world
+        .profiles
+        .keys()
+        .map(|k| k.container.as_str())
+        .collect();
+    assert_eq!(names, ["app"]);
 }
