@@ -24,6 +24,16 @@ pub struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `syscensus=debug`).
     #[arg(long, global = true, env = "SYSCENSUS_LOG")]
     pub log_level: Option<String>,
+    /// Diagnostics as text lines or as JSON lines (one object per event,
+    /// with its fields); colour codes only on a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "SYSCENSUS_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: crate::logging::LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -154,7 +164,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 /// stderr).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init(cli.log_level.as_deref());
+    crate::logging::init(cli.log_level.as_deref(), cli.log_format);
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {

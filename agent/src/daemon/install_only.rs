@@ -11,6 +11,7 @@ use tracing::info;
 use super::{
     DaemonError, http,
     kube::{INSTALL_INTERVAL, installer::Installer, node_pods},
+    metrics,
 };
 use crate::cluster::Connection;
 
@@ -45,9 +46,10 @@ pub fn run_install_only(options: InstallOnlyOptions) -> Result<(), DaemonError> 
         let pods = node_pods(&client, &options.node);
         let mut installer =
             Installer::start(client, options.node.clone(), &options.kubelet_root, pods)?;
-        let metrics: http::Shared = Arc::default();
+        let metrics: metrics::Shared = Arc::default();
         if let Some(addr) = options.listen {
-            http::serve(addr, metrics.clone())
+            let exposition = metrics::Exposition::new(metrics.clone(), metrics::Build::current());
+            http::serve(addr, metrics.clone(), exposition)
                 .await
                 .map_err(|source| DaemonError::System {
                     what: format!("cannot listen on {addr}"),
@@ -71,7 +73,9 @@ pub fn run_install_only(options: InstallOnlyOptions) -> Result<(), DaemonError> 
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    installer.sync().await;
+                    // No Events: the installing agent has no recorder to
+                    // send them through; its NodeProfileStatus says it all.
+                    let _installed = installer.sync().await;
                     if let Ok(mut m) = metrics.lock() {
                         m.ready = installer.ready();
                         m.api_errors = installer.errors;

@@ -28,6 +28,7 @@ pub mod identity;
 mod install_only;
 pub mod kube;
 pub mod machine;
+pub mod metrics;
 pub mod selection;
 mod shell;
 pub mod state;
@@ -126,9 +127,10 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
                 )?)
             }
         };
-        let metrics: http::Shared = std::sync::Arc::default();
+        let shared: metrics::Shared = std::sync::Arc::default();
         if let Some(addr) = options.listen {
-            http::serve(addr, metrics.clone())
+            let exposition = metrics::Exposition::new(shared.clone(), metrics::Build::current());
+            http::serve(addr, shared.clone(), exposition)
                 .await
                 .map_err(|source| DaemonError::System {
                     what: format!("cannot listen on {addr}"),
@@ -142,7 +144,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
             state,
             cri,
             kube,
-            metrics,
+            metrics: shared,
             capacity: options.max_cgroups,
         };
         shell::Shell::start(options.config, parts)

@@ -21,11 +21,11 @@ use tracing::{info, warn};
 use super::{
     DaemonError, checkpoint,
     cri::Cri,
-    http,
     kube::Kube,
     machine::{
         Action, Config, Input, Machine, Now, Observation, Place, REFUSAL_FAST_INTERVAL, WatchAnswer,
     },
+    metrics,
     state::StateDir,
 };
 use crate::{
@@ -51,7 +51,7 @@ pub(crate) struct Shell {
     state: StateDir,
     cri: Option<Cri>,
     kube: Option<Kube>,
-    metrics: http::Shared,
+    metrics: metrics::Shared,
     /// The kubelet roots, from the configuration.
     roots: Vec<String>,
     capacity: u32,
@@ -66,7 +66,7 @@ pub(crate) struct Parts {
     pub state: StateDir,
     pub cri: Option<Cri>,
     pub kube: Option<Kube>,
-    pub metrics: http::Shared,
+    pub metrics: metrics::Shared,
     pub capacity: u32,
 }
 
@@ -183,7 +183,10 @@ impl Shell {
                     let cluster = self.kube.as_ref().map(Kube::cluster);
                     self.step_logged(Input::Tick { rows, cluster }).await;
                     if let Some(kube) = self.kube.as_mut() {
-                        kube.install().await;
+                        let installations = kube.install().await;
+                        if !installations.is_empty() {
+                            self.step_logged(Input::Installations(installations)).await;
+                        }
                     }
                     self.update_metrics();
                 }
@@ -289,10 +292,11 @@ impl Shell {
                 None => None,
             },
             Action::WriteProfiles(contributions) => match self.kube.as_mut() {
-                Some(kube) => {
-                    let (written, failed) = kube.write_profiles(contributions).await;
-                    Some(Input::ProfilesWritten { written, failed })
-                }
+                Some(kube) => Some(kube.write_profiles(contributions).await),
+                None => None,
+            },
+            Action::WriteEvents(writes) => match self.kube.as_ref() {
+                Some(kube) => Some(Input::EventsWritten(kube.write_events(writes).await)),
                 None => None,
             },
             Action::ReportStatus(report) => {
@@ -521,9 +525,11 @@ impl Shell {
         m.refusals_uncounted = watch.map_full;
         m.refusal_events_lost = watch.events_lost;
         m.last_tick = Some(std::time::Instant::now());
+        (m.kube_events, m.kube_events_dropped) = self.machine.event_counts();
         match &self.kube {
             Some(kube) => {
-                m.api_errors = self.machine.api_errors() + kube.status_errors();
+                m.api_errors =
+                    self.machine.api_errors() + kube.status_errors() + self.machine.event_errors();
                 m.results_pending = self.machine.pending() as u64;
                 m.recordings_active = kube.active_count() as u64;
                 m.syscalls_recorded = self.machine.syscalls() as u64;

@@ -258,9 +258,15 @@ async fn resource(
             Ok(object_response(StatusCode::OK, object, call))
         }
         Method::PATCH => {
-            // syscensus patches only by server-side apply; the other
-            // formats are refused, as a server that does not know them
-            // would.
+            // syscensus patches by server-side apply, and the series of its
+            // Events by merge patch; the other formats are refused, as a
+            // server that does not know them would.
+            if is_merge_patch(&call.content_type) {
+                let body = call.json_body(false)?;
+                let object =
+                    shared.write(|s| s.merge_patch(&gvr, namespace, name, &body, write))?;
+                return Ok(object_response(StatusCode::OK, object, call));
+            }
             if !is_apply_patch(&call.content_type) {
                 return Err(ApiError::unsupported_media_type(&call.content_type));
             }
@@ -537,6 +543,11 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a PATCH's content type is a JSON merge patch.
+fn is_merge_patch(content_type: &str) -> bool {
+    content_type.split(';').next().unwrap_or_default().trim() == "application/merge-patch+json"
 }
 
 /// Whether a PATCH's content type is a server-side apply patch.

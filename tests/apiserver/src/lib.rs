@@ -4,11 +4,13 @@
 //!
 //! It keeps objects in memory and serves get, list, watch (resourceVersion,
 //! bookmarks, 410 Gone), create, replace, delete, server-side apply with
-//! managed fields and conflicts, and the status subresource: what syscensus
-//! and its tests use of the API. Other patch formats, finalizers and the
-//! garbage collector are not served. Tests drive it directly too: store access, a request log,
-//! injected failures (refused connections, error codes, delays), and writes
-//! held at a barrier so that writers collide.
+//! managed fields and conflicts, JSON merge patches, and the status
+//! subresource: what syscensus and its tests use of the API. Other patch
+//! formats, finalizers and the garbage collector are not served. It
+//! validates `events.k8s.io` Events as the real server does. Tests drive it
+//! directly too: store access, a request log, injected failures (refused
+//! connections, error codes, delays), and writes held at a barrier so that
+//! writers collide.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -28,6 +30,7 @@
 )]
 
 mod apply;
+mod events;
 mod fields;
 mod http;
 pub mod process;

@@ -332,7 +332,21 @@ impl Store {
         self.write_existing(&def, old, body, write)
     }
 
-    /// PATCH in any of the four formats; an apply creates a missing object.
+    /// PATCH with a JSON merge patch (RFC 7386) of an existing object: its
+    /// maps merge, `null` removes, anything else replaces; then an update.
+    pub(crate) fn merge_patch(
+        &mut self,
+        gvr: &Gvr,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        write: Write<'_>,
+    ) -> Result<Value, ApiError> {
+        let mut object = self.get(gvr, namespace, name)?;
+        merge(&mut object, patch);
+        self.update(gvr, namespace, name, object, write)
+    }
+
     /// PATCH with a server-side apply patch (the only format served).
     pub(crate) fn apply_patch(
         &mut self,
@@ -647,6 +661,7 @@ impl Store {
         managers: &[Manager],
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        super::events::validate(def, old, &new)?;
         fields::write_managers(&mut new, managers, &now());
         if let Some(old) = old {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -700,6 +715,27 @@ impl Store {
             if let Some(e) = self.history.pop_front() {
                 self.compacted = e.rv;
             }
+        }
+    }
+}
+
+/// RFC 7386: maps merge, `null` removes, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        target.clone_from(patch);
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(map) = target else {
+        return;
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            merge(map.entry(key.clone()).or_insert(Value::Null), value);
         }
     }
 }

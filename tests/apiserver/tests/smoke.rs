@@ -1,7 +1,8 @@
 //! The fake API server against the real `kube` client: CRUD on Pods,
 //! watchers with selectors across 410 Gone and outages, bookmarks,
-//! server-side apply on a custom resource and its status (the only patch
-//! format served), injected failures, and the standalone binary.
+//! server-side apply on a custom resource and its status, merge patches
+//! (the only other patch format served), injected failures, and the
+//! standalone binary.
 //! None of these need root.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(
@@ -919,6 +920,68 @@ async fn standalone_binary_serves_crds_and_restarts_on_its_port() {
             .is_empty(),
         "state was in memory"
     );
+}
+
+/// A merge patch counts an Event's series, as the agent does; the immutable
+/// note cannot change; an Event that is gone is a 404; other formats are
+/// refused.
+#[tokio::test]
+async fn merge_patches_update_existing_objects() {
+    let server = FakeApiServer::start();
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(server.client(), "default");
+    let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "rec.0123456789abcdef", "namespace": "default"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "syscensus.io/agent", "reportingInstance": "node-a",
+        "action": "Record", "reason": "RecordingStarted", "type": "Normal",
+        "note": "recording containers on node node-a",
+        "regarding": {"apiVersion": "syscensus.io/v1alpha1", "kind": "ProfileRecording", "namespace": "default", "name": "rec"}
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let series = json!({"series": {"count": 3, "lastObservedTime": "2026-01-01T00:05:00.000000Z"}});
+    let patched = events
+        .patch(
+            "rec.0123456789abcdef",
+            &PatchParams::default(),
+            &Patch::Merge(&series),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.series.unwrap().count, 3);
+    assert_eq!(
+        patched.note.as_deref(),
+        Some("recording containers on node node-a")
+    );
+    let renote = json!({"note": "another"});
+    let refused = api_error(
+        events
+            .patch(
+                "rec.0123456789abcdef",
+                &PatchParams::default(),
+                &Patch::Merge(&renote),
+            )
+            .await,
+    );
+    assert_eq!(refused.code, 422, "{refused:?}");
+    let gone = api_error(
+        events
+            .patch("rec.gone", &PatchParams::default(), &Patch::Merge(&series))
+            .await,
+    );
+    assert_eq!(gone.code, 404);
+    let strategic = api_error(
+        events
+            .patch(
+                "rec.0123456789abcdef",
+                &PatchParams::default(),
+                &Patch::Strategic(&series),
+            )
+            .await,
+    );
+    assert_eq!(strategic.code, 415, "{strategic:?}");
 }
 
 #[tokio::test]

@@ -14,9 +14,12 @@ use syscensus_api::{ProfileRecording, WorkloadRef};
 use super::{
     contribution::{Contribution, Key},
     identity::PodView,
-    machine::{Cluster, RecordingView, StatusReport},
+    machine::{
+        Cluster, EventFailure, EventWrite, Input, Installation, RecordingView, StatusReport,
+    },
 };
 
+mod events;
 pub mod installer;
 mod status;
 pub(crate) mod watch;
@@ -100,6 +103,7 @@ impl Kube {
                 .map(|r| RecordingView {
                     namespace: r.namespace().unwrap_or_default(),
                     name: r.name_any(),
+                    uid: r.uid(),
                     spec: r.spec.clone(),
                 })
                 .collect(),
@@ -130,18 +134,29 @@ impl Kube {
 
     /// Merges contributions into their ContainerProfiles, in order, up to
     /// the first failure.
-    pub async fn write_profiles(
-        &mut self,
-        contributions: Vec<(Key, Contribution)>,
-    ) -> (Vec<Key>, Option<(Key, String)>) {
+    pub async fn write_profiles(&mut self, contributions: Vec<(Key, Contribution)>) -> Input {
         let mut written = Vec::new();
+        let mut learned = Vec::new();
         for (key, contribution) in contributions {
             match writer::write(&self.client, &key, &self.node, &contribution).await {
-                Ok(()) => written.push(key),
-                Err(error) => return (written, Some((key, error.to_string()))),
+                Ok(grown) => {
+                    learned.extend(grown);
+                    written.push(key);
+                }
+                Err(error) => {
+                    return Input::ProfilesWritten {
+                        written,
+                        failed: Some((key, error.to_string())),
+                        learned,
+                    };
+                }
             }
         }
-        (written, None)
+        Input::ProfilesWritten {
+            written,
+            failed: None,
+            learned,
+        }
     }
 
     /// Writes this node's part of the recordings' status where it changed.
@@ -152,19 +167,28 @@ impl Kube {
             .await;
     }
 
-    /// Installs and removes LocalhostProfiles, every second.
-    pub async fn install(&mut self) {
+    /// Installs and removes LocalhostProfiles, every second; returns what
+    /// it installed and refused.
+    pub async fn install(&mut self) -> Vec<Installation> {
         let Some(installer) = self.installer.as_mut() else {
-            return;
+            return Vec::new();
         };
         if self
             .last_install
             .is_some_and(|t| t.elapsed() < INSTALL_INTERVAL)
         {
-            return;
+            return Vec::new();
         }
         self.last_install = Some(Instant::now());
-        installer.sync().await;
+        installer.sync().await
+    }
+
+    /// Creates Events and updates their series.
+    pub async fn write_events(
+        &self,
+        writes: Vec<EventWrite>,
+    ) -> Vec<(String, Result<(), EventFailure>)> {
+        events::write(&self.client, &self.node, writes).await
     }
 
     /// Status writes that failed.

@@ -8,7 +8,10 @@ use kube::{
 use serde_json::json;
 use syscensus_api::{ContainerProfile, FIELD_MANAGER, annotations, labels};
 
-use crate::daemon::contribution::{Contribution, Key, merge};
+use crate::daemon::{
+    contribution::{Contribution, Key, merge},
+    machine::Learned,
+};
 
 /// A ContainerProfile could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +67,48 @@ fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
-/// Writes this node's contribution to the ContainerProfile of `key`.
+/// What `spec`, written over `existing`, added to it.
+fn learned(
+    key: &Key,
+    existing: &ContainerProfile,
+    spec: &syscensus_api::ContainerProfileSpec,
+) -> Learned {
+    let added = spec
+        .syscalls
+        .iter()
+        .filter_map(|(arch, names)| {
+            let known = existing.spec.syscalls.get(arch);
+            let new: Vec<String> = names
+                .iter()
+                .filter(|n| known.is_none_or(|k| !k.contains(n)))
+                .cloned()
+                .collect();
+            (!new.is_empty()).then(|| (arch.clone(), new))
+        })
+        .collect();
+    Learned {
+        key: key.clone(),
+        uid: existing.metadata.uid.clone(),
+        added,
+        quiet_since: Some(
+            existing
+                .spec
+                .last_new_syscall
+                .as_ref()
+                .unwrap_or(&existing.spec.first_seen)
+                .0,
+        ),
+    }
+}
+
+/// Writes this node's contribution to the ContainerProfile of `key`; says
+/// what it added to the profile when it existed.
 pub(crate) async fn write(
     client: &Client,
     key: &Key,
     node: &str,
     ours: &Contribution,
-) -> Result<(), WriteError> {
+) -> Result<Option<Learned>, WriteError> {
     let api: Api<ContainerProfile> = Api::namespaced(client.clone(), &key.namespace);
     let name = key.object_name();
     for _ in 0..ATTEMPTS {
@@ -85,11 +123,11 @@ pub(crate) async fn write(
                     field_manager: Some(FIELD_MANAGER.to_owned()),
                     ..PostParams::default()
                 };
-                api.create(&params, &object).await.map(|_| ())
+                api.create(&params, &object).await.map(|_| None)
             }
             Some(existing) => {
                 if same_but_last_seen(&existing.spec, &spec) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 // An approved profile says whether its spec is still the
                 // one approved: `kubectl get cprof` shows it, and
@@ -123,11 +161,11 @@ pub(crate) async fn write(
                     &Patch::Apply(&patch),
                 )
                 .await
-                .map(|_| ())
+                .map(|_| Some(learned(key, existing, &spec)))
             }
         };
         match result {
-            Ok(()) => return Ok(()),
+            Ok(learned) => return Ok(learned),
             // AlreadyExists or a stale resourceVersion: another node wrote
             // meanwhile; read and merge again.
             Err(error) if is_conflict(&error) => continue,

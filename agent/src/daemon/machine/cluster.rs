@@ -58,6 +58,8 @@ impl Cluster {
 pub struct RecordingView {
     pub namespace: String,
     pub name: String,
+    /// Its UID, which the Events about it carry.
+    pub uid: Option<String>,
     pub spec: ProfileRecordingSpec,
 }
 
@@ -290,6 +292,7 @@ impl Machine {
                 choices.push((*id, choice));
             }
         }
+        let mut here = self.recordings_here();
         for (id, choice) in choices {
             let container = self
                 .containers
@@ -312,6 +315,7 @@ impl Machine {
                         recordings = chosen.keys.len(),
                         "recording container"
                     );
+                    self.recording_started(&chosen, &mut here, now);
                     if let Some(c) = self.containers.get_mut(&id) {
                         c.decision = Decision::Chosen(chosen);
                     }
@@ -345,7 +349,9 @@ impl Machine {
             }
         }
         kube.ended = waiting;
+        let mut here = self.recordings_here();
         for (ended, chosen) in decided {
+            self.recording_started(&chosen, &mut here, now);
             let mut recording = ended.recording;
             recording.container_name = Some(chosen.container.clone());
             recording.pod = Some(chosen.pod.clone());

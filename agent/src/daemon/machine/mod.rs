@@ -29,7 +29,11 @@
 //! report.
 //!
 //! A snapshot (SIGUSR1) and the stop (SIGTERM) are shorter rounds of the
-//! same steps. Kernel events are taken between rounds: the cgroups the
+//! same steps. In Kubernetes mode, what an operator should hear of (a
+//! recording started on this node, a converged profile that grew, a profile
+//! installed or refused) becomes a Kubernetes Event ([`events`]); the
+//! writes due go out after any input, within the node's bound. Kernel
+//! events are taken between rounds: the cgroups the
 //! kernel marked are classified at once and their runtime asked at once,
 //! so that a container removed with its Pod the moment it ends keeps its
 //! name.
@@ -53,6 +57,7 @@ use crate::{
 
 mod cluster;
 mod containers;
+pub mod events;
 mod persist;
 mod refusals;
 mod results;
@@ -64,8 +69,11 @@ mod testkit;
 mod tests;
 #[cfg(test)]
 mod tests_cluster;
+#[cfg(test)]
+mod tests_events;
 
 pub use cluster::{Cluster, RecordingView};
+pub use events::{EventFailure, EventWrite, Installation, Learned};
 pub use persist::{Checkpoint, ContainerState};
 pub use refusals::RefusalSeries;
 pub use status::{RecordingSummary, StatusReport};
@@ -307,11 +315,16 @@ pub enum Input {
     /// Answer to [`Action::ResolveWorkloads`], per Pod UID.
     Workloads(Vec<(String, Result<WorkloadRef, String>)>),
     /// Answer to [`Action::WriteProfiles`]: written in order, up to the
-    /// first failure.
+    /// first failure, and what the writes added to profiles that existed.
     ProfilesWritten {
         written: Vec<Key>,
         failed: Option<(Key, String)>,
+        learned: Vec<Learned>,
     },
+    /// Approved profiles this node installed or refused (Kubernetes mode).
+    Installations(Vec<Installation>),
+    /// Answer to [`Action::WriteEvents`], per Event name.
+    EventsWritten(Vec<(String, Result<(), EventFailure>)>),
     /// Answer to [`Action::SaveCheckpoint`].
     CheckpointSaved(Result<(), String>),
     /// Answer to [`Action::WatchRefusals`].
@@ -369,6 +382,9 @@ pub enum Action {
     SaveCheckpoint(Box<Checkpoint>),
     /// A snapshot round is written.
     SnapshotDone,
+    /// Create Events or update their series. Answered by
+    /// [`Input::EventsWritten`].
+    WriteEvents(Vec<EventWrite>),
     /// Read the profile each container (cgroup id, container id) runs under
     /// from its runtime, and watch what it refuses. Answered by
     /// [`Input::RefusalsWatched`].
@@ -402,6 +418,8 @@ pub struct Machine {
     written: u64,
     /// Kubernetes mode's state.
     kube: Option<cluster::KubeState>,
+    /// Kubernetes mode: the Events to post.
+    events: Option<events::Events>,
     /// The round in progress.
     round: Option<round::Round>,
     /// Rows of ended containers, dropped once a checkpoint without them is
@@ -425,6 +443,7 @@ impl Machine {
         now: Now,
     ) -> (Machine, Vec<Action>) {
         let kube = config.kube.as_ref().map(|_| cluster::KubeState::default());
+        let events = config.kube.as_ref().map(|k| events::Events::new(&k.node));
         let mut machine = Machine {
             config,
             armed: false,
@@ -435,6 +454,7 @@ impl Machine {
             lost: 0,
             written: 0,
             kube,
+            events,
             round: None,
             drops: BTreeSet::new(),
             saved: None,
@@ -483,13 +503,30 @@ impl Machine {
             Input::Observed(observations) => self.on_observed(observations, now, &mut out),
             Input::ResultsWritten(results) => self.on_results_written(results, now, &mut out),
             Input::Workloads(answers) => self.on_workloads(answers, now, &mut out),
-            Input::ProfilesWritten { written, failed } => {
+            Input::ProfilesWritten {
+                written,
+                failed,
+                learned,
+            } => {
+                self.on_learned(learned, now);
                 self.on_profiles_written(written, failed, now, &mut out)
             }
             Input::CheckpointSaved(result) => self.on_checkpoint_saved(result, now, &mut out),
+            Input::Installations(installations) => self.on_installations(installations, now),
+            Input::EventsWritten(results) => {
+                if let Some(events) = self.events.as_mut() {
+                    events.written(results, now);
+                }
+            }
             Input::RefusalsWatched(answers) => self.on_refusals_watched(answers, now, &mut out),
             Input::Refused(events) => self.on_refused(events, &mut out),
             Input::LookUpProfiles => self.look_up_profiles(now, &mut out),
+        }
+        if let Some(events) = self.events.as_mut() {
+            let writes = events.due(now);
+            if !writes.is_empty() {
+                out.push(Action::WriteEvents(writes));
+            }
         }
         out
     }
@@ -550,5 +587,21 @@ impl Machine {
     /// This node's results for the cluster.
     pub fn contributions(&self) -> Option<&BTreeMap<Key, Contribution>> {
         self.kube.as_ref().map(|k| &k.contributions)
+    }
+
+    /// Kubernetes Events decided, by reason, and those dropped by the
+    /// node's bound.
+    pub fn event_counts(&self) -> (BTreeMap<&'static str, u64>, u64) {
+        self.events.as_ref().map_or_else(Default::default, |e| {
+            (
+                e.decided.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+                e.dropped,
+            )
+        })
+    }
+
+    /// Event writes that failed.
+    pub fn event_errors(&self) -> u64 {
+        self.events.as_ref().map_or(0, |e| e.failed)
     }
 }

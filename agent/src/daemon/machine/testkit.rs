@@ -76,6 +76,7 @@ pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
     RecordingView {
         namespace: "shop".into(),
         name: name.into(),
+        uid: Some(format!("uid-{name}")),
         spec: ProfileRecordingSpec {
             pod_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
@@ -163,6 +164,13 @@ pub(super) struct World {
     pub results: BTreeMap<String, ContainerRecording>,
     /// ContainerProfiles: the contributions written, by key.
     pub profiles: BTreeMap<Key, Contribution>,
+    /// ContainerProfiles as the cluster holds them: the union of the
+    /// syscalls every node wrote, and when it last grew.
+    pub unions: BTreeMap<Key, (BTreeMap<String, BTreeSet<String>>, jiff::Timestamp)>,
+    /// Fail the writes of Events with this.
+    pub fail_events: Option<EventFailure>,
+    /// Events written, in order.
+    pub events: Vec<EventWrite>,
     pub checkpoint: Option<Checkpoint>,
     pub snapshots: u64,
 }
@@ -209,6 +217,9 @@ impl World {
             log: Vec::new(),
             results: BTreeMap::new(),
             profiles: BTreeMap::new(),
+            unions: BTreeMap::new(),
+            fail_events: None,
+            events: Vec::new(),
             checkpoint: None,
             snapshots: 0,
         };
@@ -414,21 +425,35 @@ impl World {
             )),
             Action::WriteProfiles(contributions) => {
                 let mut written = Vec::new();
+                let mut learned = Vec::new();
                 for (key, contribution) in contributions {
                     if self.fail_profiles {
                         return Some(Input::ProfilesWritten {
                             written,
                             failed: Some((key, "503 Service Unavailable".into())),
+                            learned,
                         });
                     }
+                    learned.extend(self.merge_union(&key, &contribution));
                     self.profiles.insert(key.clone(), contribution);
                     written.push(key);
                 }
                 Some(Input::ProfilesWritten {
                     written,
                     failed: None,
+                    learned,
                 })
             }
+            Action::WriteEvents(writes) => Some(Input::EventsWritten(
+                writes
+                    .into_iter()
+                    .map(|write| {
+                        let name = write.name().to_owned();
+                        self.events.push(write);
+                        (name, self.fail_events.clone().map_or(Ok(()), Err))
+                    })
+                    .collect(),
+            )),
             Action::SaveCheckpoint(checkpoint) => {
                 if self.fail_checkpoint {
                     return Some(Input::CheckpointSaved(
@@ -473,6 +498,51 @@ impl World {
                 None
             }
         }
+    }
+}
+
+impl World {
+    /// Merges a contribution into the cluster's union, as the writer does;
+    /// what it added to a profile that existed.
+    fn merge_union(&mut self, key: &Key, contribution: &Contribution) -> Option<Learned> {
+        let now = self.now().time;
+        let Some((union, last_new)) = self.unions.get_mut(key) else {
+            self.unions
+                .insert(key.clone(), (contribution.syscalls.clone().into(), now));
+            return None;
+        };
+        let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (arch, names) in contribution.syscalls.iter() {
+            let known = union.entry(arch.to_owned()).or_default();
+            for name in names {
+                if known.insert(name.clone()) {
+                    added.entry(arch.to_owned()).or_default().push(name.clone());
+                }
+            }
+        }
+        let quiet_since = Some(*last_new);
+        if !added.is_empty() {
+            *last_new = now;
+        }
+        Some(Learned {
+            key: key.clone(),
+            uid: Some(format!("uid-{}", key.object_name())),
+            added,
+            quiet_since,
+        })
+    }
+
+    /// The Events created, with their reasons.
+    pub(super) fn created(&self) -> Vec<(&str, &events::Occurrence)> {
+        self.events
+            .iter()
+            .filter_map(|w| match w {
+                EventWrite::Create {
+                    name, occurrence, ..
+                } => Some((name.as_str(), occurrence)),
+                EventWrite::Series { .. } => None,
+            })
+            .collect()
     }
 }
 

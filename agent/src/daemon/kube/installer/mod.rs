@@ -43,6 +43,10 @@ use tracing::{info, warn};
 
 use self::plan::{Template, Want};
 use super::watch::{is_ready, watched};
+use crate::daemon::machine::{
+    Installation,
+    events::{Kind, Regarding},
+};
 use crate::{
     localhost::{
         self, LOCALHOST_DIR, object,
@@ -104,6 +108,9 @@ pub struct Installer {
     owner: Option<OwnerReference>,
     /// Report writes that failed.
     pub errors: u64,
+    /// Refusals with a reason not given before (object, reason), for the
+    /// Events.
+    fresh: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Installer {
@@ -155,6 +162,7 @@ impl Installer {
             read_back: false,
             owner: None,
             errors: 0,
+            fresh: Vec::new(),
         };
         installer.recover();
         Ok(installer)
@@ -187,10 +195,11 @@ impl Installer {
     /// Brings the directory in line with the LocalhostProfiles, and reports
     /// it. Waits for the first lists, so that nothing is removed for
     /// having not been seen yet.
-    pub async fn sync(&mut self) {
+    pub async fn sync(&mut self) -> Vec<Installation> {
         if !self.ready() {
-            return;
+            return Vec::new();
         }
+        let mut installations = Vec::new();
         let (wanted, held, refused) = self.wanted();
         let pods = self.used_by_pods();
         let now = Instant::now();
@@ -240,6 +249,10 @@ impl Installer {
                 Ok(()) => {
                     info!(profile = %relative.display(), sha256 = %want.sha256, from = %want.source, "profile installed");
                     self.installed.insert(relative.clone(), want.sha256.clone());
+                    installations.push(Installation::Installed {
+                        profile: self.regarding(&want.source),
+                        path: plan::localhost_profile(relative),
+                    });
                 }
                 Err(error) => warn!(profile = %path.display(), %error, "cannot install a profile"),
             }
@@ -277,6 +290,30 @@ impl Installer {
             "refused": refused_list,
         });
         self.report(spec).await;
+        for (source, reason) in std::mem::take(&mut self.fresh) {
+            installations.push(Installation::Refused {
+                profile: self.regarding(&source),
+                reason,
+            });
+        }
+        installations
+    }
+
+    /// The LocalhostProfile `<namespace>/<name>`, as an Event names it.
+    fn regarding(&self, source: &str) -> Regarding {
+        let (namespace, name) = source.split_once('/').unwrap_or(("", source));
+        let uid = self
+            .objects
+            .state()
+            .iter()
+            .find(|p| p.namespace().as_deref() == Some(namespace) && p.name_any() == name)
+            .and_then(|p| p.uid());
+        Regarding {
+            kind: Kind::LocalhostProfile,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid,
+        }
     }
 
     /// The files the LocalhostProfiles ask for; the paths of refused
@@ -318,6 +355,7 @@ impl Installer {
                     if self.logged.get(&source) != Some(&reason) {
                         warn!(profile = %source, %reason, "refusing to install a LocalhostProfile");
                         self.logged.insert(source.clone(), reason.clone());
+                        self.fresh.push((source.clone(), reason.clone()));
                     }
                     // What an earlier, valid version installed stays.
                     if let Ok(relative) = localhost::profile_path(
