@@ -23,12 +23,14 @@
 )]
 pub mod always_allowed;
 pub mod apply;
+pub mod approve;
 pub mod basesets;
 pub mod bpf;
 pub mod btf;
 pub mod census;
 pub mod cgroup;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod daemon;
 pub mod diff;

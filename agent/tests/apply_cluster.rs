@@ -18,7 +18,7 @@ use std::{
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use syscensus_api::ContainerProfile;
+use syscensus_api::{ContainerProfile, NodeProfileStatus};
 use syscensus_fake_apiserver::{FakeApiServer, Gvr};
 
 const NS: &str = "shop";
@@ -71,6 +71,7 @@ impl Cluster {
     fn new() -> Cluster {
         let server = FakeApiServer::start();
         server.create_crd_of::<ContainerProfile>().unwrap();
+        server.create_crd_of::<NodeProfileStatus>().unwrap();
         server
             .create(
                 &Gvr::new("", "v1", "namespaces"),
@@ -196,7 +197,8 @@ impl Cluster {
     }
 
     /// Reports the profile of a container installed on `nodes`, as the
-    /// node agents do, with the file's digest or `sha256`.
+    /// node agents do in their NodeProfileStatus, with the file's digest or
+    /// `sha256`.
     fn install(
         &self,
         kind: &str,
@@ -210,21 +212,40 @@ impl Cluster {
             kind.to_ascii_lowercase()
         );
         let digest = sha256.map_or_else(|| self.sha256(&relative), str::to_owned);
-        let installed: Vec<Value> = nodes
-            .iter()
-            .map(|n| {
-                json!({"node": n, "path": format!("syscensus/{relative}"), "sha256": digest,
-                       "time": "2024-05-01T12:00:00Z"})
-            })
-            .collect();
-        self.server
-            .apply_status(
-                &profiles(),
-                Some(NS),
-                &syscensus_api::object_name("rec", kind, workload, container),
-                json!({"installed": installed}),
-            )
-            .unwrap();
+        let statuses = Gvr::of::<NodeProfileStatus>();
+        let localhost = format!("syscensus/{relative}");
+        // Exactly `nodes` have it: other nodes' entries for it go.
+        for mut status in self.server.list(&statuses, None).unwrap() {
+            let installed = status["spec"]["installed"].as_array_mut().unwrap();
+            installed.retain(|e| e["localhostProfile"] != json!(localhost));
+            let count = installed.len();
+            status["spec"]["installedCount"] = json!(count);
+            self.server.update(&statuses, None, status).unwrap();
+        }
+        for node in nodes {
+            let entry = json!({"localhostProfile": localhost, "sha256": digest});
+            match self.server.get(&statuses, None, node) {
+                Ok(mut status) => {
+                    let installed = status["spec"]["installed"].as_array_mut().unwrap();
+                    installed.push(entry);
+                    let count = installed.len();
+                    status["spec"]["installedCount"] = json!(count);
+                    self.server.update(&statuses, None, status).unwrap();
+                }
+                Err(_) => {
+                    self.server
+                        .create(
+                            &statuses,
+                            None,
+                            json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "NodeProfileStatus",
+                                   "metadata": {"name": node},
+                                   "spec": {"node": node, "installedCount": 1, "refusedCount": 0,
+                                            "installed": [entry], "changed": "2024-05-01T12:00:00Z"}}),
+                        )
+                        .unwrap();
+                }
+            }
+        }
     }
 
     fn install_everywhere_needed(&self) {
@@ -296,7 +317,7 @@ fn refuses_while_a_matching_node_lacks_the_profile() {
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("refusing to apply, nothing was patched: syscensus/shop/deployment-web/nginx.json (for Deployment shop/web) is not installed on node-b"),
+        err.contains("refusing to apply, nothing was patched: syscensus/shop/deployment-web/nginx.json (shop/deployment-web/nginx.json, for Deployment shop/web) is not installed on node-b"),
         "{err}"
     );
     assert!(err.contains("--force-uninstalled"), "{err}");
@@ -328,7 +349,7 @@ fn refuses_while_a_matching_node_lacks_the_profile() {
     assert_eq!(out.status.code(), Some(75));
     assert!(
         stderr(&out).contains(
-            "cronjob-nightly/task.json (for CronJob shop/nightly) is not installed on node-c"
+            "cronjob-nightly/task.json, for CronJob shop/nightly) is not installed on node-c"
         ),
         "{}",
         stderr(&out)

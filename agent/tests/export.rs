@@ -738,6 +738,52 @@ fn unknown_documents_are_refused_by_name() {
 }
 
 #[test]
+fn the_security_profiles_operator_installs_what_export_for_spo_writes() {
+    use syscensus::export::Installer;
+    for (installer, object, version, localhost) in [
+        (
+            Installer::Spo,
+            "name: shop.deployment.web.nginx\n",
+            "security-profiles-operator.x-k8s.io/v1\n",
+            "localhostProfile: operator/shop.deployment.web.nginx.json",
+        ),
+        (
+            Installer::SpoNamespaced,
+            "name: deployment-web.nginx\n  namespace: shop\n",
+            "security-profiles-operator.x-k8s.io/v1beta1\n",
+            "localhostProfile: operator/shop/deployment-web.nginx.json",
+        ),
+    ] {
+        let p = plan(
+            entries(),
+            None,
+            &PlanOptions {
+                installer,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
+        let seccomp = &p.files["shop/deployment-web/nginx.seccompprofile.yaml"];
+        assert!(seccomp.contains("kind: SeccompProfile"), "{seccomp}");
+        assert!(seccomp.contains(object), "{installer:?}: {seccomp}");
+        assert!(seccomp.contains(version), "{installer:?}: {seccomp}");
+        assert!(
+            !p.files
+                .keys()
+                .any(|f| f.ends_with(".localhostprofile.yaml")),
+            "{installer:?}"
+        );
+        let patch = &p.files["shop/deployment-web/patch.yaml"];
+        assert!(patch.contains(localhost), "{installer:?}: {patch}");
+        let kustomization = &p.files["kustomization.yaml"];
+        assert!(
+            kustomization.contains("- shop/deployment-web/nginx.seccompprofile.yaml\n"),
+            "{kustomization}"
+        );
+    }
+}
+
+#[test]
 fn refused_syscalls_are_proposed_in_a_rule_of_their_own() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");

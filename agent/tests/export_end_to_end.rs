@@ -11,7 +11,7 @@
 )]
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     path::Path,
     process::{Command, Output},
@@ -303,7 +303,7 @@ fn kustomize(dir: &Path) -> Vec<Value> {
 /// and init container of every rendered workload, and each one's image.
 fn seccomp_of(objects: &[Value]) -> BTreeMap<(String, String), (String, String)> {
     let mut out = BTreeMap::new();
-    for o in objects {
+    for o in objects.iter().filter(|o| o["kind"] != "LocalhostProfile") {
         let kind = o["kind"].as_str().unwrap();
         let pointer = match kind {
             "Pod" => "/spec",
@@ -375,7 +375,23 @@ fn expected_profiles() -> Vec<((&'static str, &'static str), &'static str)> {
     ]
 }
 
-fn check_rendered(objects: &[Value], base: &[Value]) {
+fn check_rendered(objects: &[Value], base: &[Value], component: Option<&Path>) {
+    // The Component (`component`: the export) creates a LocalhostProfile per
+    // profile, holding the exported file byte for byte, at the path the
+    // patches name.
+    let mut installs = BTreeMap::new();
+    for o in objects.iter().filter(|o| o["kind"] == "LocalhostProfile") {
+        let path = o["spec"]["localhostProfile"].as_str().unwrap().to_owned();
+        let file = component
+            .unwrap()
+            .join(path.strip_prefix("syscensus/").unwrap());
+        assert_eq!(
+            o["spec"]["profile"].as_str().unwrap().as_bytes(),
+            fs::read(&file).unwrap(),
+            "{path}"
+        );
+        installs.insert(path, o["metadata"]["namespace"].clone());
+    }
     let rendered = seccomp_of(objects);
     let before = seccomp_of(base);
     let got: Vec<((&str, &str), &str)> = rendered
@@ -383,6 +399,17 @@ fn check_rendered(objects: &[Value], base: &[Value]) {
         .map(|((w, c), (p, _))| ((w.as_str(), c.as_str()), p.as_str()))
         .collect();
     assert_eq!(got, expected_profiles());
+    let named: BTreeSet<&str> = got.iter().map(|(_, p)| *p).filter(|p| *p != "-").collect();
+    let named = if component.is_some() {
+        named
+    } else {
+        BTreeSet::new()
+    };
+    assert_eq!(
+        installs.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        named,
+        "a patch names a profile the Component does not install, or the reverse"
+    );
     // Nothing else changed: images and the other fields of the containers.
     for (key, (_, image)) in &before {
         assert_eq!(&rendered[key].1, image, "{key:?}");
@@ -438,7 +465,7 @@ fn kustomize_renders_the_profiles_onto_every_workload_kind() {
     )
     .unwrap();
     let base = documents(BASE);
-    check_rendered(&kustomize(&root.join("overlay")), &base);
+    check_rendered(&kustomize(&root.join("overlay")), &base, Some(&export));
 
     // The RFC 6902 patches, written against the same base, do the same.
     let mut patches = String::from("resources: [../base]\npatches:\n");
@@ -456,7 +483,7 @@ fn kustomize_renders_the_profiles_onto_every_workload_kind() {
     }
     fs::create_dir_all(root.join("json")).unwrap();
     fs::write(root.join("json/kustomization.yaml"), patches).unwrap();
-    check_rendered(&kustomize(&root.join("json")), &base);
+    check_rendered(&kustomize(&root.join("json")), &base, None);
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

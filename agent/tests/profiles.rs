@@ -506,3 +506,24 @@ fn object_names_can_be_checked_before_recording() {
     assert!(syscensus::profile::validate_namespace("kube-system").is_ok());
     assert!(syscensus::profile::validate_namespace("a.b").is_err());
 }
+
+/// A file that is not a profile gets a one-line error quoting at most a
+/// short excerpt of it, however long the file (it used to hold all of
+/// /etc/passwd).
+#[test]
+fn malformed_input_is_quoted_in_a_short_excerpt() {
+    let long_line: String = (0..200)
+        .map(|i| format!("user{i}:x:{i}:{i}::/home/user{i}:/bin/sh "))
+        .collect();
+    for text in [
+        long_line.clone(),
+        format!("[\"{long_line}\"]"),
+        format!("{{\"defaultAction\": \"{long_line}\"}}"),
+        format!("defaultAction: [{long_line}"),
+    ] {
+        let error = parse_text(&text, "passwd").unwrap_err().to_string();
+        assert!(error.len() < 300, "{} bytes: {error}", error.len());
+        assert!(!error.contains("user199"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+}

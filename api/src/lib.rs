@@ -5,6 +5,9 @@
 //! - [`ContainerProfile`]: the result, one per (recording, workload,
 //!   container): the syscalls every replica on every node made, merged, with
 //!   where they came from.
+//! - [`LocalhostProfile`]: a reviewed profile, byte for byte, that every
+//!   node installs where a workload container's `localhostProfile` points.
+//! - [`NodeProfileStatus`]: per node, what its agent installed.
 //!
 //! The CRD manifests in `deploy/` are generated from these types by `cargo
 //! xtask gen-crds`, and a test fails when they drift.
@@ -16,14 +19,22 @@
     )
 )]
 
+mod install;
 mod names;
 mod profile;
 mod recording;
 
-pub use names::{NameError, label_value, object_name, validate_dns_label, validate_dns_subdomain};
+pub use install::{
+    InstalledProfile, LocalhostProfile, LocalhostProfileSpec, MAX_PROFILE_BYTES, NodeProfileStatus,
+    NodeProfileStatusSpec, RefusedProfile,
+};
+pub use names::{
+    NameError, label_value, localhost_profile_name, object_name, validate_dns_label,
+    validate_dns_subdomain,
+};
 pub use profile::{
-    BaseSetRef, ContainerProfile, ContainerProfileSpec, ContainerProfileStatus, NodeContribution,
-    NodeInstall, NodeRefusal, SessionSummary, WorkloadKind, WorkloadRef,
+    BaseSetRef, ContainerProfile, ContainerProfileSpec, NodeContribution, SessionSummary,
+    WorkloadKind, WorkloadRef,
 };
 pub use recording::{
     NodeRecording, Phase, ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus,
@@ -46,9 +57,29 @@ pub mod labels {
     pub const WORKLOAD_NAME: &str = "syscensus.io/workload-name";
     /// On a ContainerProfile: the container's name.
     pub const CONTAINER: &str = "syscensus.io/container";
-    /// On a ContainerProfile: `true` once a reviewer approves it; every
-    /// node's agent then installs it into the kubelet's seccomp directory.
-    pub const APPROVED: &str = "syscensus.io/approved";
+    /// On a ContainerProfile that `syscensus approve` approved:
+    /// [`APPROVED`](approval::APPROVED) while its spec is the one approved,
+    /// [`CHANGED`](approval::CHANGED) once the agents merged syscalls into
+    /// it since (kept current by every writer of the spec).
+    pub const APPROVAL: &str = "syscensus.io/approval";
+
+    /// Values of [`APPROVAL`].
+    pub mod approval {
+        /// The spec is the one approved.
+        pub const APPROVED: &str = "approved";
+        /// The spec changed since it was approved: the nodes install what
+        /// was approved until it is approved again.
+        pub const CHANGED: &str = "changed";
+    }
+}
+
+/// Annotations syscensus puts on the objects it writes, and reads.
+pub mod annotations {
+    /// On a ContainerProfile: the SHA-256 of the profile file its spec
+    /// rendered to when `syscensus approve` approved it.
+    pub const APPROVED_SHA256: &str = "syscensus.io/approved-sha256";
+    /// On a ContainerProfile: when it was approved (RFC 3339).
+    pub const APPROVED_AT: &str = "syscensus.io/approved-at";
 }
 
 /// The times the API types hold, as the CRDs' `pattern` for them: RFC 3339
@@ -67,7 +98,12 @@ pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt as _;
-    vec![ProfileRecording::crd(), ContainerProfile::crd()]
+    vec![
+        ProfileRecording::crd(),
+        ContainerProfile::crd(),
+        LocalhostProfile::crd(),
+        NodeProfileStatus::crd(),
+    ]
 }
 
 /// The CRDs as YAML documents, one per CRD, as `deploy/` holds them.

@@ -112,6 +112,23 @@ pub fn object_name(recording: &str, kind: &str, workload: &str, container: &str)
     format!("{cut}.{hash}")
 }
 
+/// The name of the LocalhostProfile of a workload container:
+/// `<kind>-<workload>.<container>`, the kind lowercase, as its directory and
+/// file are named in an export (`deployment-web.nginx` for
+/// `deployment-web/nginx.json`). A container name holds no dot, so distinct
+/// containers get distinct names; one longer than 253 characters is cut and
+/// ended with a hash of the whole.
+pub fn localhost_profile_name(kind: &str, workload: &str, container: &str) -> String {
+    let full = format!("{}-{workload}.{container}", kind.to_ascii_lowercase());
+    if full.len() <= 253 {
+        return full;
+    }
+    let hash = short_hash(&full);
+    let keep = full.floor_char_boundary(253 - hash.len() - 1);
+    let cut = full[..keep].trim_end_matches(['-', '.']).to_owned();
+    format!("{cut}.{hash}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +171,21 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() <= 253);
         validate_dns_subdomain(&a).expect("valid");
+    }
+
+    #[test]
+    fn localhost_profile_names_are_valid_and_distinct() {
+        assert_eq!(
+            localhost_profile_name("Deployment", "web", "nginx"),
+            "deployment-web.nginx"
+        );
+        let label = "w".repeat(63);
+        let long = [label.as_str(); 3].join(".");
+        let a = localhost_profile_name("StatefulSet", &long, &"a".repeat(63));
+        let b = localhost_profile_name("StatefulSet", &long, &"b".repeat(63));
+        assert_ne!(a, b);
+        validate_dns_subdomain(&a).expect("valid");
+        assert!(a.len() <= 253);
     }
 
     #[test]

@@ -118,7 +118,6 @@ pub struct NodeContribution {
     version = "v1alpha1",
     kind = "ContainerProfile",
     namespaced,
-    status = "ContainerProfileStatus",
     shortname = "cprof",
     category = "syscensus",
     doc = "The syscalls one container of one workload made, merged over replicas and nodes.",
@@ -127,6 +126,11 @@ pub struct NodeContribution {
     printcolumn(name = "Container", type_ = "string", json_path = ".spec.container"),
     printcolumn(name = "Syscalls", type_ = "integer", json_path = ".spec.syscallCount"),
     printcolumn(name = "Last-New", type_ = "date", json_path = ".spec.lastNewSyscall"),
+    printcolumn(
+        name = "Approval",
+        type_ = "string",
+        json_path = ".metadata.labels.syscensus\\.io/approval"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -199,46 +203,4 @@ pub struct SessionSummary {
     /// Syscall names they made, per architecture.
     #[serde(default)]
     pub syscalls: BTreeMap<String, Vec<String>>,
-}
-
-/// Where the profile is installed.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerProfileStatus {
-    /// One entry per node whose agent installed the approved profile into
-    /// the kubelet's seccomp directory.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
-    pub installed: Vec<NodeInstall>,
-    /// One entry per node whose agent would not install the approved
-    /// profile, and why (say, a syscall name no runtime knows). Fix the
-    /// spec and every node tries again.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
-    pub refused: Vec<NodeRefusal>,
-}
-
-/// An approved profile a node would not install.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeRefusal {
-    pub node: String,
-    /// What is wrong with the spec, in one line.
-    pub reason: String,
-    #[schemars(regex(pattern = crate::TIME_PATTERN))]
-    pub time: Time,
-}
-
-/// A profile installed on a node.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeInstall {
-    pub node: String,
-    /// The `localhostProfile` path, relative to the kubelet's seccomp
-    /// directory.
-    pub path: String,
-    /// SHA-256 of the installed file, hex.
-    pub sha256: String,
-    #[schemars(regex(pattern = crate::TIME_PATTERN))]
-    pub time: Time,
 }

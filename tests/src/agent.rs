@@ -142,6 +142,47 @@ impl Agent {
         agent
     }
 
+    /// Starts `syscensus agent --install-only ARGS`, which keeps no state
+    /// directory, and waits until it says it installs.
+    pub fn start_install_only(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let owned = tempfile::tempdir().expect("temp dir");
+        let log = owned.path().join("agent.log");
+        let log_file = fs::File::create(&log).expect("log file");
+        let child = Command::new(syscensus_bin())
+            .args(["agent", "--install-only"])
+            .args(args)
+            .env("SYSCENSUS_LOG", "info,syscensus=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start the agent");
+        let mut agent = Agent {
+            child: Some(child),
+            state: owned.path().to_path_buf(),
+            _owned: Some(owned),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !agent.log().contains("recording nothing") {
+            if let Some(child) = agent.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the agent exited ({status}) before it was ready:\n{}",
+                    agent.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not start:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
     /// The agent's state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state

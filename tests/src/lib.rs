@@ -30,6 +30,40 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What `syscensus export --from` writes for the ContainerProfile `profile`
+/// (as the API server holds it): the LocalhostProfile object that installs
+/// it, as a production cluster receives it from git, and the profile file.
+pub fn exported_localhost_profile(profile: &serde_json::Value) -> (serde_json::Value, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("profile.json");
+    std::fs::write(&input, profile.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(syscensus_bin())
+        .args(["export", "--to"])
+        .arg(&out)
+        .arg("--from")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "export failed: {output:?}");
+    let spec = &profile["spec"];
+    let relative = format!(
+        "{}/{}-{}/{}",
+        profile["metadata"]["namespace"].as_str().unwrap(),
+        spec["workload"]["kind"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase(),
+        spec["workload"]["name"].as_str().unwrap(),
+        spec["container"].as_str().unwrap()
+    );
+    let text =
+        std::fs::read_to_string(out.join(format!("{relative}.localhostprofile.yaml"))).unwrap();
+    let object: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    let bytes = std::fs::read(out.join(format!("{relative}.json"))).unwrap();
+    (object, bytes)
+}
+
 /// The `syscensus` binary under test: `$SYSCENSUS_BIN` (set by `cargo xtask
 /// test`), else the debug build in the workspace's target directory.
 pub fn syscensus_bin() -> PathBuf {

@@ -19,7 +19,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use syscensus_api::{ContainerProfile, ProfileRecording};
+use syscensus_api::{ContainerProfile, NodeProfileStatus, ProfileRecording};
 use syscensus_tests::{
     agent::Agent,
     apiserver::{FakeApiServer, Gvr, RequestRecord},
@@ -90,13 +90,17 @@ const COMPONENTS: [(&str, &str, Option<&str>); 3] = [
     ),
 ];
 
-/// Every rendering users apply: the base, the overlay, the base with each
+/// Every rendering users apply: the base, the overlays, the base with each
 /// component.
 fn renderings() -> Vec<(String, Vec<Value>)> {
-    let mut all: Vec<(String, Vec<Value>)> = ["deploy/base", "deploy/overlays/crio"]
-        .into_iter()
-        .map(|dir| (dir.to_owned(), render(dir)))
-        .collect();
+    let mut all: Vec<(String, Vec<Value>)> = [
+        "deploy/base",
+        "deploy/overlays/crio",
+        "deploy/overlays/install-only",
+    ]
+    .into_iter()
+    .map(|dir| (dir.to_owned(), render(dir)))
+    .collect();
     for (name, _, _) in COMPONENTS {
         all.push((
             format!("deploy/components/{name}"),
@@ -358,20 +362,7 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     require_root();
     let docs = render("deploy/base");
     let role = find(&docs, "ClusterRole");
-    let mut granted = BTreeSet::new();
-    for rule in role["rules"].as_array().unwrap() {
-        for group in rule["apiGroups"].as_array().unwrap() {
-            for resource in rule["resources"].as_array().unwrap() {
-                for verb in rule["verbs"].as_array().unwrap() {
-                    granted.insert((
-                        group.as_str().unwrap().to_owned(),
-                        resource.as_str().unwrap().to_owned(),
-                        verb.as_str().unwrap().to_owned(),
-                    ));
-                }
-            }
-        }
-    }
+    let mut granted = grants(role);
     assert!(
         !granted.iter().any(|(_, r, _)| r == "secrets" || r == "*"),
         "{granted:?}"
@@ -473,20 +464,81 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut approved = server.get(&profiles, Some(ns), name).unwrap();
-    approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
-    server.update(&profiles, Some(ns), approved).unwrap();
-    while server.get(&profiles, Some(ns), name).unwrap()["status"]["installed"]
-        .as_array()
-        .is_none_or(Vec::is_empty)
-    {
+    // A reviewer approves it, with an identity and a kubeconfig context of
+    // their own (their requests are not the agent's).
+    let reviewer = dir.path().join("reviewer-kubeconfig");
+    std::fs::write(
+        &reviewer,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n- name: elsewhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: elsewhere\n  context: {{cluster: elsewhere, user: reviewer}}\n- name: review\n  context: {{cluster: fake, user: reviewer}}\ncurrent-context: elsewhere\nusers:\n- name: reviewer\n  user: {{token: reviewer}}\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let approve = |args: &[&str]| {
+        let output = Command::new(syscensus_tests::syscensus_bin())
+            .arg("approve")
+            .args(args)
+            .args(["-n", ns, "--context", "review", "--kubeconfig"])
+            .arg(&reviewer)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    };
+    approve(&[name]);
+    let status = |server: &FakeApiServer| {
+        server
+            .get(&Gvr::of::<NodeProfileStatus>(), None, "node-a")
+            .map(|s| s["spec"]["installedCount"].clone())
+            .unwrap_or_default()
+    };
+    while status(&server) != 1 {
         assert!(Instant::now() < deadline, "not installed:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another replica does more after the approval: the agent marks the
+    // profile changed, and the node keeps what was approved.
+    let installed = root.join("seccomp/syscensus/shop/deployment-web/app.json");
+    let approved_bytes = std::fs::read(&installed).unwrap();
+    run(
+        "web-1a-z",
+        "ReplicaSet",
+        "web-1a",
+        &["sh", "-c", "uname; mkdir /tmp/d; echo hi"],
+    );
+    while server.get(&profiles, Some(ns), name).unwrap()["metadata"]["labels"]["syscensus.io/approval"]
+        != "changed"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not marked changed:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read(&installed).unwrap(), approved_bytes);
+    // Revoked: no Pod uses it, the Deployment's template is read, and the
+    // file goes.
+    approve(&["--revoke", name]);
+    while installed.exists() {
+        assert!(Instant::now() < deadline, "not removed:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(agent);
 
-    let used: BTreeSet<(String, String, String)> =
-        server.requests().iter().filter_map(rbac_of).collect();
+    let used: BTreeSet<(String, String, String)> = server
+        .requests()
+        .iter()
+        .filter(|r| r.authorization.as_deref() != Some("Bearer reviewer"))
+        .filter_map(rbac_of)
+        .collect();
+    // Read only before a profile of such a workload is removed; the
+    // Deployment's read is the one exercised here.
+    for kind in ["statefulsets", "daemonsets"] {
+        granted.remove(&("apps".to_owned(), kind.to_owned(), "get".to_owned()));
+    }
+    granted.remove(&("batch".to_owned(), "cronjobs".to_owned(), "get".to_owned()));
     let missing: Vec<_> = used.difference(&granted).collect();
     assert!(
         missing.is_empty(),
@@ -496,5 +548,167 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     assert!(
         unused.is_empty(),
         "the ClusterRole grants what the agent never called: {unused:?}"
+    );
+}
+
+/// The (API group, resource, verb) triples a ClusterRole grants.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.insert((
+                        group.as_str().unwrap().to_owned(),
+                        resource.as_str().unwrap().to_owned(),
+                        verb.as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// The install-only overlay records nothing: no kernel program, so no BPF
+/// or PERFMON capability, no bpffs, cgroup, runtime socket or state
+/// directory, no recording CRDs; and its ClusterRole grants exactly what
+/// `agent --install-only` calls while it installs a profile, keeps it for a
+/// Pod that uses it, and removes it. The agent loads nothing into the
+/// kernel and writes only a temporary kubelet directory.
+#[test]
+fn the_install_only_agent_records_nothing_and_is_granted_exactly_what_it_calls() {
+    let docs = render("deploy/overlays/install-only");
+    let daemonset = find(&docs, "DaemonSet");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    let agent = &pod["containers"][0];
+    assert_eq!(agent["args"], json!(["agent", "--install-only"]));
+    assert_eq!(
+        agent["securityContext"]["capabilities"],
+        json!({"drop": ["ALL"]})
+    );
+    let volumes: BTreeSet<&str> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(volumes, BTreeSet::from(["seccomp"]));
+    let crds: BTreeSet<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        crds,
+        BTreeSet::from([
+            "localhostprofiles.syscensus.io",
+            "nodeprofilestatuses.syscensus.io"
+        ])
+    );
+    let mut granted = grants(find(&docs, "ClusterRole"));
+
+    let ns = "shop";
+    let server = FakeApiServer::start_with_syscensus(ns);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let root = dir.path().join("kubelet");
+    let agent = Agent::start_install_only(
+        &[
+            "--kubelet-root",
+            root.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[("NODE_NAME", "node-a")],
+    );
+    let profile = r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+    let sha256 = {
+        let out = Command::new("sh")
+            .args(["-c", "printf %s \"$0\" | sha256sum", profile])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+    };
+    let localhost = "syscensus/shop/deployment-web/app.json";
+    server
+        .create(
+            &Gvr::new("syscensus.io", "v1alpha1", "localhostprofiles"),
+            Some(ns),
+            json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "LocalhostProfile",
+                   "metadata": {"name": "deployment-web.app", "namespace": ns},
+                   "spec": {"workload": {"kind": "Deployment", "name": "web"}, "container": "app",
+                            "localhostProfile": localhost, "sha256": sha256, "profile": profile}}),
+        )
+        .unwrap();
+    let installed = root.join("seccomp").join(localhost);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}:\n{}", agent.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("not installed", &|| {
+        std::fs::read_to_string(&installed).ok().as_deref() == Some(profile)
+    });
+    let report = |server: &FakeApiServer| {
+        server
+            .get(&Gvr::of::<NodeProfileStatus>(), None, "node-a")
+            .map(|s| s["spec"]["installed"].clone())
+            .unwrap_or_default()
+    };
+    wait("not reported", &|| {
+        report(&server)[0]["sha256"] == json!(sha256)
+    });
+    // A Pod on the node uses it: deleting the object keeps the file.
+    let pods = Gvr::new("", "v1", "pods");
+    server
+        .create(
+            &pods,
+            Some(ns),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "web-1", "namespace": ns},
+                   "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "x",
+                       "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": localhost}}}]}}),
+        )
+        .unwrap();
+    server
+        .delete(
+            &Gvr::new("syscensus.io", "v1alpha1", "localhostprofiles"),
+            Some(ns),
+            "deployment-web.app",
+        )
+        .unwrap();
+    wait("not kept for the Pod", &|| {
+        report(&server)[0]["keptFor"]
+            .as_str()
+            .is_some_and(|k| k.contains("shop/web-1"))
+    });
+    assert!(installed.exists());
+    server.delete(&pods, Some(ns), "web-1").unwrap();
+    wait("not removed", &|| !installed.exists());
+    drop(agent);
+
+    let used: BTreeSet<(String, String, String)> =
+        server.requests().iter().filter_map(rbac_of).collect();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "the installing agent called what its ClusterRole does not grant: {missing:?}"
+    );
+    // Read only before a profile of such a workload is removed; the
+    // Deployment's read is the one exercised here.
+    for kind in ["statefulsets", "daemonsets", "replicasets"] {
+        granted.remove(&("apps".to_owned(), kind.to_owned(), "get".to_owned()));
+    }
+    for kind in ["cronjobs", "jobs"] {
+        granted.remove(&("batch".to_owned(), kind.to_owned(), "get".to_owned()));
+    }
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(
+        unused.is_empty(),
+        "the installing ClusterRole grants what the agent never called: {unused:?}"
     );
 }

@@ -129,8 +129,8 @@ fn parse(text: &str, openmetrics: bool) -> BTreeMap<String, (String, f64)> {
 
 /// The cluster: syscensus's CRDs, the Deployment → ReplicaSet chain of
 /// `web`, a recording of `app=web` Pods, the ContainerProfile of web/app
-/// as an earlier recording left it two hours ago (only `read`), and an
-/// approved ContainerProfile no runtime could load.
+/// as an earlier recording left it two hours ago (only `read`), and a
+/// LocalhostProfile no runtime could load.
 fn cluster() -> FakeApiServer {
     let server = FakeApiServer::start_with_syscensus(NS);
     let hours_ago = |h: i64| {
@@ -140,12 +140,8 @@ fn cluster() -> FakeApiServer {
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string()
     };
-    let profile = |name: &str, workload: &str, syscalls: &[&str], approved: bool| {
-        let labels = if approved {
-            json!({"syscensus.io/approved": "true"})
-        } else {
-            json!({})
-        };
+    let profile = |name: &str, workload: &str, syscalls: &[&str]| {
+        let labels = json!({});
         json!({
             "apiVersion": "syscensus.io/v1alpha1", "kind": "ContainerProfile",
             "metadata": {"name": name, "namespace": NS, "labels": labels},
@@ -170,17 +166,21 @@ fn cluster() -> FakeApiServer {
         ),
         (
             Gvr::of::<ContainerProfile>(),
-            profile("rec.deployment.web.app", "web", &["read"], false),
+            profile("rec.deployment.web.app", "web", &["read"]),
         ),
-        (
-            Gvr::of::<ContainerProfile>(),
-            profile(
-                "rec.deployment.bad.app",
-                "bad",
-                &["read", "frobnicate"],
-                true,
-            ),
-        ),
+        (Gvr::of::<syscensus_api::LocalhostProfile>(), {
+            use sha2::Digest as _;
+            let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["read","frobnicate"],"action":"SCMP_ACT_ALLOW"}]}"#;
+            let sha256: String = sha2::Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            json!({"apiVersion": "syscensus.io/v1alpha1", "kind": "LocalhostProfile",
+                       "metadata": {"name": "deployment-bad.app", "namespace": NS},
+                       "spec": {"workload": {"kind": "Deployment", "name": "bad"}, "container": "app",
+                                "localhostProfile": "syscensus/shop/deployment-bad/app.json",
+                                "sha256": sha256, "profile": text}})
+        }),
     ] {
         server.create(&gvr, Some(NS), object).unwrap();
     }
@@ -294,7 +294,7 @@ fn an_operator_sees_metrics_events_and_logs() {
     );
     // The approved profile no runtime could load: refused, said once.
     let refused = wait_for("ProfileRefused", &agent, || {
-        events_of(&server, "rec.deployment.bad.app", "ProfileRefused").pop()
+        events_of(&server, "deployment-bad.app", "ProfileRefused").pop()
     });
     assert_eq!(refused["type"], "Warning");
     assert!(
@@ -315,27 +315,33 @@ fn an_operator_sees_metrics_events_and_logs() {
         assert_eq!(all.len(), 1, "one Event per series: {all:?}");
         (all[0]["series"]["count"] == 2).then_some(())
     });
-    // Approved: installed on this node.
-    let mut approved = server
-        .get(
-            &Gvr::of::<ContainerProfile>(),
+    // Approved (its LocalhostProfile, as an export brings it): installed
+    // on this node.
+    let (object, _) = syscensus_tests::exported_localhost_profile(
+        &server
+            .get(
+                &Gvr::of::<ContainerProfile>(),
+                Some(NS),
+                "rec.deployment.web.app",
+            )
+            .unwrap(),
+    );
+    server
+        .create(
+            &Gvr::of::<syscensus_api::LocalhostProfile>(),
             Some(NS),
-            "rec.deployment.web.app",
+            object,
         )
         .unwrap();
-    approved["metadata"]["labels"] = json!({"syscensus.io/approved": "true"});
-    server
-        .update(&Gvr::of::<ContainerProfile>(), Some(NS), approved)
-        .unwrap();
     let installed = wait_for("ProfileInstalled", &agent, || {
-        events_of(&server, "rec.deployment.web.app", "ProfileInstalled").pop()
+        events_of(&server, "deployment-web.app", "ProfileInstalled").pop()
     });
     assert_eq!(
         installed["note"],
         "installed on node node-a as syscensus/shop/deployment-web/app.json"
     );
     assert_eq!(
-        events_of(&server, "rec.deployment.bad.app", "ProfileRefused").len(),
+        events_of(&server, "deployment-bad.app", "ProfileRefused").len(),
         1,
         "a refusal is said once"
     );

@@ -161,9 +161,12 @@ fn scenario(wrapper: &[&str], snapshot_wrapper: &[&str]) -> (String, String) {
     until("the result", &|| {
         server.get(&profiles, Some(ns), name).is_ok()
     });
-    let mut approved = server.get(&profiles, Some(ns), name).unwrap();
-    approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
-    server.update(&profiles, Some(ns), approved).unwrap();
+    // Approved: its LocalhostProfile, as an export brings it.
+    let (object, _) = syscensus_tests::exported_localhost_profile(
+        &server.get(&profiles, Some(ns), name).unwrap(),
+    );
+    let objects = Gvr::of::<syscensus_api::LocalhostProfile>();
+    server.create(&objects, Some(ns), object).unwrap();
     until("the installation", &|| {
         root.join("seccomp/syscensus/shop/deployment-web/app.json")
             .exists()
@@ -174,13 +177,20 @@ fn scenario(wrapper: &[&str], snapshot_wrapper: &[&str]) -> (String, String) {
             .unwrap()["status"]["nodes"]
             .is_array()
     });
-    // Approval taken back: the profile and its directories go.
-    let mut withdrawn = server.get(&profiles, Some(ns), name).unwrap();
-    withdrawn["metadata"]["labels"]
-        .as_object_mut()
-        .unwrap()
-        .remove("syscensus.io/approved");
-    server.update(&profiles, Some(ns), withdrawn).unwrap();
+    until("the node's report", &|| {
+        server
+            .get(
+                &Gvr::of::<syscensus_api::NodeProfileStatus>(),
+                None,
+                "node-a",
+            )
+            .is_ok_and(|s| s["spec"]["installedCount"] == 1)
+    });
+    // Approval taken back: no Pod or template uses it, so the profile and
+    // its directories go.
+    server
+        .delete(&objects, Some(ns), "deployment-web.app")
+        .unwrap();
     until("the removal", &|| {
         !root.join("seccomp/syscensus/shop").exists()
     });

@@ -322,7 +322,8 @@ fn the_daemonset_pod_runs_as_the_kubelet_runs_it() {
     std::fs::write(trigger.join("stop"), b"").unwrap();
     assert_eq!(web_app.wait_exited(WAIT), 0, "{:?}", web_app.logs());
 
-    // Its ContainerProfile, approved, is installed by the agent.
+    // Its ContainerProfile, approved (its LocalhostProfile, as an export
+    // brings it), is installed by the agent.
     let profiles = Gvr::of::<ContainerProfile>();
     let name = "rec.deployment.web.app";
     until("the ContainerProfile", &context, &mut || {
@@ -332,18 +333,28 @@ fn the_daemonset_pod_runs_as_the_kubelet_runs_it() {
                 .is_some_and(|names| names.iter().any(|n| n == "uname"))
         })
     });
-    let mut approved = server.get(&profiles, Some(NS), name).unwrap();
-    approved["metadata"]["labels"]["syscensus.io/approved"] = json!("true");
-    server.update(&profiles, Some(NS), approved).unwrap();
+    let (object, _) = syscensus_tests::exported_localhost_profile(
+        &server.get(&profiles, Some(NS), name).unwrap(),
+    );
+    server
+        .create(
+            &Gvr::of::<syscensus_api::LocalhostProfile>(),
+            Some(NS),
+            object,
+        )
+        .unwrap();
     let mut installed = String::new();
     until("the installation", &context, &mut || {
-        let profile = server.get(&profiles, Some(NS), name).unwrap();
-        match profile["status"]["installed"]
+        let Ok(status) = server.get(&Gvr::of::<syscensus_api::NodeProfileStatus>(), None, NODE)
+        else {
+            return false;
+        };
+        match status["spec"]["installed"]
             .as_array()
-            .and_then(|i| i.iter().find(|e| e["node"] == NODE))
+            .and_then(|i| i.first())
         {
             Some(entry) => {
-                installed = entry["path"].as_str().unwrap().to_owned();
+                installed = entry["localhostProfile"].as_str().unwrap().to_owned();
                 true
             }
             None => false,

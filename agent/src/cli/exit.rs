@@ -126,6 +126,19 @@ pub fn status(error: &Error) -> u8 {
                 E::Runtime(_) => SOFTWARE,
             }
         }
+        Error::Approve(e) => {
+            use crate::approve::ApproveError as A;
+            use commands::approve::Error as E;
+            match e {
+                E::Approve(A::Connect(_) | A::Kube { .. }) => UNAVAILABLE,
+                E::Approve(A::NotFound { .. } | A::Nothing { .. }) => NO_INPUT,
+                E::Approve(A::Unusable { .. }) => DATA,
+                E::Approve(A::Contended { .. }) => TEMP_FAIL,
+                E::Output(_) => CANT_CREATE,
+                E::Runtime(_) => SOFTWARE,
+            }
+        }
+        Error::Docs(_) => CANT_CREATE,
     }
 }
 
@@ -187,9 +200,10 @@ fn export(error: &ExportError) -> u8 {
         | E::Foreign { .. }
         | E::Git { .. }
         | E::Rejected { .. }
+        | E::GitCommand { .. }
         | E::DetachedHead => CANT_CREATE,
-        E::Connect { .. } | E::Kube { .. } | E::Workloads { .. } => UNAVAILABLE,
-        E::NotARepository { .. } | E::NoRemote { .. } => USAGE,
+        E::Connect(_) | E::Kube { .. } | E::Workloads { .. } => UNAVAILABLE,
+        E::NotARepository { .. } | E::NoRemote { .. } | E::BranchName { .. } => USAGE,
         E::NotInstalled { .. } => TEMP_FAIL,
         E::Profile(e) => profile(e),
     }

@@ -6,12 +6,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, agent::AgentArgs, apply::ApplyArgs, denials::DenialsArgs, diff::DiffArgs,
-    export::ExportArgs, install_agent_profile::InstallAgentProfileArgs, merge::MergeArgs,
-    record::RecordArgs, run::RunArgs, snapshot::SnapshotArgs, uninstall::UninstallArgs,
+    self, agent::AgentArgs, apply::ApplyArgs, approve::ApproveArgs, denials::DenialsArgs,
+    diff::DiffArgs, export::ExportArgs, install_agent_profile::InstallAgentProfileArgs,
+    merge::MergeArgs, record::RecordArgs, run::RunArgs, snapshot::SnapshotArgs,
+    uninstall::UninstallArgs,
 };
 
+mod docs;
 pub mod exit;
+
+pub use docs::{CompletionsArgs, ManArgs};
 
 /// Records which syscalls a command or container really makes, with eBPF,
 /// and writes the seccomp profile that allows exactly those.
@@ -72,12 +76,14 @@ pub enum Command {
     /// the DaemonSet's init container.
     InstallAgentProfile(InstallAgentProfileArgs),
     /// Write the recorded profiles to a directory for review in git: one OCI
-    /// profile per workload container, patches that make the workloads use
-    /// them, and a kustomize Component that ties the patches together.
+    /// profile per workload container, the object that installs it on the
+    /// nodes (a LocalhostProfile, or with --for spo a SeccompProfile),
+    /// patches that make the workloads use them, and a kustomize Component
+    /// that ties the objects and patches together.
     ///
-    /// Reads the cluster's ContainerProfiles (KUBECONFIG, or the Pod's
-    /// service account), or the files given with --from. Files an earlier
-    /// export wrote that this one does not are removed.
+    /// Reads the cluster's ContainerProfiles (--kubeconfig, KUBECONFIG, or
+    /// the Pod's service account), or the files given with --from. Files an
+    /// earlier export wrote that this one does not are removed.
     Export(ExportArgs),
     /// Compare two profiles, or two directories of profiles (matched by
     /// relative path): the syscalls added and removed per container and
@@ -91,8 +97,20 @@ pub enum Command {
     ///
     /// Refuses, patching nothing, while a profile is not installed on every
     /// Node that matches the workload's nodeSelector (affinity and taints
-    /// are not evaluated).
+    /// are not evaluated), as the Nodes' NodeProfileStatuses report it.
     Apply(ApplyArgs),
+    /// Approve ContainerProfiles as they are now: their profile goes, byte
+    /// for byte, into the workload container's LocalhostProfile, which
+    /// every node installs. Syscalls recorded later wait for the next
+    /// approval (`kubectl get cprof` shows `changed`).
+    Approve(ApproveArgs),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish,
+    /// powershell): e.g. `syscensus completions bash >
+    /// /etc/bash_completion.d/syscensus`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a
+    /// directory: e.g. `syscensus man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
 }
 
 /// Everything a `syscensus` command can fail with: each command's own
@@ -121,6 +139,10 @@ pub enum Error {
     Merge(#[from] commands::merge::Error),
     #[error(transparent)]
     Apply(#[from] commands::apply::Error),
+    #[error(transparent)]
+    Approve(#[from] commands::approve::Error),
+    #[error(transparent)]
+    Docs(commands::OutputError),
 }
 
 /// Runs the parsed command line.
@@ -139,6 +161,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Diff(args) => commands::diff::diff(args)?,
         Command::Merge(args) => commands::merge::merge(args)?,
         Command::Apply(args) => commands::apply::apply(args)?,
+        Command::Approve(args) => commands::approve::approve(args)?,
+        Command::Completions(args) => docs::completions(&args).map_err(Error::Docs)?,
+        Command::Man(args) => docs::man(&args).map_err(Error::Docs)?,
     })
 }
 

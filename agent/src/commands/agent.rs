@@ -4,10 +4,10 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 
-use super::NotRoot;
+use super::{ClusterArgs, NotRoot};
 use crate::{
     basesets::{self, UnknownBaseSet},
-    daemon::{self, BaseSetChoice, Config, DaemonError, KubeConfig, Options},
+    daemon::{self, BaseSetChoice, Config, DaemonError, InstallOnlyOptions, KubeConfig, Options},
     recording::SessionPolicy,
 };
 
@@ -122,17 +122,39 @@ pub struct AgentArgs {
     /// uninstall` removes them.
     #[arg(long, env = "SYSCENSUS_DETACH_ON_STOP")]
     pub detach_on_stop: bool,
-    /// Do not install approved profiles on this node.
-    #[arg(long, env = "SYSCENSUS_NO_INSTALL")]
+    /// Do not install LocalhostProfiles on this node.
+    #[arg(long, env = "SYSCENSUS_NO_INSTALL", conflicts_with = "install_only")]
     pub no_install: bool,
+    /// Only install LocalhostProfiles on this node, and record nothing: no
+    /// kernel program is loaded, no cgroup or runtime socket read, so no
+    /// capability is needed beyond writing the kubelet's seccomp directory.
+    /// For production nodes that receive reviewed profiles from git.
+    #[arg(long, env = "SYSCENSUS_INSTALL_ONLY", conflicts_with = "no_kube")]
+    pub install_only: bool,
     /// Where to serve /metrics, /healthz and /readyz (e.g. 0.0.0.0:9808);
     /// not served when absent.
     #[arg(long, env = "SYSCENSUS_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
+    if args.install_only {
+        let Some(node) = args.node_name else {
+            return Err(Error::Usage {
+                message: "the node's name is needed to install its profiles: set NODE_NAME (the downward API's spec.nodeName) or --node-name".into(),
+            });
+        };
+        daemon::run_install_only(InstallOnlyOptions {
+            node,
+            kubelet_root: args.kubelet_root,
+            listen: args.listen,
+            connection: args.cluster.connection(),
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     super::require_root("syscensus agent")?;
     let base_set = match args.base_set.as_str() {
         "auto" => {
@@ -182,6 +204,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
         detach_on_stop: args.detach_on_stop,
         kubelet_root: (!args.no_install).then_some(args.kubelet_root),
         listen: args.listen,
+        connection: args.cluster.connection(),
     };
     daemon::run(options)?;
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use super::{OutputError, block_on, write_stdout};
+use super::{ClusterArgs, Output, OutputError, block_on, write_stdout};
 use crate::{apply, export::ExportError};
 
 /// `syscensus apply` failed.
@@ -32,15 +32,28 @@ pub struct ApplyArgs {
     /// (Pods scheduled there fail to start until it is).
     #[arg(long)]
     pub force_uninstalled: bool,
+    /// The report's format: text, or JSON (schema syscensus.io/apply/v1).
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Applies the export in `args.dir`.
 pub fn apply(args: ApplyArgs) -> Result<ExitCode, Error> {
     let export = apply::read_export(&args.dir)?;
-    let outcome = block_on(apply::apply(export, args.dry_run, args.force_uninstalled))
-        .map_err(Error::Runtime)??;
-    write_stdout(outcome.report.as_bytes())?;
-    match outcome.refused {
+    let connection = args.cluster.connection();
+    let (report, refused) = block_on(async {
+        let client = connection.client().await.map_err(ExportError::from)?;
+        apply::apply(&client, export, args.dry_run, args.force_uninstalled).await
+    })
+    .map_err(Error::Runtime)??;
+    let text = match args.output {
+        Output::Text => report.text(),
+        Output::Json => super::json_line(&report),
+    };
+    write_stdout(text.as_bytes())?;
+    match refused {
         Some(refusal) => Err(refusal.into()),
         None => Ok(ExitCode::SUCCESS),
     }

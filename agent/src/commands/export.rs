@@ -1,15 +1,24 @@
 //! `syscensus export`: the recorded profiles to a directory for review in
-//! git, with the patches that make the workloads use them; commits and
-//! pushes it if asked to.
+//! git, with the objects that install them on production nodes and the
+//! patches that make the workloads use them; commits and pushes it if asked
+//! to.
 use std::{fs, path::PathBuf, process::ExitCode};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
 
-use super::{OutputError, block_on, write_stdout};
-use crate::export::{
-    self, ExportError, Filter, PlanOptions, client, cluster_entries, denial_reports, file_entries,
-    git, plan, read_base, tree,
+use super::{ClusterArgs, Output, OutputError, block_on, json_line, write_stdout};
+use crate::{
+    export::{
+        self, ExportError, Filter, Installer, PlanOptions, cluster_entries, denial_reports,
+        file_entries, git, is_profile_file, plan, read_base, tree,
+    },
+    localhost,
 };
+
+/// The version of the JSON report (`export -o json`); fields are only ever
+/// added.
+pub const SCHEMA: &str = "syscensus.io/export/v1";
 
 /// `syscensus export` failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +29,23 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error("failed to start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+/// Who installs the profiles in the cluster the export goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum For {
+    /// syscensus's agents (`agent` or `agent --install-only`): a
+    /// LocalhostProfile beside each profile; patches point at
+    /// syscensus/<namespace>/<kind>-<workload>/<container>.json.
+    Syscensus,
+    /// The Security Profiles Operator 0.9 and later: a cluster-scoped
+    /// SeccompProfile beside each profile; patches point at
+    /// operator/<name>.json.
+    Spo,
+    /// The Security Profiles Operator before 0.9: a namespaced
+    /// SeccompProfile (v1beta1); patches point at
+    /// operator/<namespace>/<name>.json.
+    SpoNamespaced,
 }
 
 /// Options of `syscensus export`.
@@ -52,17 +78,77 @@ pub struct ExportArgs {
     /// from ContainerProfiles are rendered from those alone).
     #[arg(long, value_name = "FILE_OR_DIR", requires = "from")]
     pub with_denials: Vec<PathBuf>,
-    /// Also write Security Profiles Operator SeccompProfile objects.
+    /// Who installs the profiles where the export is applied: the objects
+    /// written for it go into the kustomize Component with the patches.
+    #[arg(long = "for", value_enum, default_value_t = For::Syscensus, value_name = "INSTALLER")]
+    pub installer: For,
+    /// Also write Security Profiles Operator SeccompProfile objects
+    /// (<container>.spo.yaml), outside the Component.
     #[arg(long)]
     pub spo: bool,
     /// Commit the export to the git repository DIR lies in, when it changed,
     /// with the syscalls added and removed per container in the message.
+    /// The commit is made with the `git` command: your identity, hooks and
+    /// commit signing apply.
     #[arg(long)]
     pub git: bool,
-    /// Push the current branch to this remote (a name, or a local path)
-    /// after committing.
+    /// Commit on this branch (made from HEAD if it does not exist) instead
+    /// of the checked-out one, for review; the work tree and HEAD are left
+    /// as they are.
+    #[arg(long, value_name = "BRANCH", requires = "git")]
+    pub branch: Option<String>,
+    /// Push the branch committed on to this remote (a remote's name, a URL
+    /// or a path) with the `git` command: https and ssh remotes with your
+    /// credentials.
     #[arg(long, value_name = "REMOTE", requires = "git")]
     pub push: Option<String>,
+    /// The report's format: text, or JSON (schema syscensus.io/export/v1).
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// A profile file of the export.
+#[derive(Debug, Serialize)]
+struct ProfileFile {
+    path: String,
+    sha256: String,
+}
+
+/// What a push did.
+#[derive(Debug, Serialize)]
+struct Pushed {
+    remote: String,
+    branch: String,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    schema: &'static str,
+    dir: String,
+    installer: For,
+    profiles: usize,
+    workloads: usize,
+    profile_files: Vec<ProfileFile>,
+    written: Vec<String>,
+    removed: Vec<String>,
+    unchanged: usize,
+    warnings: Vec<String>,
+    commit: Option<export::Commit>,
+    pushed: Option<Pushed>,
+}
+
+impl Serialize for For {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            For::Syscensus => "syscensus",
+            For::Spo => "spo",
+            For::SpoNamespaced => "spo-namespaced",
+        })
+    }
 }
 
 /// Reads the profiles, writes the export directory, and commits and pushes
@@ -73,8 +159,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         recording: args.recording.clone(),
     };
     let entries = if args.from.is_empty() {
+        let connection = args.cluster.connection();
         block_on(async {
-            let client = client().await?;
+            let client = connection.client().await?;
             cluster_entries(&client, &filter).await
         })
         .map_err(Error::Runtime)??
@@ -92,6 +179,11 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         .into());
     }
     let base = args.base.as_deref().map(read_base).transpose()?;
+    let installer = match args.installer {
+        For::Syscensus => Installer::Syscensus,
+        For::Spo => Installer::Spo,
+        For::SpoNamespaced => Installer::SpoNamespaced,
+    };
     let mut denials = Vec::new();
     for path in &args.with_denials {
         denials.extend(denial_reports(path)?);
@@ -101,6 +193,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         base.as_ref(),
         &PlanOptions {
             spo: args.spo,
+            installer,
             denials,
         },
     )?;
@@ -113,29 +206,84 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
         git::check(&args.to)?;
     }
 
-    let written = tree::write(&args.to, &plan)?;
-    let mut out = format!(
-        "exported {} profile(s) of {} workload(s) to {}: {} file(s) written, {} removed, {} unchanged\n",
-        plan.profiles,
-        plan.workloads,
-        args.to.display(),
-        written.written.len(),
-        written.removed.len(),
-        written.unchanged
-    );
+    // On another branch than the checked-out one, the export goes into
+    // that branch's commit only: the work tree (whose branch is not the
+    // one reviewed) is left as it is.
+    let elsewhere = args.git && git::is_other_branch(&args.to, args.branch.as_deref())?;
+    let (written, mut out) = if elsewhere {
+        let out = format!(
+            "exported {} profile(s) of {} workload(s) to {} on branch {}; the work tree is left as it is\n",
+            plan.profiles,
+            plan.workloads,
+            args.to.display(),
+            args.branch.as_deref().unwrap_or_default(),
+        );
+        (tree::Written::default(), out)
+    } else {
+        let written = tree::write(&args.to, &plan)?;
+        let out = format!(
+            "exported {} profile(s) of {} workload(s) to {}: {} file(s) written, {} removed, {} unchanged\n",
+            plan.profiles,
+            plan.workloads,
+            args.to.display(),
+            written.written.len(),
+            written.removed.len(),
+            written.unchanged
+        );
+        (written, out)
+    };
+    let mut commit = None;
     if args.git {
-        match git::commit(&args.to, &plan, &written)? {
-            Some(export::Commit { id, summary }) => out.push_str(&format!(
-                "committed {}: {summary}\n",
-                &id[..id.len().min(12)],
-            )),
+        match git::commit(&args.to, &plan, &written, args.branch.as_deref())? {
+            Some(made) => {
+                out.push_str(&format!(
+                    "committed {}{}: {}\n",
+                    &made.id[..made.id.len().min(12)],
+                    made.branch
+                        .as_ref()
+                        .map(|b| format!(" on {b}"))
+                        .unwrap_or_default(),
+                    made.summary
+                ));
+                commit = Some(made);
+            }
             None => out.push_str("nothing to commit: the repository holds this export\n"),
         }
     }
+    let mut pushed = None;
     if let Some(remote) = &args.push {
-        let branch = git::push(&args.to, remote)?;
+        let branch = git::push(&args.to, remote, args.branch.as_deref())?;
         out.push_str(&format!("pushed {branch} to {remote}\n"));
+        pushed = Some(Pushed {
+            remote: remote.clone(),
+            branch,
+        });
     }
-    write_stdout(out.as_bytes())?;
+    let text = match args.output {
+        Output::Text => out,
+        Output::Json => json_line(&Report {
+            schema: SCHEMA,
+            dir: args.to.display().to_string(),
+            installer: args.installer,
+            profiles: plan.profiles,
+            workloads: plan.workloads,
+            profile_files: plan
+                .files
+                .iter()
+                .filter(|(p, _)| is_profile_file(p))
+                .map(|(path, content)| ProfileFile {
+                    path: path.clone(),
+                    sha256: localhost::sha256_hex(content.as_bytes()),
+                })
+                .collect(),
+            written: written.written,
+            removed: written.removed,
+            unchanged: written.unchanged,
+            warnings: plan.warnings,
+            commit,
+            pushed,
+        }),
+    };
+    write_stdout(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

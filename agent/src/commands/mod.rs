@@ -8,10 +8,13 @@ use std::{
     path::PathBuf,
 };
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
+
+use crate::cluster::Connection;
 
 pub mod agent;
 pub mod apply;
+pub mod approve;
 pub mod denials;
 pub mod diff;
 pub mod export;
@@ -78,12 +81,56 @@ pub fn write_stdout(contents: &[u8]) -> Result<(), OutputError> {
         })
 }
 
+/// `value` as one line of JSON, with a newline.
+pub fn json_line(value: &impl serde::Serialize) -> String {
+    #[expect(
+        clippy::unwrap_used,
+        reason = "the reports are plain structs of strings, numbers and lists"
+    )]
+    let mut text = serde_json::to_string(value).unwrap();
+    text.push('\n');
+    text
+}
+
 /// Runs `future` to completion on a runtime of its own.
 pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     Ok(runtime.block_on(future))
+}
+
+/// Where the cluster is, for every command that talks to one.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file to use (default: KUBECONFIG, else
+    /// ~/.kube/config, else the Pod's service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The connection these options describe.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// How a command that reports on what it did writes its report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object with a versioned `schema` (fields are only ever
+    /// added), for pipelines.
+    Json,
 }
 
 /// Output formats for profiles.

@@ -25,6 +25,7 @@ pub mod contribution;
 pub mod cri;
 pub mod http;
 pub mod identity;
+mod install_only;
 pub mod kube;
 pub mod machine;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub mod selection;
 mod shell;
 pub mod state;
 
+pub use install_only::{InstallOnlyOptions, run_install_only};
 pub use machine::{BaseSetChoice, Config, KubeConfig};
 
 /// The daemon could not start or go on.
@@ -49,12 +51,10 @@ pub enum DaemonError {
     Cri(#[from] cri::CriError),
     #[error(transparent)]
     Install(#[from] kube::installer::InstallError),
-    #[error(
-        "cannot reach the Kubernetes API: {source}: run in a Pod with a service account, set KUBECONFIG, or use --no-kube"
-    )]
+    #[error("cannot reach the Kubernetes API: {source}; or use --no-kube")]
     Kube {
         #[source]
-        source: Box<::kube::Error>,
+        source: crate::cluster::ConnectError,
     },
     #[error("{what}: {source}")]
     System {
@@ -87,6 +87,8 @@ pub struct Options {
     pub kubelet_root: Option<PathBuf>,
     /// Where to serve /metrics, /healthz and /readyz.
     pub listen: Option<SocketAddr>,
+    /// Where the cluster is (Kubernetes mode).
+    pub connection: crate::cluster::Connection,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -115,12 +117,11 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         let kube = match &options.config.kube {
             None => None,
             Some(config) => {
-                let client =
-                    ::kube::Client::try_default()
-                        .await
-                        .map_err(|e| DaemonError::Kube {
-                            source: Box::new(e),
-                        })?;
+                let client = options
+                    .connection
+                    .client()
+                    .await
+                    .map_err(|source| DaemonError::Kube { source })?;
                 Some(kube::Kube::start(
                     client,
                     config.node.clone(),

@@ -66,11 +66,8 @@ pub enum ExportError {
         dir.display()
     )]
     NotAnExport { dir: PathBuf },
-    #[error("cannot connect to the Kubernetes API: {source}: check KUBECONFIG")]
-    Connect {
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    Connect(#[from] crate::cluster::ConnectError),
     #[error("failed to {what}: {source}")]
     Kube {
         what: String,
@@ -98,12 +95,16 @@ pub enum ExportError {
     },
     #[error("no remote named {remote:?} in the repository: give --push a remote's name, or a path")]
     NoRemote { remote: String },
-    #[error("HEAD is not on a branch: check out the branch to push, then export again")]
+    #[error("HEAD is not on a branch: check out the branch to push, or give --branch")]
     DetachedHead,
+    #[error("cannot commit on a branch named {name:?}: not a valid git branch name")]
+    BranchName { name: String },
+    #[error("failed to {what}: git: {message}")]
+    GitCommand { what: String, message: String },
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(
-        "refusing to apply, nothing was patched: {}{}; wait until the agents have installed the approved profiles (kubectl get cprof -o wide), or pass --force-uninstalled",
+        "refusing to apply, nothing was patched: {}{}; wait until the agents have installed the profiles (kubectl get nodeprofilestatuses), or pass --force-uninstalled",
         problems.first().map_or("", String::as_str),
         more(problems.len())
     )]

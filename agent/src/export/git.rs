@@ -1,15 +1,27 @@
-//! Committing an export to the git repository it lies in, with libgit2, and
-//! pushing the branch.
+//! Committing an export to the git repository it lies in, and pushing it.
 //!
-//! The commit holds the export's files and nothing else: it is the HEAD
-//! tree with the export's files replaced and the ones it no longer writes
-//! removed, whatever else the index holds (other staged changes stay
-//! staged, and uncommitted). Nothing is committed when the tree would not
-//! change. The message says, per container, which syscalls came and went
-//! since the export HEAD holds.
-use std::{cell::RefCell, collections::BTreeSet, path::Path};
+//! The commit holds the export's files and nothing else: it is the tree of
+//! the branch it goes on (HEAD's, or `--branch`'s) with the export's files
+//! replaced and the ones it no longer writes removed, whatever else the
+//! index holds (other staged changes stay staged, and uncommitted). Nothing
+//! is committed when the tree would not change. The message says, per
+//! container, which syscalls came and went since the export the branch
+//! holds.
+//!
+//! libgit2 reads the repository and builds the tree; the `git` command
+//! makes the commit and pushes, so that they go as the user's own would:
+//! with their identity, hooks (pre-commit, commit-msg, post-commit,
+//! pre-push), commit signing (`commit.gpgSign`, `gpg.format`), credential
+//! helpers, and the https and ssh transports, which this build of libgit2
+//! leaves out (the node agent's image needs no OpenSSL).
+use std::{
+    collections::BTreeSet,
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
 
-use git2::{Index, IndexEntry, IndexTime, PushOptions, RemoteCallbacks, Repository, Signature};
+use git2::{Index, IndexEntry, IndexTime, Repository};
 
 use super::{
     ExportError,
@@ -27,12 +39,14 @@ pub const DEFAULT_NAME: &str = "syscensus";
 pub const DEFAULT_EMAIL: &str = "syscensus@localhost";
 
 /// A commit made.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Commit {
     /// The commit's id, hex.
     pub id: String,
     /// The first line of its message.
     pub summary: String,
+    /// The branch it is on (`None` on a detached HEAD).
+    pub branch: Option<String>,
 }
 
 /// The repository whose work tree holds `dir`, and `dir` relative to the
@@ -153,12 +167,56 @@ pub fn message(diffs: &[diff::ProfileDiff]) -> String {
     text
 }
 
+/// Whether committing on `branch` commits elsewhere than the checked-out
+/// branch of the repository holding `dir`: the export then goes to that
+/// branch only, and the work tree is left alone.
+pub fn is_other_branch(dir: &Path, branch: Option<&str>) -> Result<bool, ExportError> {
+    let Some(branch) = branch else {
+        return Ok(false);
+    };
+    let (repo, _) = open(dir)?;
+    Ok(current_branch(&repo).as_deref() != Some(branch))
+}
+
+/// Which branch a commit goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    /// HEAD's (the checked-out branch).
+    Head,
+    /// Another branch, which may not exist yet (it starts at HEAD).
+    Branch { name: String, exists: bool },
+}
+
 /// Commits the export in `dir` (written from `plan`; `written` says what
-/// the previous export listed). `None` when the repository already holds
-/// exactly these files.
-pub fn commit(dir: &Path, plan: &Plan, written: &Written) -> Result<Option<Commit>, ExportError> {
+/// the previous export listed) on HEAD's branch, or on `branch`. `None`
+/// when the branch already holds exactly these files.
+pub fn commit(
+    dir: &Path,
+    plan: &Plan,
+    written: &Written,
+    branch: Option<&str>,
+) -> Result<Option<Commit>, ExportError> {
     let (repo, prefix) = open(dir)?;
-    let head = head_commit(&repo)?;
+    let current = current_branch(&repo);
+    let target = match branch {
+        None => Target::Head,
+        Some(name) if current.as_deref() == Some(name) => Target::Head,
+        Some(name) => {
+            check_branch_name(name)?;
+            Target::Branch {
+                name: name.to_owned(),
+                exists: repo.find_branch(name, git2::BranchType::Local).is_ok(),
+            }
+        }
+    };
+    let head = match &target {
+        Target::Branch { name, exists: true } => Some(
+            repo.find_branch(name, git2::BranchType::Local)
+                .and_then(|b| b.get().peel_to_commit())
+                .map_err(ExportError::git(format!("read branch {name}")))?,
+        ),
+        _ => head_commit(&repo)?,
+    };
     let head_tree = head
         .as_ref()
         .map(git2::Commit::tree)
@@ -207,9 +265,6 @@ pub fn commit(dir: &Path, plan: &Plan, written: &Written) -> Result<Option<Commi
     if head_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         return Ok(None);
     }
-    let tree = repo
-        .find_tree(tree_id)
-        .map_err(ExportError::git("read the new tree"))?;
 
     let profiles: BTreeSet<&String> = committed
         .iter()
@@ -233,85 +288,292 @@ pub fn commit(dir: &Path, plan: &Plan, written: &Written) -> Result<Option<Commi
     }
     let message = message(&diffs);
 
-    let signature = repo
-        .signature()
-        .or_else(|_| Signature::now(DEFAULT_NAME, DEFAULT_EMAIL))
-        .map_err(ExportError::git("make a signature"))?;
-    let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
-    let id = repo
-        .commit(
-            Some("HEAD"),
-            &signature,
-            &signature,
-            &message,
-            &tree,
-            &parents,
-        )
-        .map_err(ExportError::git("commit the export"))?;
+    let defaults = repo.signature().is_err();
+    let workdir =
+        repo.workdir()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| ExportError::NotARepository {
+                dir: dir.to_path_buf(),
+            })?;
+    let id = match &target {
+        Target::Head => commit_here(&repo, &workdir, tree_id, &message, defaults)?,
+        Target::Branch { name, exists } => {
+            commit_on_branch(&workdir, name, *exists, tree_id, &message, defaults)?
+        }
+    };
 
-    // The work tree holds what was committed: stage it, so that `git
-    // status` shows the export clean.
-    let mut staged = repo.index().map_err(ExportError::git("read the index"))?;
-    for (relative, _) in &files {
+    // The work tree holds what was committed on HEAD's branch: stage it,
+    // so that `git status` shows the export clean.
+    if target == Target::Head {
+        let mut staged = repo.index().map_err(ExportError::git("read the index"))?;
         staged
-            .add_path(Path::new(&in_repo(&prefix, relative)))
-            .map_err(ExportError::git(format!("stage {relative}")))?;
+            .read(true)
+            .map_err(ExportError::git("read the index"))?;
+        for (relative, _) in &files {
+            staged
+                .add_path(Path::new(&in_repo(&prefix, relative)))
+                .map_err(ExportError::git(format!("stage {relative}")))?;
+        }
+        for relative in &gone {
+            let _ = staged.remove_path(Path::new(&in_repo(&prefix, relative)));
+        }
+        staged
+            .write()
+            .map_err(ExportError::git("write the index"))?;
     }
-    for relative in &gone {
-        let _ = staged.remove_path(Path::new(&in_repo(&prefix, relative)));
-    }
-    staged
-        .write()
-        .map_err(ExportError::git("write the index"))?;
 
     Ok(Some(Commit {
-        id: id.to_string(),
         summary: message.lines().next().unwrap_or_default().to_owned(),
+        branch: match &target {
+            Target::Head => current,
+            Target::Branch { name, .. } => Some(name.clone()),
+        },
+        id,
     }))
 }
 
-/// Pushes the current branch of the repository holding `dir` to `remote`
-/// (a remote's name, or a path or URL); returns the branch's name. Only
-/// local repositories (paths and `file://` URLs) can be reached: syscensus
-/// is built without https and ssh.
-pub fn push(dir: &Path, remote: &str) -> Result<String, ExportError> {
-    let (repo, _) = open(dir)?;
-    let head = repo.head().map_err(ExportError::git("read HEAD"))?;
-    if !head.is_branch() {
-        return Err(ExportError::DetachedHead);
+/// The checked-out branch's short name; `None` on a detached HEAD.
+fn current_branch(repo: &Repository) -> Option<String> {
+    match repo.head() {
+        Ok(head) if head.is_branch() => head.shorthand().ok().map(str::to_owned),
+        Ok(_) => None,
+        // An unborn branch: HEAD names it.
+        Err(_) => repo
+            .find_reference("HEAD")
+            .ok()
+            .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_owned))
+            .and_then(|t| t.strip_prefix("refs/heads/").map(str::to_owned)),
     }
-    let refname = head.name().unwrap_or_default().to_owned();
-    let branch = head.shorthand().unwrap_or_default().to_owned();
-    let mut target = match repo.find_remote(remote) {
-        Ok(r) => r,
-        Err(_) if remote.contains('/') || remote.contains(':') => repo
-            .remote_anonymous(remote)
-            .map_err(ExportError::git(format!("open the remote {remote}")))?,
-        Err(_) => {
-            return Err(ExportError::NoRemote {
-                remote: remote.to_owned(),
-            });
+}
+
+/// Fails unless `name` is a branch name git accepts.
+fn check_branch_name(name: &str) -> Result<(), ExportError> {
+    if git2::Branch::name_is_valid(name).unwrap_or(false) && !name.starts_with('-') {
+        Ok(())
+    } else {
+        Err(ExportError::BranchName {
+            name: crate::profile::excerpt(name, 80),
+        })
+    }
+}
+
+/// Runs `git ARGS` in `dir` with `env`, and fails with its stderr.
+fn git(
+    dir: &Path,
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+    what: &str,
+) -> Result<Output, ExportError> {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .output()
+        .map_err(|source| ExportError::GitCommand {
+            what: what.to_owned(),
+            message: format!("cannot run git: {source}; install git, or drop --git"),
+        })?;
+    if !output.status.success() {
+        return Err(ExportError::GitCommand {
+            what: what.to_owned(),
+            message: last_lines(&output.stderr),
+        });
+    }
+    Ok(output)
+}
+
+/// The last lines of a command's error output, on one line.
+fn last_lines(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+    crate::profile::excerpt(&tail, 400)
+}
+
+/// The `-c` options that give git an identity when the user's
+/// configuration has none (as commits made with libgit2 had).
+fn identity(defaults: bool) -> Vec<&'static OsStr> {
+    if defaults {
+        [
+            "-c",
+            "user.name=syscensus",
+            "-c",
+            "user.email=syscensus@localhost",
+        ]
+        .map(OsStr::new)
+        .to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The message in a file for `git commit -F` (a hook may rewrite it).
+fn message_file(message: &str) -> Result<tempfile::NamedTempFile, ExportError> {
+    let mut file = tempfile::NamedTempFile::new()
+        .map_err(ExportError::write(Path::new("a temporary file")))?;
+    std::io::Write::write_all(&mut file, message.as_bytes())
+        .map_err(ExportError::write(file.path()))?;
+    Ok(file)
+}
+
+/// The commit HEAD names now.
+fn rev_parse(dir: &Path, rev: &str) -> Result<String, ExportError> {
+    let output = git(
+        dir,
+        &[OsStr::new("rev-parse"), OsStr::new(rev)],
+        &[],
+        "read the new commit",
+    )?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Commits `tree` on HEAD's branch with `git commit` and an index of its
+/// own, so that what else is staged stays out of the commit.
+fn commit_here(
+    repo: &Repository,
+    workdir: &Path,
+    tree: git2::Oid,
+    message: &str,
+    defaults: bool,
+) -> Result<String, ExportError> {
+    let index_dir = tempfile::tempdir_in(repo.path()).map_err(ExportError::write(repo.path()))?;
+    let index = index_dir.path().join("index");
+    let env = [("GIT_INDEX_FILE", index.as_os_str())];
+    let tree = tree.to_string();
+    git(
+        workdir,
+        &[OsStr::new("read-tree"), OsStr::new(&tree)],
+        &env,
+        "stage the export",
+    )?;
+    let file = message_file(message)?;
+    let mut args = identity(defaults);
+    args.extend([
+        OsStr::new("commit"),
+        OsStr::new("--quiet"),
+        OsStr::new("--cleanup=verbatim"),
+        OsStr::new("-F"),
+        file.path().as_os_str(),
+    ]);
+    git(workdir, &args, &env, "commit the export")?;
+    rev_parse(workdir, "HEAD")
+}
+
+/// Commits `tree` on `branch` (made from HEAD if it does not exist), which
+/// is not checked out here, with `git commit` in a temporary work tree of
+/// that branch, so that hooks see the files of the commit.
+fn commit_on_branch(
+    workdir: &Path,
+    branch: &str,
+    exists: bool,
+    tree: git2::Oid,
+    message: &str,
+    defaults: bool,
+) -> Result<String, ExportError> {
+    let parent =
+        tempfile::tempdir().map_err(ExportError::write(Path::new("a temporary directory")))?;
+    let path: PathBuf = parent.path().join("worktree");
+    let mut add: Vec<&OsStr> = ["worktree", "add", "--quiet"].map(OsStr::new).to_vec();
+    if exists {
+        add.extend([path.as_os_str(), OsStr::new(branch)]);
+    } else {
+        add.extend([
+            OsStr::new("-b"),
+            OsStr::new(branch),
+            path.as_os_str(),
+            OsStr::new("HEAD"),
+        ]);
+    }
+    git(
+        workdir,
+        &add,
+        &[],
+        &format!("check out branch {branch} in a temporary work tree"),
+    )?;
+    let result = (|| {
+        let tree = tree.to_string();
+        git(
+            &path,
+            &["read-tree", "-u", "--reset", &tree].map(OsStr::new),
+            &[],
+            "stage the export",
+        )?;
+        let file = message_file(message)?;
+        let mut args = identity(defaults);
+        args.extend([
+            OsStr::new("commit"),
+            OsStr::new("--quiet"),
+            OsStr::new("--cleanup=verbatim"),
+            OsStr::new("-F"),
+            file.path().as_os_str(),
+        ]);
+        git(&path, &args, &[], &format!("commit the export on {branch}"))?;
+        rev_parse(&path, "HEAD")
+    })();
+    let _ = git(
+        workdir,
+        &[
+            OsStr::new("worktree"),
+            OsStr::new("remove"),
+            OsStr::new("--force"),
+            path.as_os_str(),
+        ],
+        &[],
+        "remove the temporary work tree",
+    );
+    result
+}
+
+/// Pushes `branch` (else the current branch) of the repository holding
+/// `dir` to `remote` (a remote's name, a URL, or a path), with the `git`
+/// command: the user's transports, credentials and pre-push hook. Returns
+/// the branch's name.
+pub fn push(dir: &Path, remote: &str, branch: Option<&str>) -> Result<String, ExportError> {
+    let (repo, _) = open(dir)?;
+    let branch = match branch {
+        Some(name) => name.to_owned(),
+        None => {
+            let head = repo.head().map_err(ExportError::git("read HEAD"))?;
+            if !head.is_branch() {
+                return Err(ExportError::DetachedHead);
+            }
+            head.shorthand().unwrap_or_default().to_owned()
         }
     };
-    let rejected: RefCell<Option<String>> = RefCell::new(None);
-    let mut callbacks = RemoteCallbacks::new();
-    callbacks.push_update_reference(|name, status| {
-        if let Some(status) = status {
-            *rejected.borrow_mut() = Some(format!("{name}: {status}"));
-        }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(callbacks);
-    target
-        .push(&[format!("{refname}:{refname}")], Some(&mut options))
-        .map_err(ExportError::git(format!("push {branch} to {remote}")))?;
-    drop(options);
-    if let Some(reason) = rejected.into_inner() {
+    if repo.find_remote(remote).is_err()
+        && !remote.contains('/')
+        && !remote.contains(':')
+        && !Path::new(remote).exists()
+    {
+        return Err(ExportError::NoRemote {
+            remote: remote.to_owned(),
+        });
+    }
+    let workdir = repo.workdir().unwrap_or(dir).to_path_buf();
+    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let output = Command::new("git")
+        .current_dir(&workdir)
+        .args(["push", "--porcelain", "--", remote, &refspec])
+        .output()
+        .map_err(|source| ExportError::GitCommand {
+            what: format!("push {branch} to {remote}"),
+            message: format!("cannot run git: {source}; install git"),
+        })?;
+    // `--porcelain` prints `!<tab>ref<tab>[rejected] (reason)` for a ref
+    // the remote refused.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if let Some(line) = stdout.lines().find(|l| l.starts_with('!')) {
+        let reason = line.split('\t').nth(2).unwrap_or(line).to_owned();
         return Err(ExportError::Rejected {
             remote: remote.to_owned(),
             branch,
             reason,
+        });
+    }
+    if !output.status.success() {
+        return Err(ExportError::GitCommand {
+            what: format!("push {branch} to {remote}"),
+            message: last_lines(&output.stderr),
         });
     }
     Ok(branch)

@@ -20,11 +20,11 @@ pub use patch::{
     group_version, json_patch, kustomization, parse_patch, pod_spec_pointer, strategic_merge_patch,
 };
 pub use plan::{
-    Base, Entry, JSON_PATCH_FILE, KUSTOMIZATION_FILE, PATCH_FILE, Plan, PlanOptions,
-    is_profile_file, plan,
+    Base, Entry, Installer, JSON_PATCH_FILE, KUSTOMIZATION_FILE, LOCALHOST_PROFILE_SUFFIX,
+    PATCH_FILE, Plan, PlanOptions, SECCOMP_PROFILE_SUFFIX, is_profile_file, plan,
 };
 pub use source::{
-    Filter, client, cluster_entries, denial_reports, file_entries, read_base, read_documents,
+    Filter, cluster_entries, denial_reports, file_entries, read_base, read_documents,
     recording_entry,
 };
 pub use tree::{MANIFEST_FILE, Written, read_manifest};

@@ -30,18 +30,7 @@ pub struct WorkloadPatch {
     pub containers: Vec<PatchContainer>,
 }
 
-/// The JSON pointer of the pod spec inside an object of `kind`.
-pub fn pod_spec_pointer(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Pod => "/spec",
-        WorkloadKind::CronJob => "/spec/jobTemplate/spec/template/spec",
-        WorkloadKind::Deployment
-        | WorkloadKind::StatefulSet
-        | WorkloadKind::DaemonSet
-        | WorkloadKind::ReplicaSet
-        | WorkloadKind::Job => "/spec/template/spec",
-    }
-}
+pub use crate::localhost::usage::pod_spec_pointer;
 
 /// The API group and version of a kind (`apps`, `v1`; `""` for the core
 /// group).
@@ -337,6 +326,8 @@ pub fn json_patch(patch: &WorkloadPatch, base: &ManifestWorkload) -> (Option<Str
 struct Kustomization<'a> {
     api_version: &'static str,
     kind: &'static str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    resources: &'a [String],
     patches: Vec<KustomizePatch<'a>>,
 }
 
@@ -356,11 +347,12 @@ struct Target<'a> {
     namespace: &'a str,
 }
 
-/// The kustomize Component (`kustomization.yaml`) that applies each
-/// workload's strategic merge patch (`path`, relative to the export
-/// directory) to exactly that workload: an overlay lists the export
-/// directory under `components:`.
-pub fn kustomization(patches: &[(String, WorkloadPatch)]) -> String {
+/// The kustomize Component (`kustomization.yaml`) that creates the objects
+/// that install the profiles (`resources`, relative to the export
+/// directory) and applies each workload's strategic merge patch (`path`) to
+/// exactly that workload: an overlay lists the export directory under
+/// `components:`.
+pub fn kustomization(resources: &[String], patches: &[(String, WorkloadPatch)]) -> String {
     let patches = patches
         .iter()
         .map(|(path, p)| {
@@ -380,6 +372,7 @@ pub fn kustomization(patches: &[(String, WorkloadPatch)]) -> String {
     let k = Kustomization {
         api_version: "kustomize.config.k8s.io/v1alpha1",
         kind: "Component",
+        resources,
         patches,
     };
     #[expect(

@@ -3,8 +3,12 @@
 //! give the same files.
 //!
 //! ```text
-//! kustomization.yaml                               kustomize Component: every patch.yaml
+//! kustomization.yaml                               kustomize Component: the objects and patches
 //! <namespace>/<kind>-<workload>/<container>.json   the OCI seccomp profile
+//! <namespace>/<kind>-<workload>/<container>.localhostprofile.yaml
+//!                                                  the LocalhostProfile that installs it
+//! <namespace>/<kind>-<workload>/<container>.seccompprofile.yaml
+//!                                                  or SPO's SeccompProfile (--for spo)
 //! <namespace>/<kind>-<workload>/patch.yaml         strategic merge patch
 //! <namespace>/<kind>-<workload>/patch.rfc6902.json JSON patch (with --base)
 //! <namespace>/<kind>-<workload>/<container>.spo.yaml  SPO SeccompProfile (with --spo)
@@ -22,7 +26,7 @@ use super::{
     patch::{self, ManifestWorkload, PatchContainer, WorkloadPatch},
 };
 use crate::{
-    localhost::{self, localhost_profile, slash_path, spec_profile, workload_dir},
+    localhost::{self, localhost_profile, object, slash_path, spec_profile, workload_dir},
     profile::{Action, Rule},
     refusal::report::{ContainerRefusals, RULE_COMMENT},
 };
@@ -105,11 +109,38 @@ impl Base {
     }
 }
 
+/// Who installs the profiles on the nodes of the cluster the export is
+/// applied to: the export writes the objects it installs from, and patches
+/// that point at the path it installs them at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Installer {
+    /// syscensus's agents, from LocalhostProfiles:
+    /// `syscensus/<namespace>/<kind>-<workload>/<container>.json`.
+    #[default]
+    Syscensus,
+    /// The Security Profiles Operator 1.0 and later (and 0.9, 0.10), whose
+    /// SeccompProfiles are cluster-scoped: `operator/<name>.json`, the
+    /// object named `<namespace>.<kind>.<workload>.<container>`.
+    Spo,
+    /// The Security Profiles Operator before 0.9, whose SeccompProfiles are
+    /// namespaced (API version v1beta1): `operator/<namespace>/<name>.json`.
+    SpoNamespaced,
+}
+
+/// The suffix of the file that holds a container's LocalhostProfile.
+pub const LOCALHOST_PROFILE_SUFFIX: &str = ".localhostprofile.yaml";
+/// The suffix of the file that holds a container's SPO SeccompProfile
+/// when SPO installs the profiles (`--for spo`).
+pub const SECCOMP_PROFILE_SUFFIX: &str = ".seccompprofile.yaml";
+
 /// What else to write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Security Profiles Operator `SeccompProfile` objects too.
+    /// Security Profiles Operator `SeccompProfile` objects too, outside the
+    /// Component (`<container>.spo.yaml`).
     pub spo: bool,
+    /// Who installs the profiles.
+    pub installer: Installer,
     /// Refusal reports (`--with-denials`): the syscalls they name are
     /// proposed in a rule of their own in the profile of their workload
     /// container.
@@ -192,9 +223,10 @@ pub fn plan(
     let mut out = Plan::default();
     let mut denials = denied_names(&options.denials, &mut out.warnings);
     let mut workloads: BTreeMap<(String, WorkloadRef), Vec<PatchContainer>> = BTreeMap::new();
+    let mut resources = Vec::new();
     for ((namespace, workload, container), spec) in &merged {
         let dir = workload_dir(namespace, workload.kind, &workload.name)?;
-        let localhost = localhost_profile(namespace, workload.kind, &workload.name, container)?;
+        let mut localhost = localhost_profile(namespace, workload.kind, &workload.name, container)?;
         localhost::check(spec).map_err(|reason| ExportError::Unusable {
             namespace: namespace.clone(),
             workload: format!("{}/{}", workload.kind.as_str(), workload.name),
@@ -217,8 +249,42 @@ pub fn plan(
             });
         }
         let dir = slash_path(&dir);
-        out.files
-            .insert(format!("{dir}/{container}.json"), profile.to_oci_json());
+        let text = profile.to_oci_json();
+        match options.installer {
+            Installer::Syscensus => {
+                let object = object::make(namespace, workload, container, &text)?;
+                let path = format!("{dir}/{container}{LOCALHOST_PROFILE_SUFFIX}");
+                out.files.insert(path.clone(), object::to_yaml(&object));
+                resources.push(path);
+            }
+            Installer::Spo | Installer::SpoNamespaced => {
+                let (name, namespace, version) = if options.installer == Installer::Spo {
+                    let name = syscensus_api::object_name(
+                        namespace,
+                        workload.kind.as_str(),
+                        &workload.name,
+                        container,
+                    );
+                    localhost = format!("operator/{name}.json");
+                    (name, None, "v1")
+                } else {
+                    let name = syscensus_api::localhost_profile_name(
+                        workload.kind.as_str(),
+                        &workload.name,
+                        container,
+                    );
+                    localhost = format!("operator/{namespace}/{name}.json");
+                    (name, Some(namespace.as_str()), "v1beta1")
+                };
+                let path = format!("{dir}/{container}{SECCOMP_PROFILE_SUFFIX}");
+                out.files.insert(
+                    path.clone(),
+                    profile.to_spo_yaml_as(&name, namespace, version)?,
+                );
+                resources.push(path);
+            }
+        }
+        out.files.insert(format!("{dir}/{container}.json"), text);
         if options.spo {
             let name = syscensus_api::object_name(
                 namespace,
@@ -294,9 +360,10 @@ pub fn plan(
     }
     patches.sort_by(|(a, _), (b, _)| a.cmp(b));
     out.workloads = patches.len();
+    resources.sort();
     out.files.insert(
         KUSTOMIZATION_FILE.to_owned(),
-        patch::kustomization(&patches),
+        patch::kustomization(&resources, &patches),
     );
     Ok(out)
 }

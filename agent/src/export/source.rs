@@ -307,15 +307,6 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
     })
 }
 
-/// A client from KUBECONFIG, else the Pod's service account.
-pub async fn client() -> Result<kube::Client, ExportError> {
-    kube::Client::try_default()
-        .await
-        .map_err(|source| ExportError::Connect {
-            source: Box::new(source),
-        })
-}
-
 /// The cluster's ContainerProfiles that `filter` selects.
 pub async fn cluster_entries(
     client: &kube::Client,

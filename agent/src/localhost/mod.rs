@@ -3,9 +3,11 @@
 //! path in an export directory and below
 //! `<kubelet-root>/seccomp/syscensus/`, which `localhostProfile:
 //! syscensus/<path>` points at), which specs may become one ([`check`]),
-//! and how two specs of the same workload container merge ([`merge`]).
-//! `syscensus export` and the node agents' installer both use it, so that
-//! what is reviewed in git is what runs. Pure: no I/O.
+//! how two specs of the same workload container merge ([`merge`]), the
+//! [`object`] that carries a profile's bytes to the nodes, and which
+//! profiles Pods and workloads name ([`usage`]). `syscensus export`,
+//! `approve` and the node agents' installer all use it, so that what is
+//! reviewed in git is what runs. Pure: no I/O.
 use std::{collections::BTreeMap, path::Path};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,7 +19,9 @@ use crate::{
     syscalls::Arch,
 };
 
+pub mod object;
 pub mod path;
+pub mod usage;
 
 pub use path::{
     PathError, localhost_profile, profile_path, slash_path, spec_profile_path, workload_dir,
@@ -50,6 +54,37 @@ pub fn spec_profile(spec: &ContainerProfileSpec) -> Profile {
 /// so both hold the same bytes and the same SHA-256.
 pub fn render(spec: &ContainerProfileSpec) -> String {
     spec_profile(spec).to_oci_json()
+}
+
+/// SHA-256 of `bytes`, lowercase hex: how profile files are named in
+/// approvals, LocalhostProfiles and the nodes' reports.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What approving a ContainerProfile's spec binds the approval to: the
+/// SHA-256 of the file it renders to ([`render`]).
+pub fn spec_sha256(spec: &ContainerProfileSpec) -> String {
+    sha256_hex(render(spec).as_bytes())
+}
+
+/// The approval label a ContainerProfile's writer puts on a spec, given the
+/// SHA-256 its approval annotation holds (if any).
+pub fn approval_label(
+    spec: &ContainerProfileSpec,
+    approved_sha256: Option<&str>,
+) -> Option<&'static str> {
+    use syscensus_api::labels::approval;
+    let approved = approved_sha256?;
+    Some(if spec_sha256(spec).eq_ignore_ascii_case(approved) {
+        approval::APPROVED
+    } else {
+        approval::CHANGED
+    })
 }
 
 /// Checks that a ContainerProfile renders into a profile that runtimes and

@@ -105,3 +105,74 @@ pub enum SpoProblem {
     #[error("architecture {arch} is not one SeccompProfile accepts; use --format oci")]
     Architecture { arch: String },
 }
+
+/// At most `max` characters of `text`, on one line: control characters
+/// (newlines included) become spaces, and a cut is marked with `...` and
+/// the full length. Errors quote outside input through it, so that a
+/// wrong file gets a one-line error and not its whole content.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let count = flat.chars().count();
+    if count <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max).collect();
+    format!("{cut}... ({count} characters)")
+}
+
+/// The longest quoted string a parser's message keeps whole.
+const QUOTE_MAX: usize = 40;
+
+/// A parser's message with every quoted string in it (serde quotes the
+/// input it rejects, however long) cut to an excerpt, on one line.
+pub(crate) fn shorten_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..=start]);
+        let after = &rest[start + 1..];
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str(&excerpt(after, QUOTE_MAX));
+            return excerpt(&out, 4 * QUOTE_MAX + 200);
+        };
+        out.push_str(&excerpt(&after[..end], QUOTE_MAX));
+        out.push('"');
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    excerpt(&out, 4 * QUOTE_MAX + 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_cut_and_lines_joined() {
+        let long = "x".repeat(500);
+        let message = format!("invalid type: string \"{long}\", expected a profile");
+        let short = shorten_quoted(&message);
+        assert!(short.len() < 120, "{short}");
+        assert!(
+            short.ends_with("(500 characters)\", expected a profile"),
+            "{short}"
+        );
+        assert_eq!(shorten_quoted("a \"b\\\"c\" d"), "a \"b\\\"c\" d");
+        assert_eq!(excerpt("a\nb", 10), "a b");
+    }
+}

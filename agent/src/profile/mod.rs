@@ -13,7 +13,7 @@ mod groups;
 mod host;
 mod parse;
 mod spo;
-pub use error::{Invalid, ProfileError, SpoProblem};
+pub use error::{Invalid, ProfileError, SpoProblem, excerpt};
 pub use groups::{
     BASE_SET_COMMENT, Mismatch, RECORDED_COMMENT, RuleRole, UnionMismatch, action_name,
 };

@@ -279,10 +279,10 @@ fn select_one(objects: &[ObjectSummary], select: Option<&str>) -> Result<usize, 
 fn json_error(origin: &Path, error: &serde_json::Error) -> ProfileError {
     let (line, column) = (error.line(), error.column());
     let text = error.to_string();
-    let message = text
-        .strip_suffix(&format!(" at line {line} column {column}"))
-        .unwrap_or(&text)
-        .to_owned();
+    let message = super::error::shorten_quoted(
+        text.strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&text),
+    );
     ProfileError::Syntax {
         origin: origin.to_path_buf(),
         line,
@@ -296,7 +296,11 @@ fn yaml_error(origin: &Path, error: &serde_norway::Error) -> ProfileError {
     match error.location() {
         Some(location) => {
             let (line, column) = (location.line(), location.column());
-            let message = text.replacen(&format!(" at line {line} column {column}"), "", 1);
+            let message = super::error::shorten_quoted(&text.replacen(
+                &format!(" at line {line} column {column}"),
+                "",
+                1,
+            ));
             ProfileError::Syntax {
                 origin: origin.to_path_buf(),
                 line,
@@ -308,7 +312,7 @@ fn yaml_error(origin: &Path, error: &serde_norway::Error) -> ProfileError {
             origin: origin.to_path_buf(),
             line: 1,
             column: 1,
-            message: text,
+            message: super::error::shorten_quoted(&text),
         },
     }
 }

@@ -110,6 +110,17 @@ impl Profile {
     /// hold (a default errno other than EPERM, errno 0, argument values above
     /// `i64::MAX`, more than 6 conditions in a rule).
     pub fn to_spo_yaml(&self, name: &str, namespace: Option<&str>) -> Result<String, ProfileError> {
+        self.to_spo_yaml_as(name, namespace, "v1")
+    }
+
+    /// [`to_spo_yaml`](Self::to_spo_yaml) for another version of SPO's API
+    /// (`v1beta1` for operators before 1.0: the same schema).
+    pub fn to_spo_yaml_as(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        version: &str,
+    ) -> Result<String, ProfileError> {
         validate_object_name(name)?;
         if let Some(namespace) = namespace {
             validate_namespace(namespace)?;
@@ -189,7 +200,7 @@ impl Profile {
             annotations.insert(RULE_COMMENTS_ANNOTATION, comments.join("\n"));
         }
         let object = Object {
-            api_version: format!("{SPO_GROUP}/v1"),
+            api_version: format!("{SPO_GROUP}/{version}"),
             kind: "SeccompProfile",
             metadata: Metadata {
                 name,

@@ -227,7 +227,7 @@ impl FakeApiServer {
         Self::start_on(0)
     }
 
-    /// A server as syscensus finds a cluster: its two CRDs installed and
+    /// A server as syscensus finds a cluster: its CRDs installed and
     /// the namespace `namespace` made.
     pub fn start_with_syscensus(namespace: &str) -> Self {
         Self::start().with_syscensus(namespace)
@@ -239,7 +239,7 @@ impl FakeApiServer {
         Self::start_with(0, Some(tls::ServerTls::new()))
     }
 
-    /// This server with syscensus's two CRDs installed and the namespace
+    /// This server with syscensus's CRDs installed and the namespace
     /// `namespace` made.
     pub fn with_syscensus(self, namespace: &str) -> Self {
         let server = self;
@@ -249,6 +249,12 @@ impl FakeApiServer {
         server
             .create_crd_of::<syscensus_api::ContainerProfile>()
             .expect("ContainerProfile CRD");
+        server
+            .create_crd_of::<syscensus_api::LocalhostProfile>()
+            .expect("LocalhostProfile CRD");
+        server
+            .create_crd_of::<syscensus_api::NodeProfileStatus>()
+            .expect("NodeProfileStatus CRD");
         server
             .create(
                 &Gvr::new("", "v1", "namespaces"),

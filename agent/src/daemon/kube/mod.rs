@@ -1,6 +1,6 @@
 //! The daemon's Kubernetes I/O: the watches (this node's Pods, every
 //! ProfileRecording), workload lookups, ContainerProfile writes, status
-//! writes, and the installer of approved profiles. What to do with them is
+//! writes, and the installer of LocalhostProfiles. What to do with them is
 //! decided by the state machine (`daemon::machine`).
 use std::{
     path::PathBuf,
@@ -22,12 +22,12 @@ use super::{
 mod events;
 pub mod installer;
 mod status;
-mod watch;
+pub(crate) mod watch;
 pub mod workload;
 mod writer;
 
-/// How often approved profiles are installed or removed.
-const INSTALL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often LocalhostProfiles are installed or removed.
+pub const INSTALL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The connection to the cluster and what the daemon watches there.
 pub struct Kube {
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Kube {
 
 impl Kube {
     /// Starts the watches (the Pods of `node`, every ProfileRecording, and
-    /// with `kubelet_root` the approved ContainerProfiles to install) in
+    /// with `kubelet_root` the LocalhostProfiles to install) in
     /// background tasks; they retry with backoff while the API server is
     /// unreachable.
     pub fn start(
@@ -59,11 +59,7 @@ impl Kube {
         node: String,
         kubelet_root: Option<PathBuf>,
     ) -> Result<Kube, installer::InstallError> {
-        let pods = watch::watched(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().fields(&format!("spec.nodeName={node}")),
-            "Pods",
-        );
+        let pods = node_pods(&client, &node);
         let recordings = watch::watched(
             Api::<ProfileRecording>::all(client.clone()),
             watcher::Config::default(),
@@ -74,6 +70,7 @@ impl Kube {
                 client.clone(),
                 node.clone(),
                 root,
+                pods.clone(),
             )?),
             None => None,
         };
@@ -170,7 +167,7 @@ impl Kube {
             .await;
     }
 
-    /// Installs and removes approved profiles, every second; returns what
+    /// Installs and removes LocalhostProfiles, every second; returns what
     /// it installed and refused.
     pub async fn install(&mut self) -> Vec<Installation> {
         let Some(installer) = self.installer.as_mut() else {
@@ -196,6 +193,15 @@ impl Kube {
 
     /// Status writes that failed.
     pub fn status_errors(&self) -> u64 {
-        self.status.errors
+        self.status.errors + self.installer.as_ref().map_or(0, |i| i.errors)
     }
+}
+
+/// The watched Pods of `node` (field selector `spec.nodeName`).
+pub fn node_pods(client: &Client, node: &str) -> reflector::Store<Pod> {
+    watch::watched(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+        "Pods",
+    )
 }

@@ -6,7 +6,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use syscensus_api::{ContainerProfile, FIELD_MANAGER, labels};
+use syscensus_api::{ContainerProfile, FIELD_MANAGER, annotations, labels};
 
 use crate::daemon::{
     contribution::{Contribution, Key, merge},
@@ -129,6 +129,21 @@ pub(crate) async fn write(
                 if same_but_last_seen(&existing.spec, &spec) {
                     return Ok(None);
                 }
+                // An approved profile says whether its spec is still the
+                // one approved: `kubectl get cprof` shows it, and
+                // `-l syscensus.io/approval=changed` lists what awaits
+                // review.
+                let mut labels = labels_of(key);
+                let approved = existing
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(annotations::APPROVED_SHA256));
+                if let Some(label) =
+                    crate::localhost::approval_label(&spec, approved.map(String::as_str))
+                {
+                    labels.insert(labels::APPROVAL.to_owned(), label.to_owned());
+                }
                 let patch = json!({
                     "apiVersion": "syscensus.io/v1alpha1",
                     "kind": "ContainerProfile",
@@ -136,7 +151,7 @@ pub(crate) async fn write(
                         "name": name,
                         "namespace": key.namespace,
                         "resourceVersion": existing.metadata.resource_version,
-                        "labels": labels_of(key),
+                        "labels": labels,
                     },
                     "spec": spec,
                 });

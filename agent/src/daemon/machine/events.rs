@@ -90,6 +90,7 @@ impl Reason {
 pub enum Kind {
     ProfileRecording,
     ContainerProfile,
+    LocalhostProfile,
 }
 
 impl Kind {
@@ -97,6 +98,7 @@ impl Kind {
         match self {
             Kind::ProfileRecording => "ProfileRecording",
             Kind::ContainerProfile => "ContainerProfile",
+            Kind::LocalhostProfile => "LocalhostProfile",
         }
     }
 }

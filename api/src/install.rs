@@ -1,0 +1,152 @@
+//! What production nodes install, and what each node reports it installed.
+//!
+//! - [`LocalhostProfile`]: one seccomp profile, byte for byte, and the
+//!   workload container whose `localhostProfile` it is. `syscensus export`
+//!   writes one beside each profile file, so that what is reviewed in git
+//!   is what nodes install; `syscensus approve` makes one from a
+//!   ContainerProfile in the same cluster. Every node's agent writes it to
+//!   `<kubelet-root>/seccomp/<spec.localhostProfile>`.
+//! - [`NodeProfileStatus`]: one per node, named after it and written only
+//!   by that node's agent: the profiles it installed, with their SHA-256,
+//!   and the ones it refused. `syscensus apply` reads them; nothing watches
+//!   them.
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::profile::WorkloadRef;
+
+/// The longest profile a LocalhostProfile holds (256 KiB; a profile of
+/// every syscall of every architecture is well under 64 KiB).
+pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
+
+/// A seccomp profile to install on every node, at the path a workload
+/// container's `localhostProfile` names. The profile is held as text, byte
+/// for byte the file that was reviewed, with its SHA-256: nodes install
+/// exactly these bytes, whatever version of syscensus they run.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats `type_`; clippy takes them for one attribute"
+)]
+#[kube(
+    group = "syscensus.io",
+    version = "v1alpha1",
+    kind = "LocalhostProfile",
+    namespaced,
+    shortname = "lprof",
+    category = "syscensus",
+    doc = "A seccomp profile, byte for byte, that every node installs where the workload container's Localhost profile points.",
+    printcolumn(
+        name = "Localhost-Profile",
+        type_ = "string",
+        json_path = ".spec.localhostProfile"
+    ),
+    printcolumn(name = "SHA256", type_ = "string", json_path = ".spec.sha256"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalhostProfileSpec {
+    /// The workload whose container runs under it; with the object's
+    /// namespace and `container`, it decides the path.
+    pub workload: WorkloadRef,
+    /// The container's name.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub container: String,
+    /// Where the kubelet finds it, relative to its seccomp directory:
+    /// `syscensus/<namespace>/<kind>-<workload>/<container>.json`, the
+    /// workload's kind lowercase. Nodes refuse an object whose path is not
+    /// the one its namespace, workload and container make.
+    #[schemars(length(min = 1, max = 400))]
+    pub localhost_profile: String,
+    /// SHA-256 of `profile`, lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
+    /// The profile file (OCI `linux.seccomp` JSON), exactly as exported.
+    #[schemars(length(min = 2, max = 262144))]
+    pub profile: String,
+}
+
+/// What a node installed and refused. One object per node, named after
+/// the node and owned by its Node object; only that node's agent writes
+/// it, and only when what it says changes.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats `type_`; clippy takes them for one attribute"
+)]
+#[kube(
+    group = "syscensus.io",
+    version = "v1alpha1",
+    kind = "NodeProfileStatus",
+    plural = "nodeprofilestatuses",
+    shortname = "nps",
+    category = "syscensus",
+    doc = "The seccomp profiles one node's agent installed and refused; written by that agent only.",
+    printcolumn(
+        name = "Installed",
+        type_ = "integer",
+        json_path = ".spec.installedCount"
+    ),
+    printcolumn(name = "Refused", type_ = "integer", json_path = ".spec.refusedCount"),
+    printcolumn(name = "Changed", type_ = "date", json_path = ".spec.changed")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeProfileStatusSpec {
+    /// The node.
+    #[schemars(length(min = 1, max = 253))]
+    pub node: String,
+    /// Entries in `installed`.
+    pub installed_count: i64,
+    /// Entries in `refused`.
+    pub refused_count: i64,
+    /// The profiles on the node, sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20000))]
+    pub installed: Vec<InstalledProfile>,
+    /// LocalhostProfiles the node would not install, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub refused: Vec<RefusedProfile>,
+    /// When the agent last changed this object.
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
+    pub changed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+}
+
+/// A profile file on a node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstalledProfile {
+    /// The `localhostProfile` path, relative to the kubelet's seccomp
+    /// directory.
+    #[schemars(length(max = 400))]
+    pub localhost_profile: String,
+    /// SHA-256 of the file, lowercase hex.
+    #[schemars(length(max = 64))]
+    pub sha256: String,
+    /// Set when no LocalhostProfile asks for the file any more and it stays
+    /// because something still uses it (a Pod on the node, or the pod
+    /// template of the workload the path names): what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 400))]
+    pub kept_for: Option<String>,
+}
+
+/// A LocalhostProfile a node would not install.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedProfile {
+    /// `<namespace>/<name>` of the LocalhostProfile.
+    #[schemars(length(max = 320))]
+    pub profile: String,
+    /// Why, in one line.
+    #[schemars(length(max = 1024))]
+    pub reason: String,
+}
