@@ -291,6 +291,12 @@ pub fn find(name: &str) -> Result<Option<BaseSet>, UnknownBaseSet> {
     }
     let mut out: Option<BaseSet> = None;
     for part in name.split('+') {
+        if part == "hooks"
+            && let Some(acc) = out.take()
+        {
+            out = Some(with_hooks(&acc));
+            continue;
+        }
         let set = find_one(part).ok_or_else(|| UnknownBaseSet {
             name: name.to_owned(),
             choices: choices(),
@@ -418,6 +424,41 @@ fn unreachable_set(name: &str) -> BaseSet {
     }
 }
 
+/// What runtimes make beyond their base sets when they run OCI hooks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    #[expect(dead_code, reason = "documentation in the data file")]
+    description: String,
+    sets: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The embedded hooks file.
+const HOOKS_FILE: &str = include_str!("../basesets/hooks.json");
+
+fn hooks_file() -> HooksFile {
+    #[expect(clippy::unwrap_used, reason = "embedded file, checked by a unit test")]
+    serde_json::from_str(HOOKS_FILE).unwrap()
+}
+
+/// The base set of a runtime that also runs createContainer or
+/// startContainer hooks (it forks each one and waits for it after it has
+/// loaded the filter): `base` with what that runtime needs for them, named
+/// `<base>+hooks`. For a base set without measured hook calls, those of
+/// every runtime measured are added, so that the hooks can run whichever
+/// runtime it is.
+pub fn with_hooks(base: &BaseSet) -> BaseSet {
+    let sets = hooks_file().sets;
+    let extra: BTreeSet<String> = match sets.get(&base.name) {
+        Some(names) => names.iter().cloned().collect(),
+        None => sets.into_values().flatten().collect(),
+    };
+    BaseSet {
+        name: format!("{}+hooks", base.name),
+        syscalls: base.syscalls.union(&extra).cloned().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -441,6 +482,39 @@ mod tests {
                 known.set.name
             );
         }
+    }
+
+    #[test]
+    fn hook_calls_are_known_syscalls_of_known_sets() {
+        let file = hooks_file();
+        let names: Vec<&str> = all().iter().map(|k| k.set.name.as_str()).collect();
+        for (set, calls) in &file.sets {
+            assert!(
+                names.contains(&set.as_str()),
+                "hooks.json names unknown base set {set}"
+            );
+            assert!(
+                calls.windows(2).all(|w| w[0] < w[1]),
+                "{set}: sort the names"
+            );
+            for call in calls {
+                assert!(crate::syscalls::is_known(call), "{set}: {call}");
+            }
+        }
+        let runc = with_hooks(&set("runc-1.1").set);
+        assert_eq!(runc.name, "runc-1.1+hooks");
+        assert!(runc.syscalls.contains("clone") && runc.syscalls.contains("capset"));
+        // The name resolves to the same set.
+        assert_eq!(find("runc-1.1+hooks").unwrap().unwrap(), runc);
+        // A covering set gets every runtime's hook calls.
+        let any = find("runc-any+hooks").unwrap().unwrap();
+        assert!(any.syscalls.contains("wait4") && any.syscalls.contains("madvise"));
+        // An unmeasured runtime gets every runtime's hook calls.
+        let other = with_hooks(&BaseSet {
+            name: "youki-0.4".into(),
+            syscalls: ["execve".to_owned()].into(),
+        });
+        assert!(other.syscalls.contains("wait4") && other.syscalls.contains("rt_sigprocmask"));
     }
 
     #[test]

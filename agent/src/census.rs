@@ -87,6 +87,22 @@ impl Census {
         self.by_arch.get(arch)
     }
 
+    /// What this holds that `other` does not.
+    pub fn difference(&self, other: &Census) -> Census {
+        let mut out = Census::default();
+        for (arch, names) in &self.by_arch {
+            let theirs = other.by_arch.get(arch);
+            out.extend_named(
+                arch,
+                names
+                    .iter()
+                    .filter(|n| !theirs.is_some_and(|t| t.contains(*n)))
+                    .cloned(),
+            );
+        }
+        out
+    }
+
     /// Number of distinct (architecture, syscall) pairs.
     pub fn len(&self) -> usize {
         self.by_arch.values().map(BTreeSet::len).sum()
@@ -119,8 +135,14 @@ impl Census {
 /// The census of a snapshot: numbers turned into names. A number without a
 /// name (a syscall newer than the tables) is reported and left out.
 pub fn census_of(snapshot: &Snapshot) -> Census {
+    census_of_seen(&snapshot.seen)
+}
+
+/// The census of syscall numbers seen per ABI (`syscensus_common::abi`), as
+/// a snapshot or one of its sessions holds them.
+pub fn census_of_seen(seen: &BTreeMap<u32, Vec<u32>>) -> Census {
     let mut census = Census::default();
-    for (&abi_id, numbers) in &snapshot.seen {
+    for (&abi_id, numbers) in seen {
         let Some(arch) = Arch::for_abi(abi_id) else {
             warn!(
                 abi = abi_id,

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use syscensus_api::SessionSummary;
 
 use crate::{
-    bpf::Snapshot,
-    census::{Census, census_of},
+    basesets,
+    bpf::{SessionKind, SessionSnapshot, Snapshot},
+    census::{Census, census_of_seen},
     profile::{BaseSet, BuildOptions, Profile, RuleRole},
 };
 
@@ -78,16 +80,270 @@ pub struct ContainerRecording {
     /// The runtime base set in the profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_base_set: Option<String>,
-    /// Syscall names the container made, per architecture (`SCMP_ARCH_*`).
+    /// Syscall names in the profile, per architecture (`SCMP_ARCH_*`): what
+    /// the container's workload made, and what the sessions in the profile
+    /// made (see `sessions`).
     pub syscalls: Census,
     /// Exec sessions (`kubectl exec`, `runc exec`) ran in the container and
-    /// were left out of the recording.
+    /// were left out of the profile; `sessions` lists them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec_sessions_excluded: bool,
+    /// The exec sessions and OCI hooks that ran in the container, one entry
+    /// per kind and distinct command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionRecord>,
+    /// Syscall names in `syscalls` that only sessions made, not the
+    /// workload, per architecture: without those sessions they would not be
+    /// in the profile.
+    #[serde(default, skip_serializing_if = "Census::is_empty")]
+    pub session_only_syscalls: Census,
     /// Anything that makes the recording incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub profile: Profile,
+}
+
+/// What kind of session ran in a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SessionType {
+    /// An exec session: `kubectl exec`, `runc exec`, an exec probe or a
+    /// lifecycle hook run through the runtime.
+    Exec,
+    /// An OCI hook the runtime ran inside the container before the
+    /// entrypoint; it runs again on every start.
+    Hook,
+    /// Unknown: the kernel's event for it was lost.
+    Unknown,
+}
+
+impl From<SessionKind> for SessionType {
+    fn from(kind: SessionKind) -> Self {
+        match kind {
+            SessionKind::Exec => SessionType::Exec,
+            SessionKind::Hook => SessionType::Hook,
+            SessionKind::Unknown => SessionType::Unknown,
+        }
+    }
+}
+
+/// The sessions of one kind and command line that ran in a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    #[serde(rename = "type")]
+    pub kind: SessionType,
+    /// The command line as exec'd (cut at 512 bytes); absent when the
+    /// kernel's event for the session was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// RFC 3339 times: when the first of them started, when one was last
+    /// seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// How many times it ran.
+    pub count: u64,
+    /// Syscall names they made, per architecture.
+    pub syscalls: Census,
+    /// Whether their syscalls are in the profile.
+    pub included: bool,
+    /// Why they are in the profile or not.
+    pub reason: String,
+}
+
+/// A command the Pod's spec runs in a container through the runtime: an
+/// exec probe or a lifecycle hook.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExecCommand {
+    /// Where the spec gives it: `livenessProbe`, `readinessProbe`,
+    /// `startupProbe`, `postStart`, `preStop`.
+    pub source: String,
+    /// The command, as the runtime execs it.
+    pub command: Vec<String>,
+}
+
+impl ExecCommand {
+    /// Whether a session's command line (cut at
+    /// `syscensus_common::EVENT_ARGV_BYTES` bytes, NUL-separated) is this
+    /// command: equal, or cut from it where the kernel cut it.
+    pub fn matches(&self, argv: &[String]) -> bool {
+        if argv == self.command.as_slice() {
+            return true;
+        }
+        let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+        if bytes + 1 < syscensus_common::EVENT_ARGV_BYTES || argv.len() > self.command.len() {
+            return false;
+        }
+        let Some((last, whole)) = argv.split_last() else {
+            return false;
+        };
+        whole == &self.command[..whole.len()]
+            && self.command[whole.len()].starts_with(last.as_str())
+    }
+}
+
+impl SessionRecord {
+    /// The entry of a ContainerProfile's `sessions`.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            kind: format!("{:?}", self.kind),
+            command: self.command.clone(),
+            included: self.included,
+            reason: self.reason.clone(),
+            syscalls: self.syscalls.to_spec(),
+        }
+    }
+}
+
+/// Which sessions go into a container's profile. OCI hooks always do: the
+/// runtime runs them again, under the profile, on every start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SessionPolicy {
+    /// Every exec session (the default without Kubernetes, where nothing
+    /// tells a probe from a person).
+    #[default]
+    IncludeAll,
+    /// No exec session (`--exclude-exec-sessions`).
+    ExcludeExec,
+    /// Kubernetes: the sessions that run one of the container's exec probes
+    /// or lifecycle hooks, as its Pod's spec gives them; the others only if
+    /// `include_others` (the ProfileRecording's `includeExecSessions`).
+    Commands {
+        commands: Vec<ExecCommand>,
+        include_others: bool,
+    },
+}
+
+impl SessionPolicy {
+    /// Whether sessions of `kind` running `command` go into the profile, and
+    /// why.
+    pub fn decide(&self, kind: SessionType, command: Option<&[String]>) -> (bool, String) {
+        let (included, reason) = match (kind, self) {
+            (SessionType::Hook, _) => (true, "an OCI hook: it runs again on every start"),
+            (SessionType::Unknown, _) => (
+                true,
+                "its kind is unknown (its event was lost): kept so the profile cannot break it",
+            ),
+            (SessionType::Exec, SessionPolicy::IncludeAll) => {
+                (true, "exec sessions are in the profile")
+            }
+            (SessionType::Exec, SessionPolicy::ExcludeExec) => {
+                (false, "exec sessions are left out of the profile")
+            }
+            (
+                SessionType::Exec,
+                SessionPolicy::Commands {
+                    commands,
+                    include_others,
+                },
+            ) => {
+                let found: Vec<&str> = match command {
+                    Some(argv) => commands
+                        .iter()
+                        .filter(|c| c.matches(argv))
+                        .map(|c| c.source.as_str())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !found.is_empty() {
+                    return (
+                        true,
+                        format!("the container's {} in its Pod's spec", found.join(", ")),
+                    );
+                }
+                match (command, include_others) {
+                    (_, true) => (true, "the ProfileRecording includes every exec session"),
+                    // A probe whose command line was lost may be one.
+                    (None, false) => (
+                        true,
+                        "its command line is unknown (its event was lost): kept so the profile cannot break a probe",
+                    ),
+                    (Some(_), false) => (
+                        false,
+                        "not an exec probe or lifecycle hook of the container: left out (see the ProfileRecording's includeExecSessions)",
+                    ),
+                }
+            }
+        };
+        (included, reason.to_owned())
+    }
+}
+
+/// What a snapshot puts in a recording: the profile's census and the
+/// sessions, as [`SessionPolicy`] decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// What the profile allows: the workload's syscalls and those of the
+    /// sessions in it.
+    pub census: Census,
+    pub sessions: Vec<SessionRecord>,
+    /// What only sessions in the profile made.
+    pub session_only: Census,
+    /// Exec sessions ran and were left out.
+    pub exec_sessions_excluded: bool,
+    /// OCI hooks ran.
+    pub hooks: bool,
+    /// Sessions whose command lines are unknown.
+    pub unnamed_sessions: u64,
+}
+
+impl Parts {
+    /// Sorts what `snapshot` saw into the profile's census and the sessions.
+    pub fn of(snapshot: &Snapshot, policy: &SessionPolicy) -> Parts {
+        let workload = census_of_seen(&snapshot.seen);
+        let mut census = workload.clone();
+        let mut groups: BTreeMap<(SessionType, Option<Vec<String>>), Vec<&SessionSnapshot>> =
+            BTreeMap::new();
+        for session in &snapshot.sessions {
+            groups
+                .entry((session.kind.into(), session.argv.clone()))
+                .or_default()
+                .push(session);
+        }
+        let mut parts = Parts::default();
+        for ((kind, command), sessions) in groups {
+            let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for session in &sessions {
+                for (abi, numbers) in &session.seen {
+                    seen.entry(*abi).or_default().extend(numbers);
+                }
+            }
+            let session_census = census_of_seen(&seen);
+            let (included, reason) = policy.decide(kind, command.as_deref());
+            if included {
+                census.merge(&session_census);
+            } else if kind == SessionType::Exec {
+                parts.exec_sessions_excluded = true;
+            }
+            parts.hooks |= kind == SessionType::Hook;
+            let count: u64 = sessions.iter().map(|s| s.count).sum();
+            if command.is_none() {
+                parts.unnamed_sessions += count;
+            }
+            parts.sessions.push(SessionRecord {
+                kind,
+                command,
+                first_seen: sessions
+                    .iter()
+                    .filter_map(|s| s.first_seen)
+                    .min()
+                    .map(|t| t.to_string()),
+                last_seen: sessions
+                    .iter()
+                    .filter_map(|s| s.last_seen)
+                    .max()
+                    .map(|t| t.to_string()),
+                count,
+                syscalls: session_census,
+                included,
+                reason,
+            });
+        }
+        parts.session_only = census.difference(&workload);
+        parts.census = census;
+        parts
+    }
 }
 
 /// What a recording is made of: who the container is, when it was seen,
@@ -109,13 +365,25 @@ pub struct RecordingParts<'a> {
     pub last_new_syscall: Option<jiff::Timestamp>,
     pub base_set: Option<&'a BaseSet>,
     pub snapshot: &'a Snapshot,
+    /// Which sessions go into the profile.
+    pub sessions: &'a SessionPolicy,
 }
 
 impl ContainerRecording {
-    /// The recording of `parts`: the census of the snapshot, its warnings,
-    /// and the profile that allows what it saw plus the base set.
+    /// The recording of `parts`: the census of the snapshot (its workload
+    /// and the sessions the policy puts in the profile), its sessions, its
+    /// warnings, and the profile that allows what it saw plus the base set
+    /// (with what the runtime needs for hooks, if hooks ran).
     pub fn build(parts: RecordingParts<'_>) -> ContainerRecording {
-        let census = census_of(parts.snapshot);
+        let sorted = Parts::of(parts.snapshot, parts.sessions);
+        let base = parts.base_set.map(|b| {
+            if sorted.hooks {
+                basesets::with_hooks(b)
+            } else {
+                b.clone()
+            }
+        });
+        let census = sorted.census.clone();
         ContainerRecording {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
@@ -131,12 +399,39 @@ impl ContainerRecording {
             first_seen: parts.first_seen.to_string(),
             last_seen: parts.last_seen.to_string(),
             last_new_syscall: parts.last_new_syscall.map(|t| t.to_string()),
-            runtime_base_set: parts.base_set.map(|b| b.name.clone()),
-            profile: Profile::from_census(&census, parts.base_set, &BuildOptions::default()),
+            runtime_base_set: base.as_ref().map(|b| b.name.clone()),
+            profile: Profile::from_census(&census, base.as_ref(), &BuildOptions::default()),
             syscalls: census,
-            exec_sessions_excluded: parts.snapshot.exec_sessions,
-            warnings: warnings_of(parts.snapshot, parts.start),
+            exec_sessions_excluded: sorted.exec_sessions_excluded,
+            warnings: warnings_of(parts.snapshot, parts.start, &sorted),
+            sessions: sorted.sessions,
+            session_only_syscalls: sorted.session_only,
         }
+    }
+
+    /// Decides again which of its sessions are in the profile, with
+    /// `policy`: for a container whose recording was made before its Pod's
+    /// spec was known. The workload's own syscalls stay; the profile is
+    /// rebuilt with the same base set.
+    pub fn redecide(&mut self, policy: &SessionPolicy) {
+        let workload = self.syscalls.difference(&self.session_only_syscalls);
+        let mut census = workload.clone();
+        let mut excluded = false;
+        for session in &mut self.sessions {
+            let (included, reason) = policy.decide(session.kind, session.command.as_deref());
+            session.included = included;
+            session.reason = reason;
+            if included {
+                census.merge(&session.syscalls);
+            } else if session.kind == SessionType::Exec {
+                excluded = true;
+            }
+        }
+        let base = self.base_set();
+        self.profile = Profile::from_census(&census, base.as_ref(), &BuildOptions::default());
+        self.session_only_syscalls = census.difference(&workload);
+        self.syscalls = census;
+        self.exec_sessions_excluded = excluded;
     }
 
     /// The runtime base set its profile allows, from the profile's base-set
@@ -167,7 +462,7 @@ impl ContainerRecording {
 }
 
 /// What makes a recording incomplete, in words for the reviewer.
-pub fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
+pub fn warnings_of(snapshot: &Snapshot, start: Start, parts: &Parts) -> Vec<String> {
     let mut warnings = Vec::new();
     if start == Start::Late {
         warnings
@@ -184,5 +479,248 @@ pub fn warnings_of(snapshot: &Snapshot, start: Start) -> Vec<String> {
         warnings
             .push("a process of the workload could not be tracked: the kernel map was full".into());
     }
+    if snapshot.alias_lost {
+        warnings.push(
+            "a cgroup made below the container's could not be tracked: the kernel map was full"
+                .into(),
+        );
+    }
+    if parts.unnamed_sessions > 0 {
+        warnings.push(format!(
+            "the command lines of {} sessions are unknown: the kernel's event buffer was full",
+            parts.unnamed_sessions
+        ));
+    }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use syscensus_common::abi;
+
+    use super::*;
+    use crate::syscalls::Arch;
+
+    fn nr(name: &str) -> u32 {
+        Arch::native().number(name).unwrap()
+    }
+
+    fn session(
+        id: u32,
+        kind: SessionKind,
+        argv: Option<&[&str]>,
+        calls: &[&str],
+    ) -> SessionSnapshot {
+        SessionSnapshot {
+            id,
+            kind,
+            pid: 100 + id,
+            argv: argv.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            first_seen: Some(jiff::Timestamp::from_second(i64::from(id)).unwrap()),
+            last_seen: Some(jiff::Timestamp::from_second(i64::from(id) + 1).unwrap()),
+            count: 1,
+            seen: BTreeMap::from([(abi::NATIVE, calls.iter().map(|c| nr(c)).collect())]),
+            ended: true,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            recording: true,
+            seen: BTreeMap::from([(abi::NATIVE, vec![nr("read"), nr("write")])]),
+            sessions: vec![
+                session(
+                    1,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "probe"]),
+                    &["statfs", "read"],
+                ),
+                session(
+                    2,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "probe"]),
+                    &["mkdir"],
+                ),
+                session(3, SessionKind::Hook, Some(&["hook"]), &["sysinfo"]),
+                session(4, SessionKind::Exec, None, &["chmod"]),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    fn names(census: &Census) -> Vec<String> {
+        census
+            .names(Arch::native().scmp_name())
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sessions_are_grouped_by_command_line_and_in_the_profile_by_default() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::IncludeAll);
+        let all = parts.census.clone();
+        assert_eq!(
+            names(&all),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        assert_eq!(
+            names(&parts.session_only),
+            ["chmod", "mkdir", "statfs", "sysinfo"]
+        );
+        assert_eq!(parts.sessions.len(), 3, "{:?}", parts.sessions);
+        let probe = parts
+            .sessions
+            .iter()
+            .find(|s| s.command.as_deref() == Some(&["sh".into(), "-c".into(), "probe".into()][..]))
+            .unwrap();
+        assert_eq!(probe.count, 2);
+        assert_eq!(probe.first_seen.as_deref(), Some("1970-01-01T00:00:01Z"));
+        assert_eq!(probe.last_seen.as_deref(), Some("1970-01-01T00:00:03Z"));
+        assert_eq!(names(&probe.syscalls), ["mkdir", "read", "statfs"]);
+        assert!(parts.hooks && !parts.exec_sessions_excluded);
+        assert_eq!(parts.unnamed_sessions, 1);
+    }
+
+    #[test]
+    fn excluded_exec_sessions_are_listed_but_hooks_stay() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::ExcludeExec);
+        let all = parts.census.clone();
+        assert_eq!(names(&all), ["read", "sysinfo", "write"]);
+        assert_eq!(names(&parts.session_only), ["sysinfo"]);
+        assert!(parts.exec_sessions_excluded);
+        let included: Vec<(SessionType, bool)> = parts
+            .sessions
+            .iter()
+            .map(|s| (s.kind, s.included))
+            .collect();
+        assert_eq!(
+            included,
+            [
+                (SessionType::Exec, false),
+                (SessionType::Exec, false),
+                (SessionType::Hook, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn probes_and_hooks_of_the_spec_are_in_and_other_sessions_are_not() {
+        let probe = ExecCommand {
+            source: "livenessProbe".into(),
+            command: vec!["sh".into(), "-c".into(), "probe".into()],
+        };
+        let policy = SessionPolicy::Commands {
+            commands: vec![probe.clone()],
+            include_others: false,
+        };
+        let parts = Parts::of(&snapshot(), &policy);
+        // The probe's mkdir and statfs, the hook's sysinfo, and chmod of the
+        // session whose command line was lost; not what others ran.
+        assert_eq!(
+            names(&parts.census),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        let listed = Parts::of(
+            &Snapshot {
+                sessions: vec![session(
+                    7,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "ls"]),
+                    &["getdents64"],
+                )],
+                ..snapshot()
+            },
+            &policy,
+        );
+        let ls = listed
+            .sessions
+            .iter()
+            .find(|s| s.command.as_ref().is_some_and(|c| c[2] == "ls"))
+            .unwrap();
+        assert!(!ls.included, "{ls:?}");
+        assert!(listed.exec_sessions_excluded);
+        assert!(!names(&listed.census).contains(&"getdents64".to_owned()));
+        let probed = parts
+            .sessions
+            .iter()
+            .find(|s| s.command.as_ref().is_some_and(|c| c[2] == "probe"))
+            .unwrap();
+        assert!(probed.included);
+        assert!(probed.reason.contains("livenessProbe"), "{}", probed.reason);
+        // A recording ProfileRecording that includes every session.
+        let all = Parts::of(
+            &Snapshot {
+                sessions: vec![session(
+                    7,
+                    SessionKind::Exec,
+                    Some(&["sh", "-c", "ls"]),
+                    &["getdents64"],
+                )],
+                ..snapshot()
+            },
+            &SessionPolicy::Commands {
+                commands: vec![probe.clone()],
+                include_others: true,
+            },
+        );
+        assert!(names(&all.census).contains(&"getdents64".to_owned()));
+        // A command line the kernel cut matches the command it was cut from.
+        let long = ExecCommand {
+            source: "readinessProbe".into(),
+            command: vec!["sh".into(), "-c".into(), "x".repeat(600)],
+        };
+        assert!(long.matches(&["sh".into(), "-c".into(), "x".repeat(505)]));
+        assert!(!long.matches(&["sh".into(), "-c".into(), "x".repeat(10)]));
+        assert!(!probe.matches(&["sh".into(), "-c".into()]));
+    }
+
+    #[test]
+    fn a_recording_decided_again_keeps_the_workload_and_takes_the_probe() {
+        let mut recording = ContainerRecording::build(RecordingParts {
+            container_id: "c".into(),
+            container_name: None,
+            pod: None,
+            node: None,
+            cgroup: String::new(),
+            labels: BTreeMap::new(),
+            image: None,
+            state: State::Exited,
+            start: Start::Exec,
+            first_seen: jiff::Timestamp::UNIX_EPOCH,
+            last_seen: jiff::Timestamp::UNIX_EPOCH,
+            last_new_syscall: None,
+            base_set: None,
+            snapshot: &snapshot(),
+            sessions: &SessionPolicy::ExcludeExec,
+        });
+        assert_eq!(names(&recording.syscalls), ["read", "sysinfo", "write"]);
+        recording.redecide(&SessionPolicy::Commands {
+            commands: vec![ExecCommand {
+                source: "postStart".into(),
+                command: vec!["sh".into(), "-c".into(), "probe".into()],
+            }],
+            include_others: false,
+        });
+        assert_eq!(
+            names(&recording.syscalls),
+            ["chmod", "mkdir", "read", "statfs", "sysinfo", "write"]
+        );
+        assert_eq!(
+            names(&recording.session_only_syscalls),
+            ["chmod", "mkdir", "statfs", "sysinfo"]
+        );
+        assert!(!recording.exec_sessions_excluded);
+        let rendered = recording.profile.to_oci_json();
+        assert!(rendered.contains("\"mkdir\""), "{rendered}");
+    }
+
+    #[test]
+    fn sessions_round_trip_through_json() {
+        let parts = Parts::of(&snapshot(), &SessionPolicy::IncludeAll);
+        let text = serde_json::to_string(&parts.sessions).unwrap();
+        assert!(text.contains(r#""type":"Hook""#), "{text}");
+        let back: Vec<SessionRecord> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, parts.sessions);
+    }
 }

@@ -56,6 +56,8 @@ fn spec(
         names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
     );
     ContainerProfileSpec {
+        session_only_syscalls: Default::default(),
+        sessions: Vec::new(),
         recording: "rec".into(),
         workload: WorkloadRef {
             kind,

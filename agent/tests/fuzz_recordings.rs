@@ -142,6 +142,7 @@ fn reference(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> boo
 
 fn spec_with(selector: LabelSelector) -> ProfileRecordingSpec {
     ProfileRecordingSpec {
+        include_exec_sessions: false,
         pod_selector: selector,
         containers: Vec::new(),
         include_init_containers: true,
@@ -496,6 +497,7 @@ fn hostile_recordings_are_bounded() {
     let mut match_labels = BTreeMap::new();
     match_labels.insert("app".to_owned(), huge.clone());
     let mut spec = ProfileRecordingSpec {
+        include_exec_sessions: false,
         pod_selector: LabelSelector {
             match_labels: Some(match_labels),
             match_expressions: Some(expressions.clone()),

@@ -69,6 +69,7 @@ fn resolver_arch(arch: Arch) -> &'static str {
         Arch::X86 => "x86",
         Arch::X32 => "x32",
         Arch::Aarch64 => "aarch64",
+        Arch::Arm => "arm",
     }
 }
 

@@ -33,7 +33,8 @@ pub use names::{
     validate_dns_subdomain,
 };
 pub use profile::{
-    BaseSetRef, ContainerProfile, ContainerProfileSpec, NodeContribution, WorkloadKind, WorkloadRef,
+    BaseSetRef, ContainerProfile, ContainerProfileSpec, NodeContribution, SessionSummary,
+    WorkloadKind, WorkloadRef,
 };
 pub use recording::{
     NodeRecording, Phase, ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus,

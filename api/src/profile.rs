@@ -170,4 +170,37 @@ pub struct ContainerProfileSpec {
     /// Anything that makes the recording incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Syscall names in `syscalls` that only exec sessions or OCI hooks
+    /// made, not the workload, per architecture.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_only_syscalls: BTreeMap<String, Vec<String>>,
+    /// The exec sessions and OCI hooks that ran in the containers, one entry
+    /// per type and command line (at most 64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// Exec sessions or OCI hooks of one type and command line.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// `Exec` (an exec session: a probe, a lifecycle hook, `kubectl
+    /// exec`), `Hook` (an OCI hook) or `Unknown`.
+    #[serde(rename = "type")]
+    #[schemars(length(max = 16))]
+    pub kind: String,
+    /// The command line as exec'd (the kernel cuts it at 512 bytes); absent
+    /// when it is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), inner(length(max = 512)))]
+    pub command: Option<Vec<String>>,
+    /// Whether their syscalls are in `syscalls`.
+    pub included: bool,
+    /// Why they are in the profile or not.
+    #[schemars(length(max = 512))]
+    pub reason: String,
+    /// Syscall names they made, per architecture.
+    #[serde(default)]
+    pub syscalls: BTreeMap<String, Vec<String>>,
 }

@@ -61,6 +61,13 @@ pub struct ProfileRecordingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub base_set: Option<String>,
+    /// Put every exec session (`kubectl exec`) into the profiles. Without
+    /// it, only sessions that run one of the container's exec probes
+    /// (liveness, readiness, startup) or lifecycle hooks (postStart,
+    /// preStop), as the Pod's spec gives them, are in; the others are listed
+    /// in the ContainerProfile and left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_exec_sessions: bool,
     /// Stop recording while true, resume when false again. What was recorded
     /// is kept; containers that start while paused are not recorded, and
     /// nothing new from running ones is added until it resumes.

@@ -253,7 +253,7 @@ fn unbounded(schema: &Value, path: &str, out: &mut BTreeSet<String>) {
 /// etcd's object limit (1.5 MiB) are their only bound. The selector's come
 /// from k8s-openapi's LabelSelector. A field that gains a bound comes off
 /// this list; a new field must be bounded or listed here.
-const UNBOUNDED: [&str; 19] = [
+const UNBOUNDED: [&str; 25] = [
     "ContainerProfile.spec.nodes",
     "ContainerProfile.spec.nodes[].node",
     "ContainerProfile.spec.nodes[].pods",
@@ -261,6 +261,12 @@ const UNBOUNDED: [&str; 19] = [
     "ContainerProfile.spec.runtimeBaseSet.name",
     "ContainerProfile.spec.runtimeBaseSet.syscalls",
     "ContainerProfile.spec.runtimeBaseSet.syscalls[]",
+    "ContainerProfile.spec.sessionOnlySyscalls",
+    "ContainerProfile.spec.sessionOnlySyscalls{}",
+    "ContainerProfile.spec.sessionOnlySyscalls{}[]",
+    "ContainerProfile.spec.sessions[].syscalls",
+    "ContainerProfile.spec.sessions[].syscalls{}",
+    "ContainerProfile.spec.sessions[].syscalls{}[]",
     "ContainerProfile.spec.syscalls",
     "ContainerProfile.spec.syscalls{}",
     "ContainerProfile.spec.syscalls{}[]",

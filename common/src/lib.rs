@@ -24,6 +24,8 @@ pub mod audit_arch {
     pub const I386: u32 = 0x4000_0003;
     /// aarch64.
     pub const AARCH64: u32 = 0xC000_00B7;
+    /// ARM (EM_ARM, 40, little-endian): AArch32, aarch64's compat ABI.
+    pub const ARM: u32 = 0x4000_0028;
 }
 
 /// The ABI and table number of syscall `id` as `sys_enter` receives it: x32
@@ -59,35 +61,62 @@ pub mod abi {
     pub const COUNT: u32 = 3;
 }
 
-/// Key of [`ROWS_MAP`]: one row per (cgroup, ABI).
+/// Key of [`ROWS_MAP`]: one row per (cgroup, ABI, session).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RowKey {
-    /// cgroup v2 id (the inode number of the cgroup's directory).
+    /// cgroup v2 id (the inode number of the cgroup's directory) of the
+    /// recorded container: a cgroup made below it is recorded under its id
+    /// (see [`ALIAS_MAP`]).
     pub cgroup_id: u64,
     /// One of the [`abi`] constants.
     pub abi: u32,
-    pub _pad: u32,
+    /// 0 for the workload; otherwise the exec session or hook whose
+    /// syscalls the row holds (see [`Member`]).
+    pub session: u32,
 }
 const _: () = assert!(size_of::<RowKey>() == 16);
 
 impl RowKey {
+    /// The workload's row of a cgroup under one ABI.
     pub const fn new(cgroup_id: u64, abi: u32) -> Self {
+        Self::session(cgroup_id, abi, 0)
+    }
+
+    /// A session's row of a cgroup under one ABI (session 0: the workload).
+    pub const fn session(cgroup_id: u64, abi: u32, session: u32) -> Self {
         Self {
             cgroup_id,
             abi,
-            _pad: 0,
+            session,
         }
     }
 }
 
-/// Row states, kept in [`Row::state`] of the native row.
+/// Row states, kept in [`Row::state`] of the workload's native row.
 pub mod state {
     /// Marked; syscalls are not recorded yet (the runtime is still setting
     /// the container up).
     pub const WAITING_FOR_EXEC: u8 = 0;
     /// A process of the cgroup completed an exec: every syscall is recorded.
     pub const RECORDING: u8 = 1;
+}
+
+/// Kinds of session, kept in [`Member::kind`], in [`Row::state`] of a
+/// session's rows and in [`SessionEvent::session_kind`].
+pub mod session {
+    /// The workload (session 0).
+    pub const WORKLOAD: u8 = 0;
+    /// An exec session: a process from outside the workload completed an
+    /// exec in the recording container (`runc exec`, `kubectl exec`, an exec
+    /// probe), with what it forks.
+    pub const EXEC: u8 = 1;
+    /// An OCI hook the runtime ran inside the container before the
+    /// entrypoint (createContainer, startContainer), with what it forks.
+    pub const HOOK: u8 = 2;
+    /// Bits of a session id below the counter: the CPU that started it, so
+    /// that CPUs never hand out the same id.
+    pub const CPU_BITS: u32 = 10;
 }
 
 /// Row flags, kept in [`Row::flags`]: each is set once with a plain store, so
@@ -99,11 +128,12 @@ pub mod flag {
     /// A compat or x32 syscall was seen but its row could not be created
     /// because the map was full.
     pub const ROW_LOST: usize = 1;
-    /// A process that does not descend from the recorded entrypoint made
-    /// syscalls in the cgroup (an exec session: `runc exec`, `kubectl exec`,
-    /// with the runtime's helper): they are not in the row (see
+    /// A process that is neither the workload's nor a session's made
+    /// syscalls in the recording cgroup: the runtime's helper that enters
+    /// the container for an exec session (runc's `runc init`) before it execs
+    /// the session's command. They are in no row (see
     /// [`MEMBERS_MAP`](super::MEMBERS_MAP)).
-    pub const EXEC_SESSION: usize = 2;
+    pub const OUTSIDER: usize = 2;
     /// A process of the workload could not be added to
     /// [`MEMBERS_MAP`](super::MEMBERS_MAP) (it was full): its syscalls are
     /// missing.
@@ -116,6 +146,10 @@ pub mod flag {
     /// container with `noNewPrivileges`, which changes what runc needs after
     /// it loads the filter.
     pub const NO_NEW_PRIVS: usize = 5;
+    /// A cgroup made below the recorded one could not be added to
+    /// [`ALIAS_MAP`](super::ALIAS_MAP) (it was full): what runs in it is not
+    /// recorded.
+    pub const ALIAS_LOST: usize = 6;
     /// Number of flag bytes.
     pub const COUNT: usize = 7;
 }
@@ -130,12 +164,14 @@ pub mod flag {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
-    /// One of the [`state`] constants; meaningful in the native row only.
+    /// In the workload's native row, one of the [`state`] constants; in a
+    /// session's rows, its [`session`] kind.
     pub state: u8,
-    /// One byte per [`flag`], 0 or 1; meaningful in the native row only.
+    /// One byte per [`flag`], 0 or 1; meaningful in the workload's native
+    /// row only.
     pub flags: [u8; flag::COUNT],
     /// Thread-group id (host PID) of the process whose exec started the
-    /// recording; 0 before.
+    /// recording (in a session's rows: the session's); 0 before.
     pub init_tgid: u32,
     /// Mount namespace (inode number) of the process that made the cgroup,
     /// for rows the kernel made on `cgroup_mkdir`; 0 otherwise. An exec in
@@ -143,10 +179,16 @@ pub struct Row {
     /// sealed copy after it joined the cgroup), not the container's
     /// entrypoint, which always runs in a mount namespace of its own.
     pub creator_mntns: u32,
+    /// For a row the kernel made on `cgroup_mkdir` below another marked
+    /// cgroup that was not recording yet: that cgroup's id (the nearest
+    /// marked ancestor), so that userspace can join the two once it knows
+    /// the ancestor is a container (crun's `container` sub-cgroup is made
+    /// before the container's entrypoint runs). 0 otherwise.
+    pub parent: u64,
     /// `seen[nr] == 1` once syscall `nr` was made.
     pub seen: [u8; SYSCALL_SLOTS],
 }
-const _: () = assert!(size_of::<Row>() == 16 + SYSCALL_SLOTS);
+const _: () = assert!(size_of::<Row>() == 24 + SYSCALL_SLOTS);
 
 impl Row {
     /// A row in the given [`state`] with nothing seen.
@@ -156,7 +198,34 @@ impl Row {
             flags: [0; flag::COUNT],
             init_tgid: 0,
             creator_mntns: 0,
+            parent: 0,
             seen: [0; SYSCALL_SLOTS],
+        }
+    }
+}
+
+/// Value of [`MEMBERS_MAP`]: whose process it is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The recorded cgroup (the key of its rows).
+    pub cgroup_id: u64,
+    /// 0 for the workload, else the session's id.
+    pub session: u32,
+    /// One of the [`session`] kinds.
+    pub kind: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(size_of::<Member>() == 16);
+
+impl Member {
+    /// A process of `cgroup_id`'s session `session` of kind `kind`.
+    pub const fn new(cgroup_id: u64, session: u32, kind: u8) -> Self {
+        Self {
+            cgroup_id,
+            session,
+            kind,
+            _pad: [0; 3],
         }
     }
 }
@@ -176,13 +245,24 @@ pub mod counter {
     pub const EVENTS_LOST: u32 = 4;
     /// Processes added to the workloads (forks of members).
     pub const MEMBERS_ADDED: u32 = 5;
-    /// Syscalls in recorded cgroups by processes outside the workload (exec
-    /// sessions), not recorded.
+    /// Syscalls in recording cgroups by processes that are neither the
+    /// workload's nor a session's (the runtime's exec helper), not recorded.
     pub const OUTSIDER_SYSCALLS: u32 = 6;
-    /// Workload processes that could not be added: the map was full.
+    /// Workload or session processes that could not be added: the map was
+    /// full.
     pub const MEMBERS_FULL: u32 = 7;
+    /// Sessions started (exec sessions and hooks). This CPU's count is also
+    /// the upper part of the ids of the sessions it starts.
+    pub const SESSIONS: u32 = 8;
+    /// Hooks among [`SESSIONS`].
+    pub const HOOKS: u32 = 9;
+    /// cgroups made below a recorded one and recorded as part of it.
+    pub const ALIASES: u32 = 10;
+    /// cgroups made below a recorded one that could not be: the alias map was
+    /// full.
+    pub const ALIAS_FULL: u32 = 11;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 12;
 }
 
 /// Name of the map of rows: key [`RowKey`], value [`Row`].
@@ -216,15 +296,23 @@ pub const WATCH_MAP: &str = "WATCH";
 /// Capacity of [`WATCH_MAP`].
 pub const WATCH_CAPACITY: u32 = 64;
 
-/// Name of the map of workload processes: key thread-group id (`u32`),
-/// value the cgroup id (`u64`) whose workload it belongs to. A recorded
-/// cgroup's workload is the process whose exec started the recording
-/// ([`Row::init_tgid`], not in the map) and every process forked from a
-/// member since; only their syscalls are recorded. What else runs in the
-/// cgroup (an exec session and the runtime's helper for it) is not.
+/// Name of the map of recorded processes: key thread-group id (`u32`),
+/// value a [`Member`]. A recorded cgroup's workload is the process whose
+/// exec started the recording ([`Row::init_tgid`], not in the map) and
+/// every process forked from a member since. A process from outside that
+/// completes an exec in the container starts a session of its own, which
+/// the processes it forks join. The runtime's helper before that exec is
+/// in no session and is not recorded.
 pub const MEMBERS_MAP: &str = "MEMBERS";
 /// Capacity of [`MEMBERS_MAP`] (allocated as used).
 pub const MEMBERS_CAPACITY: u32 = 65_536;
+
+/// Name of the map of cgroups made below a recorded one: key the cgroup's
+/// id (`u64`), value the id of the recorded cgroup (`u64`) whose rows hold
+/// what runs in it.
+pub const ALIAS_MAP: &str = "ALIAS";
+/// Capacity of [`ALIAS_MAP`] (allocated as used).
+pub const ALIAS_CAPACITY: u32 = 16_384;
 
 /// Name of the ring buffer of [`CgroupEvent`]s.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -244,6 +332,8 @@ pub mod event {
     /// A cgroup below a watched one that could not be marked: the rows map
     /// was full.
     pub const LOST: u16 = 2;
+    /// A session started: a [`SessionEvent`](super::SessionEvent).
+    pub const SESSION: u16 = 3;
 }
 
 /// A cgroup the kernel program acted on as it was made.
@@ -261,6 +351,35 @@ pub struct CgroupEvent {
     pub path: [u8; EVENT_PATH_BYTES],
 }
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + EVENT_PATH_BYTES);
+
+/// Bytes of a command line carried in a [`SessionEvent`].
+pub const EVENT_ARGV_BYTES: usize = 512;
+
+/// A session that started: its first process completed its exec. Its first
+/// 16 bytes have the shape of a [`CgroupEvent`]'s, `kind` at the same
+/// place.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SessionEvent {
+    /// The recorded cgroup (the key of the session's rows).
+    pub cgroup_id: u64,
+    /// The session's id.
+    pub session: u32,
+    /// Bytes of `argv` used.
+    pub argv_len: u16,
+    /// [`event::SESSION`].
+    pub kind: u16,
+    /// Thread-group id (host PID) of the process that exec'd.
+    pub pid: u32,
+    /// One of the [`session`] kinds.
+    pub session_kind: u32,
+    /// `bpf_ktime_get_boot_ns()` at the exec.
+    pub boot_ns: u64,
+    /// The command line as exec'd: the arguments, each ending in a zero
+    /// byte, cut at [`EVENT_ARGV_BYTES`].
+    pub argv: [u8; EVENT_ARGV_BYTES],
+}
+const _: () = assert!(size_of::<SessionEvent>() == 32 + EVENT_ARGV_BYTES);
 
 /// Name of the array of root paths: cgroups made at one of these paths
 /// (zero-terminated, from the hierarchy's root, e.g. `/kubepods`) are watched
@@ -302,11 +421,14 @@ pub mod ancestors {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
-    /// Offset of `thread_info.status` from the start of `task_struct` (x86:
-    /// `thread_info` is the first member). Unused where `ts_compat` is 0.
-    pub ti_status: u32,
-    /// `TS_COMPAT` on this architecture (x86: 0x0002), 0 where unused.
-    pub ts_compat: u32,
+    /// Where a 32-bit compat syscall shows (see `compat_in_regs`): x86, the
+    /// offset of `thread_info.status` from the start of `task_struct`;
+    /// aarch64, the offset of `pt_regs.pstate`. Unused where `compat_mask`
+    /// is 0.
+    pub compat_offset: u32,
+    /// The bits that mark a compat syscall there: x86 `TS_COMPAT` (0x0002),
+    /// aarch64 `PSR_MODE32_BIT` (0x10); 0 where unused.
+    pub compat_mask: u32,
     /// 1: read the cgroup id through the four members below (plain loads
     /// from the current task); 0: call `bpf_get_current_cgroup_id()`.
     pub direct_cgroup_id: u32,
@@ -343,9 +465,21 @@ pub struct KernelOffsets {
     pub nsproxy_mnt_ns: u32,
     /// `mnt_namespace.ns.inum`.
     pub mnt_ns_inum: u32,
-    pub _pad: u32,
+    /// 1: `compat_offset` is into the `pt_regs` of `sys_enter` (aarch64);
+    /// 0: into the current `task_struct` (x86).
+    pub compat_in_regs: u32,
+    /// `task_struct.signal` (`struct signal_struct *`); 0 if unknown.
+    pub task_signal: u32,
+    /// `signal_struct.live` (`atomic_t`): the live threads of the process.
+    pub signal_live: u32,
+    /// `task_struct.mm` (`struct mm_struct *`); 0 if unknown.
+    pub task_mm: u32,
+    /// `mm_struct.arg_start`.
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end`.
+    pub mm_arg_end: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 80);
+const _: () = assert!(size_of::<KernelOffsets>() == 100);
 
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
@@ -358,4 +492,6 @@ mod user {
     unsafe impl aya::Pod for super::Row {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::CgroupEvent {}
+    unsafe impl aya::Pod for super::SessionEvent {}
+    unsafe impl aya::Pod for super::Member {}
 }

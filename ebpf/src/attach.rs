@@ -1,12 +1,12 @@
 //! `cgroup_attach_task`: the first process moved into a cgroup that
-//! userspace marked as already recording, with nobody in it yet, is the
-//! workload's first process. (Anyone else who enters later is not a member:
-//! see `members.rs`.)
+//! userspace marked as already recording (or one below it), with nobody in
+//! it yet, is the workload's first process. (Anyone else who enters later is
+//! not a member: see `members.rs`.)
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use syscensus_common::{RowKey, abi, state};
+use syscensus_common::state;
 
 use crate::{
-    maps::{ROWS, filter_hit},
+    maps::{filter_hit, resolve},
     task::{field, offset},
 };
 
@@ -33,7 +33,7 @@ pub fn cgroup_attach_task(ctx: BtfTracePointContext) -> i32 {
     if hierarchy_id != 0 || !filter_hit(cgroup_id) {
         return 0;
     }
-    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
+    let Some((_, row)) = resolve(cgroup_id) else {
         return 0;
     };
     // SAFETY: `row` points into a live map value of type `Row`.

@@ -1,13 +1,15 @@
 //! `sched_process_fork` and `sched_process_exit`: a process forked by a
-//! member of a recorded workload (or by its first process) joins the
-//! workload; a member leaves when its thread-group leader exits.
+//! process of a recorded workload or session joins it; a member leaves when
+//! the last thread of its process exits (not its leader: `pthread_exit` from
+//! `main` leaves the other threads running, and an exec from another thread
+//! ends the leader while the process goes on).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use syscensus_common::{RowKey, abi, state};
+use syscensus_common::{Member, session, state};
 
 use crate::{
-    maps::{MEMBERS, ROWS, filter_hit},
-    members::{add_member, is_member},
-    task::{field, offset, task_cgroup_id},
+    maps::{MEMBERS, filter_hit, resolve},
+    members::{add_member, member_of},
+    task::{field, group_dead, offset, task_cgroup_id},
 };
 
 /// Attached to `sched_process_fork`: `(struct task_struct *parent, struct
@@ -36,36 +38,45 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if !filter_hit(cgroup_id) {
         return 0;
     }
-    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
+    let Some((owner, row)) = resolve(cgroup_id) else {
         return 0;
     };
-    // SAFETY: `row` points into a live map value of type `Row`.
-    if unsafe { (*row).state } != state::RECORDING {
+    // A child made in this container (its cgroup or one below it, as
+    // CLONE_INTO_CGROUP allows) by a process of it, not by one outside.
+    // SAFETY: BTF pointer from the tracepoint's arguments.
+    let parent_cgroup = unsafe { task_cgroup_id(parent) };
+    if parent_cgroup != cgroup_id
+        && !(filter_hit(parent_cgroup) && resolve(parent_cgroup).is_some_and(|(o, _)| o == owner))
+    {
         return 0;
     }
-    // A child created in this cgroup by a member (not by a process outside
-    // it, as CLONE_INTO_CGROUP allows).
-    // SAFETY: BTF pointer from the tracepoint's arguments.
-    if unsafe { task_cgroup_id(parent) } == cgroup_id && is_member(row, cgroup_id, parent_tgid) {
-        add_member(row, cgroup_id, child_tgid);
+    // SAFETY: `row` points into a live map value of type `Row`.
+    let (recording, init_tgid) = unsafe { ((*row).state == state::RECORDING, (*row).init_tgid) };
+    if recording && init_tgid == parent_tgid {
+        add_member(row, child_tgid, &Member::new(owner, 0, session::WORKLOAD));
+    } else if let Some(member) = member_of(owner, parent_tgid) {
+        // The workload's once recording; a session's (a hook's) any time.
+        if recording || member.session != 0 {
+            add_member(row, child_tgid, &member);
+        }
     }
     0
 }
 
 /// Attached to `sched_process_exit`: `(struct task_struct *p, ...)`, for every
-/// exiting thread. The member goes when its thread-group leader exits.
+/// exiting thread. The member goes when its process's last thread exits.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
     // SAFETY: a BTF pointer from the tracepoint's arguments.
-    let (tgid, pid): (u32, u32) = unsafe {
-        (
+    unsafe {
+        let (tgid, pid): (u32, u32) = (
             field(task, offset!(task_tgid)),
             field(task, offset!(task_pid)),
-        )
-    };
-    if tgid == pid {
-        let _ = MEMBERS.remove(tgid);
+        );
+        if group_dead(task, tgid, pid) {
+            let _ = MEMBERS.remove(tgid);
+        }
     }
     0
 }

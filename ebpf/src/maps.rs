@@ -5,19 +5,21 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use syscensus_common::{
-    EVENTS_BYTES, FILTER_SLOTS, MEMBERS_CAPACITY, ROOT_PATH_BYTES, ROWS_CAPACITY, Row, RowKey,
-    WATCH_CAPACITY, counter, filter_slot,
+    ALIAS_CAPACITY, EVENTS_BYTES, FILTER_SLOTS, MEMBERS_CAPACITY, Member, ROOT_PATH_BYTES,
+    ROWS_CAPACITY, Row, RowKey, WATCH_CAPACITY, abi, counter, filter_slot,
 };
 
 /// `BPF_F_MMAPABLE`: userspace maps the array into its memory.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// What each recorded cgroup did, per ABI. Key: (cgroup id, ABI). Native
-/// rows are created by userspace when it marks a cgroup, or by
-/// `cgroup_mkdir` for a cgroup made below a watched one; `sys_enter` sets
-/// bytes and creates compat and x32 rows on their first syscall;
-/// `sched_process_exec` starts the recording. Userspace deletes a cgroup's
-/// rows when its recording ends.
+/// What each recorded cgroup did, per ABI and session. Key: (cgroup id,
+/// ABI, session). The workload's native rows are created by userspace when
+/// it marks a cgroup, or by `cgroup_mkdir` for a cgroup made below a
+/// watched one; `sched_process_exec` starts the recording and creates a
+/// session's native row when the session starts; `sys_enter` sets bytes and
+/// creates the other rows on their first syscall. Userspace deletes a
+/// session's rows once no process of it is left, and a cgroup's rows when
+/// its recording ends.
 #[map]
 pub static ROWS: HashMap<RowKey, Row> = HashMap::with_max_entries(ROWS_CAPACITY, 0);
 
@@ -54,17 +56,28 @@ pub static ROOT_PATHS: Array<[u8; ROOT_PATH_BYTES]> =
 /// `BPF_F_NO_PREALLOC`: entries are allocated as they are inserted.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
-/// Workload processes other than the first: key thread-group id, value the
-/// cgroup id of their workload. Added by `sched_process_fork` (children of
-/// the first process or of members) and by userspace (processes already
+/// Recorded processes other than a workload's first: key thread-group id,
+/// value whose they are (cgroup and session). Added by `sched_process_exec`
+/// (a session's first process), `sched_process_fork` (children of members
+/// and of a workload's first process) and userspace (processes already
 /// running when a cgroup is marked late); removed by `sched_process_exit`
-/// and by userspace when the recording ends.
+/// when the last thread of the process exits, and by userspace when the
+/// recording ends.
 #[map]
-pub static MEMBERS: HashMap<u32, u64> =
+pub static MEMBERS: HashMap<u32, Member> =
     HashMap::with_max_entries(MEMBERS_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// `CgroupEvent`s: cgroups marked by `cgroup_mkdir`, with their paths, for
-/// userspace to resolve. Read by userspace only.
+/// cgroups made below a recorded one: key the cgroup's id, value the
+/// recorded cgroup's, whose rows hold what runs in it. Added by
+/// `cgroup_mkdir` and by userspace (for cgroups that existed when it marked
+/// their container); removed by userspace when the container's recording
+/// ends.
+#[map]
+pub static ALIAS: HashMap<u64, u64> = HashMap::with_max_entries(ALIAS_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// `CgroupEvent`s (cgroups marked by `cgroup_mkdir`, with their paths, for
+/// userspace to resolve) and `SessionEvent`s (sessions started by
+/// `sched_process_exec`, with their command lines). Read by userspace only.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
@@ -76,6 +89,33 @@ pub fn count(index: u32) {
         // preemption disabled in a tracepoint.
         unsafe { *value += 1 };
     }
+}
+
+/// Adds one to a counter and returns this CPU's new count.
+#[inline(always)]
+pub fn count_and_get(index: u32) -> u64 {
+    match COUNTERS.get_ptr_mut(index) {
+        // SAFETY: as in `count`.
+        Some(value) => unsafe {
+            *value += 1;
+            *value
+        },
+        None => 0,
+    }
+}
+
+/// The recorded cgroup a cgroup's syscalls go to, with its workload's
+/// native row: the cgroup itself if it has rows, else the cgroup it was
+/// made below (see `ALIAS`). Call after the prefilter passed.
+#[inline(always)]
+pub fn resolve(cgroup_id: u64) -> Option<(u64, *mut Row)> {
+    if let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) {
+        return Some((cgroup_id, row));
+    }
+    // SAFETY: a live map value read once.
+    let owner = unsafe { *ALIAS.get_ptr(cgroup_id)? };
+    ROWS.get_ptr_mut(RowKey::new(owner, abi::NATIVE))
+        .map(|row| (owner, row))
 }
 
 /// The prefilter byte of a cgroup id.

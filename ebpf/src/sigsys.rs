@@ -155,7 +155,7 @@ fn check_thread_exit(task: *const u8) {
     let Some(id) = (unsafe { regs_nr(regs) }) else {
         return;
     };
-    let (key_abi, nr) = split_abi(task, id);
+    let (key_abi, nr) = split_abi(task, regs, id);
     refuse(
         &Refusal {
             container,

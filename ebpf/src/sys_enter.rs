@@ -1,10 +1,10 @@
-//! `sys_enter`: one byte per (recorded cgroup, ABI, syscall number).
+//! `sys_enter`: one byte per (recorded cgroup, ABI, session, syscall number).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use syscensus_common::{Row, RowKey, SYSCALL_SLOTS, abi, classify_syscall, counter, flag, state};
 
 use crate::{
-    maps::{ROWS, ZERO_ROW, count, filter_hit},
-    members::is_member,
+    maps::{ROWS, ZERO_ROW, count, filter_hit, resolve},
+    members::{member_of, session_of},
     task::{current_cgroup_id, current_task, field, in_compat_syscall, offset},
 };
 
@@ -20,50 +20,59 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
     if !filter_hit(cgroup_id) {
         return 0;
     }
+    let regs: *const u8 = ctx.arg(0);
     let id: i64 = ctx.arg(1);
-    record(task, cgroup_id, id);
+    record(task, regs, cgroup_id, id);
     0
 }
 
 #[inline(always)]
-fn record(task: *const u8, cgroup_id: u64, id: i64) {
-    let Some(row) = ROWS.get_ptr_mut(RowKey::new(cgroup_id, abi::NATIVE)) else {
+fn record(task: *const u8, regs: *const u8, cgroup_id: u64, id: i64) {
+    let Some((owner, row)) = resolve(cgroup_id) else {
         return;
     };
     // SAFETY: `row` points into a live map value of type `Row`.
-    if unsafe { (*row).state } != state::RECORDING {
-        return;
-    }
-    // Only the workload's processes (see `members.rs`). Without the offsets
-    // everything in the cgroup counts.
-    if offset!(direct_cgroup_id) != 0 {
+    let recording = unsafe { (*row).state } == state::RECORDING;
+    let session = if offset!(direct_cgroup_id) != 0 {
         // SAFETY: the current task is a BTF pointer.
         let tgid: u32 = unsafe { field(task, offset!(task_tgid)) };
-        if !is_member(row, cgroup_id, tgid) {
-            // SAFETY: as above.
-            unsafe {
-                if (*row).flags[flag::EXEC_SESSION] == 0 {
-                    (*row).flags[flag::EXEC_SESSION] = 1;
+        if recording {
+            // The workload's processes and the sessions'.
+            match session_of(row, owner, tgid) {
+                Some(session) => session,
+                None => {
+                    outsider(row);
+                    return;
                 }
             }
-            count(counter::OUTSIDER_SYSCALLS);
-            return;
+        } else {
+            // Before the entrypoint only hooks are recorded; the runtime's
+            // own set-up is not.
+            match member_of(owner, tgid) {
+                Some(member) if member.session != 0 => member.session,
+                _ => return,
+            }
         }
-    }
+    } else if recording {
+        // Without the offsets everything in the cgroup counts.
+        0
+    } else {
+        return;
+    };
     if id < 0 {
         out_of_range(row);
         return;
     }
     let id = id as u64;
-    let (key_abi, nr) = classify_syscall(id, || in_compat_syscall(task));
+    let (key_abi, nr) = classify_syscall(id, || in_compat_syscall(task, regs));
     if nr >= SYSCALL_SLOTS as u64 {
         out_of_range(row);
         return;
     }
-    let target = if key_abi == abi::NATIVE {
+    let target = if key_abi == abi::NATIVE && session == 0 {
         row
     } else {
-        match other_abi_row(cgroup_id, key_abi) {
+        match other_row(owner, key_abi, session) {
             Some(other) => other,
             None => {
                 // SAFETY: as above.
@@ -83,10 +92,12 @@ fn record(task: *const u8, cgroup_id: u64, id: i64) {
     }
 }
 
-/// The compat or x32 row of a cgroup, created on its first syscall.
+/// Another row of a recorded cgroup (a compat or x32 ABI, or a session's),
+/// created on its first syscall. A session's native row is made when the
+/// session starts; this makes it only if that failed.
 #[inline(always)]
-fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut Row> {
-    let key = RowKey::new(cgroup_id, key_abi);
+fn other_row(cgroup_id: u64, key_abi: u32, session: u32) -> Option<*mut Row> {
+    let key = RowKey::session(cgroup_id, key_abi, session);
     if let Some(row) = ROWS.get_ptr_mut(key) {
         return Some(row);
     }
@@ -95,6 +106,18 @@ fn other_abi_row(cgroup_id: u64, key_abi: u32) -> Option<*mut Row> {
     // whichever row won.
     let _ = ROWS.insert(key, zero, BPF_NOEXIST);
     ROWS.get_ptr_mut(key)
+}
+
+/// A syscall of a process that is neither the workload's nor a session's.
+#[inline(always)]
+fn outsider(row: *mut Row) {
+    // SAFETY: `row` points into a live map value of type `Row`.
+    unsafe {
+        if (*row).flags[flag::OUTSIDER] == 0 {
+            (*row).flags[flag::OUTSIDER] = 1;
+        }
+    }
+    count(counter::OUTSIDER_SYSCALLS);
 }
 
 #[inline(always)]

@@ -40,7 +40,7 @@ fn check(task: *const u8, cgroup_id: u64, regs: *const u8, ret: i64) {
     let Some(id) = (unsafe { regs_nr(regs) }) else {
         return;
     };
-    let (key_abi, nr) = split_abi(task, id);
+    let (key_abi, nr) = split_abi(task, regs, id);
     let container = container_of(cgroup_id);
     let Some(table) = policy(container, key_abi) else {
         return;

@@ -10,8 +10,8 @@ use syscensus_common::KernelOffsets;
 /// on every syscall.
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
-    ti_status: 0,
-    ts_compat: 0,
+    compat_offset: 0,
+    compat_mask: 0,
     direct_cgroup_id: 0,
     task_cgroups: 0,
     css_set_dfl_cgrp: 0,
@@ -29,7 +29,12 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_nsproxy: 0,
     nsproxy_mnt_ns: 0,
     mnt_ns_inum: 0,
-    _pad: 0,
+    compat_in_regs: 0,
+    task_signal: 0,
+    signal_live: 0,
+    task_mm: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
 };
 
 /// Reads one field of [`OFFSETS`].
@@ -97,19 +102,70 @@ pub fn current_cgroup_id(task: *const u8) -> u64 {
     unsafe { task_cgroup_id(task) }
 }
 
-/// Whether the current syscall of `task` (the current task) is a 32-bit
-/// compat one (x86: `TS_COMPAT` in `current->thread_info.status`, set by the
-/// ia32 entry points for exactly that syscall; see
-/// arch/x86/include/asm/thread_info.h at v6.18).
+/// Whether the current syscall of `task` (the current task), whose
+/// registers `sys_enter` got as `regs`, is a 32-bit compat one:
+/// - x86: `TS_COMPAT` in `current->thread_info.status`, set by the ia32
+///   entry points for exactly that syscall (arch/x86/include/asm/
+///   thread_info.h at v6.18);
+/// - aarch64: `PSR_MODE32_BIT` in the saved `pstate` of the user registers,
+///   the architecture's mark of AArch32 state, which is what
+///   `compat_user_mode()` tests (arch/arm64/include/asm/ptrace.h at v6.18).
 #[inline(always)]
-pub fn in_compat_syscall(task: *const u8) -> bool {
-    let ts_compat = offset!(ts_compat);
-    if ts_compat == 0 {
+pub fn in_compat_syscall(task: *const u8, regs: *const u8) -> bool {
+    let mask = offset!(compat_mask);
+    if mask == 0 {
         return false;
     }
-    // SAFETY: the current task is a BTF pointer.
-    let status: u32 = unsafe { field(task, offset!(ti_status)) };
-    status & ts_compat != 0
+    let base = if offset!(compat_in_regs) != 0 {
+        regs
+    } else {
+        task
+    };
+    // SAFETY: the current task and the tracepoint's registers are BTF
+    // pointers.
+    let word: u32 = unsafe { field(base, offset!(compat_offset)) };
+    word & mask != 0
+}
+
+/// Whether `task` (an exiting task) is the last live thread of its process
+/// (`signal->live` is 0: do_exit() decrements it before
+/// `sched_process_exit` on every kernel, kernel/exit.c at v6.18; a thread
+/// that reads 0 may not be the one that made it so, but then the whole
+/// group is exiting anyway). Without the offsets, the leader's exit counts.
+///
+/// # Safety
+/// `task` must be a BTF pointer to a `task_struct`.
+#[inline(always)]
+pub unsafe fn group_dead(task: *const u8, tgid: u32, pid: u32) -> bool {
+    if offset!(task_signal) == 0 {
+        return tgid == pid;
+    }
+    unsafe {
+        let signal: *const u8 = field(task, offset!(task_signal));
+        let live: i32 = field(signal, offset!(signal_live));
+        live == 0
+    }
+}
+
+/// The address range of the command line of `task`'s new program
+/// (`mm->arg_start`, `mm->arg_end`, set up by exec), or `None`.
+///
+/// # Safety
+/// `task` must be a BTF pointer to a `task_struct`.
+#[inline(always)]
+pub unsafe fn task_args(task: *const u8) -> Option<(u64, u64)> {
+    if offset!(task_mm) == 0 {
+        return None;
+    }
+    unsafe {
+        let mm: *const u8 = field(task, offset!(task_mm));
+        if mm.is_null() {
+            return None;
+        }
+        let start: u64 = field(mm, offset!(mm_arg_start));
+        let end: u64 = field(mm, offset!(mm_arg_end));
+        (end > start).then_some((start, end))
+    }
 }
 
 /// The inode number of `task`'s mount namespace

@@ -148,12 +148,12 @@ pub unsafe fn regs_nr(regs: *const u8) -> Option<u64> {
 }
 
 /// The ABI and the number (x32: without its bit) of syscall `id` made by
-/// `task`, the current task.
+/// `task`, the current task, whose user registers are `regs`.
 #[inline(always)]
-pub fn split_abi(task: *const u8, id: u64) -> (u32, u64) {
+pub fn split_abi(task: *const u8, regs: *const u8, id: u64) -> (u32, u64) {
     if id & X32_SYSCALL_BIT != 0 {
         (abi::X32, id & !X32_SYSCALL_BIT)
-    } else if in_compat_syscall(task) {
+    } else if in_compat_syscall(task, regs) {
         (abi::COMPAT, id)
     } else {
         (abi::NATIVE, id)

@@ -629,3 +629,116 @@ fn a_restart_after_sigkill_keeps_a_chosen_container_that_ended_meanwhile() {
     assert_eq!(recording["containerName"], "app", "{recording}");
     assert_eq!(recording["pod"]["name"], name, "{recording}\n{log}");
 }
+
+/// An exec probe runs through CRI `ExecSync` inside the container, under the
+/// container's profile: its syscalls must be in the profile, or the probe
+/// fails once the profile is applied and the Pod restarts in a loop. A
+/// session that runs no command of the Pod's spec (an interactive `kubectl
+/// exec`) is listed and left out.
+#[test]
+fn exec_probes_of_the_pod_spec_are_in_the_profile_and_other_sessions_are_listed() {
+    require_root();
+    let (server, dir) = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let containerd = Containerd::start();
+    containerd.import_test_images(&[]);
+    let cri = containerd.cri();
+    let socket = containerd.socket().display().to_string();
+    let agent = start_agent("node-a", &kubeconfig, &socket);
+    agent.wait_watching();
+
+    let probe = ["sh", "-c", "mkdir -p /tmp/ready && test -d /tmp/ready"];
+    let person = ["sh", "-c", "df / >/dev/null"];
+    let name = "web-5d4f-p";
+    let mut object = pod_object(name, "node-a", json!({"app": "web"}), true, &[], &["app"]);
+    object["spec"]["containers"][0]["livenessProbe"] = json!({"exec": {"command": probe}});
+    let created = server.create(&pods(), Some(NS), object).unwrap();
+    let mut spec = PodSpec::new(name).namespace(NS).label("app", "web");
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod = cri.run_pod(spec);
+    let app = pod.run_container(&ContainerSpec::new(
+        "app",
+        BUSYBOX_IMAGE,
+        &["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.1; done"],
+    ));
+    report_status(&server, name, &[], &[("app", app.id())]);
+    wait_for("the running container chosen", &[&agent], || {
+        server
+            .get(&profiles(), Some(NS), "rec.deployment.web.app")
+            .ok()
+    });
+    // The kubelet's probe, three times, and a person's session once.
+    for _ in 0..3 {
+        assert_eq!(app.exec_sync(&probe, WAIT).0, 0);
+    }
+    assert_eq!(app.exec_sync(&person, WAIT).0, 0);
+
+    let mkdir = |names: &[String]| names.iter().any(|s| s == "mkdir" || s == "mkdirat");
+    let session = |spec: &Value, command: &[&str]| -> Option<Value> {
+        spec["sessions"]
+            .as_array()?
+            .iter()
+            .find(|s| s["command"] == json!(command))
+            .cloned()
+    };
+    let profile = wait_for(
+        "the probe and the session in the profile",
+        &[&agent],
+        || {
+            let p = server
+                .get(&profiles(), Some(NS), "rec.deployment.web.app")
+                .ok()?;
+            (mkdir(&names(&p)) && session(&p["spec"], &person).is_some()).then_some(p)
+        },
+    );
+    let spec = &profile["spec"];
+    let probed = session(spec, &probe).unwrap();
+    assert_eq!(probed["type"], "Exec", "{probed}");
+    assert_eq!(probed["included"], true, "{probed}");
+    assert!(
+        probed["reason"].as_str().unwrap().contains("livenessProbe"),
+        "{probed}"
+    );
+    let listed = session(spec, &person).unwrap();
+    assert_eq!(listed["included"], false, "{listed}");
+    assert!(
+        listed["syscalls"]["SCMP_ARCH_X86_64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "statfs"),
+        "{listed}"
+    );
+    assert!(
+        !names(&profile).iter().any(|s| s == "statfs"),
+        "the person's df is not in the profile: {spec}"
+    );
+    // The reviewer sees what only the probe made.
+    let only: Vec<String> = spec["sessionOnlySyscalls"]["SCMP_ARCH_X86_64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert!(mkdir(&only), "{spec}");
+
+    // The node's recording lists both, the probe in its profile.
+    let pid = app.pid();
+    std::fs::write(format!("/proc/{pid}/root/tmp/stop"), b"").unwrap();
+    assert_eq!(app.wait_exited(WAIT), 0, "{:?}", app.logs());
+    let recording = agent.wait_for_recording(app.id(), "Exited", WAIT);
+    let sessions = recording["sessions"].as_array().unwrap();
+    let count = |command: &[&str]| {
+        sessions
+            .iter()
+            .find(|s| s["command"] == json!(command))
+            .map(|s| (s["count"].clone(), s["included"].clone()))
+    };
+    assert_eq!(count(&probe), Some((json!(3), json!(true))), "{recording}");
+    assert_eq!(
+        count(&person),
+        Some((json!(1), json!(false))),
+        "{recording}"
+    );
+    assert_eq!(recording["execSessionsExcluded"], true, "{recording}");
+}

@@ -142,7 +142,7 @@ fn crun_containers_are_recorded_and_their_profiles_run() {
 #[test]
 fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
     require_root();
-    let agent = Agent::start(&["--no-kube"]);
+    let agent = Agent::start(&["--no-kube", "--exclude-exec-sessions"]);
     agent.wait_watching();
     let rootfs = Rootfs::busybox();
     let bundle = Bundle::new(
@@ -170,7 +170,8 @@ fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // kubectl exec: runc exec runs its own helper inside the container's
-    // cgroup, then the command. Neither is the workload.
+    // cgroup, then the command. Neither is the workload; the command is an
+    // exec session, left out of the profile as asked.
     let exec = container.exec(&["mkdir", "/tmp/from-exec"]);
     assert!(exec.status.success(), "{exec:?}");
     let exec = container.exec(&["sh", "-c", "ls /tmp; df / >/dev/null"]);
@@ -197,6 +198,14 @@ fn exec_sessions_are_left_out_and_running_containers_can_be_snapshotted() {
         );
     }
     assert_eq!(running["execSessionsExcluded"], true, "{running}");
+    // Left out of the profile, but listed.
+    let listed: Vec<&Value> = running["sessions"].as_array().unwrap().iter().collect();
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["command"][0] == "mkdir" && s["included"] == false),
+        "{running}"
+    );
 
     container.kill("KILL");
     container.wait_stopped(WAIT);

@@ -1,7 +1,8 @@
 //! Restarts without loss: with its maps and links pinned, the agent can be
 //! killed with SIGKILL at any moment, stay away for a while, and come back;
 //! the container's recording is the same as an uninterrupted one. A graceful
-//! stop detaches everything from the kernel.
+//! stop leaves the programs attached for the next agent, unless told to
+//! detach; `syscensus uninstall` unpins everything.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(
     unused_crate_dependencies,
@@ -87,22 +88,81 @@ fn sigkill_at_any_moment_loses_nothing() {
     );
 }
 
+fn pinned(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A DaemonSet's rolling update: SIGTERM, a gap with no agent, a new agent.
+/// The programs stay attached and pinned in between, so what the container
+/// does meanwhile (a fork, a syscall it had not made) is in its recording;
+/// `syscensus uninstall` then leaves nothing pinned.
 #[test]
-fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
+fn a_rolling_update_loses_nothing_and_uninstall_unpins_everything() {
     require_root();
     let pins = PinDir::default();
     let pin_arg = pins.arg().to_owned();
-    let agent = Agent::start(&["--no-kube", "--pin-dir", &pin_arg]);
-    let links = pins.path().join("v1/links");
-    let pinned = |dir: &std::path::Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let state = tempfile::tempdir().unwrap();
+    let args = ["--no-kube", "--pin-dir", pin_arg.as_str()];
+    let agent = Agent::start_in(state.path(), &args, &[]);
+    agent.wait_watching();
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[
+            "sh",
+            "-c",
+            "uname >/dev/null; while [ ! -e /tmp/go ]; do sleep 0.1; done; df / >/dev/null",
+        ]),
+    );
+    let container = Detached::run(Runtime::Runc, &bundle);
+    let pid = container.pid();
+    let links = pins.path().join(syscensus::bpf::PIN_LAYOUT).join("links");
+    let log = agent.stop();
+    assert!(
+        pinned(&links).contains(&"sys_enter".to_owned()),
+        "sys_enter unpinned by SIGTERM: {:?}\n{log}",
+        pinned(&links)
+    );
+
+    // No agent: the container forks df, which makes statfs.
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), b"").unwrap();
+    container.wait_stopped(Duration::from_secs(30));
+
+    let agent = Agent::start_in(state.path(), &args, &[]);
+    let recording = agent.wait_for_recording(bundle.id(), "Exited", Duration::from_secs(20));
+    let syscalls = recorded(&recording, "SCMP_ARCH_X86_64");
+    assert!(
+        syscalls.contains("statfs") && syscalls.contains("uname"),
+        "{recording}\n{log}"
+    );
+    drop(agent.stop());
+
+    // Uninstall: nothing pinned, nothing attached.
+    let out = syscensus_tests::syscensus(&[
+        "uninstall",
+        "--pin-dir",
+        &pin_arg,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!pins.path().exists(), "{:?}", pinned(pins.path()));
+}
+
+#[test]
+fn a_stop_told_to_detach_detaches_every_program_and_keeps_the_maps() {
+    require_root();
+    let pins = PinDir::default();
+    let pin_arg = pins.arg().to_owned();
+    let agent = Agent::start(&["--no-kube", "--pin-dir", &pin_arg, "--detach-on-stop"]);
+    let layout = pins.path().join(syscensus::bpf::PIN_LAYOUT);
+    let links = layout.join("links");
     assert!(
         pinned(&links).contains(&"sys_enter".to_owned()),
         "{:?}",
@@ -111,11 +171,11 @@ fn a_graceful_stop_detaches_every_program_and_keeps_the_maps() {
     let log = agent.stop();
     assert!(
         pinned(&links).is_empty(),
-        "links left pinned after SIGTERM: {:?}\n{log}",
+        "links left pinned after SIGTERM with --detach-on-stop: {:?}\n{log}",
         pinned(&links)
     );
     assert!(
-        pinned(&pins.path().join("v1")).contains(&"ROWS".to_owned()),
+        pinned(&layout).contains(&"ROWS".to_owned()),
         "the maps should stay pinned"
     );
 }

@@ -22,11 +22,13 @@ const SOURCES: &str = "xtask/data/SOURCES.md";
 const OUTPUT: &str = "agent/src/syscalls/tables.rs";
 
 /// The architectures that get a table: CSV column and name of the static.
-const ARCHES: [(&str, &str); 4] = [
+/// `arm` is AArch32, whose syscalls an aarch64 kernel runs as compat ones.
+const ARCHES: [(&str, &str); 5] = [
     ("x86_64", "X86_64"),
     ("x86", "X86"),
     ("x32", "X32"),
     ("aarch64", "AARCH64"),
+    ("arm", "ARM"),
 ];
 
 /// `__X32_SYSCALL_BIT`: x32 syscalls are the x86_64 kernel's with this bit

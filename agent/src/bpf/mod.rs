@@ -3,7 +3,10 @@
 //!
 //! One [`Tracer`] owns the loaded program for as long as it is needed:
 //! dropping it detaches every hook and frees the maps.
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -15,21 +18,25 @@ use aya::{
     },
 };
 use syscensus_common::{
-    COUNTERS_MAP, CgroupEvent, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, OFFSETS_GLOBAL,
-    ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row, RowKey,
-    SYSCALL_SLOTS, WATCH_MAP, abi, ancestors, counter, event, filter_slot, flag, program,
-    refusal::WATCH_CONFIG_GLOBAL, state,
+    ALIAS_MAP, COUNTERS_MAP, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, Member,
+    OFFSETS_GLOBAL, ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row,
+    RowKey, SYSCALL_SLOTS, WATCH_MAP, ancestors, counter, program, refusal::WATCH_CONFIG_GLOBAL,
 };
 use tracing::debug;
 
 use crate::btf::BtfError;
 
+mod events;
 mod filter;
 mod offsets;
+mod rows;
+mod sessions;
 mod watch;
 
+pub use events::{Events, MarkedCgroup};
 pub use filter::Filter;
 pub use offsets::kernel_offsets;
+pub use sessions::{SessionKind, SessionSnapshot};
 pub use watch::{
     FirstRefusal, RefusalCountTotal, RefusalEvents, RefusalKind, Refusals, Verdict, WatchCounters,
     WatchError, WatchPolicy, monotonic_to_system,
@@ -89,6 +96,11 @@ pub enum BpfError {
     #[error("cannot record cgroup {cgroup_id}: {capacity} rows are in use (raise --max-cgroups)")]
     Full { cgroup_id: u64, capacity: u32 },
     #[error(
+        "cannot record cgroup {cgroup_id} as part of {owner}: {} cgroups below recorded ones are tracked already",
+        syscensus_common::ALIAS_CAPACITY
+    )]
+    AliasFull { cgroup_id: u64, owner: u64 },
+    #[error(
         "too many root paths or a path too long ({path:?}): at most {ROOT_PATHS} paths of {} bytes",
         ROOT_PATH_BYTES - 1
     )]
@@ -140,20 +152,22 @@ impl Default for TracerOptions {
 
 /// Maps pinned when a pin directory is given: everything the kernel program
 /// writes or userspace needs after a restart.
-const PINNED_MAPS: [&str; 7] = [
+const PINNED_MAPS: [&str; 8] = [
     ROWS_MAP,
     FILTER_MAP,
     COUNTERS_MAP,
     WATCH_MAP,
     ROOT_PATHS_MAP,
     MEMBERS_MAP,
+    ALIAS_MAP,
     EVENTS_MAP,
 ];
 
 /// The sub-directory of the pin directory for this version of the maps'
 /// layout: a restart after an upgrade that changed a map starts afresh
-/// instead of reading maps it does not understand.
-pub const PIN_LAYOUT: &str = "v1";
+/// instead of reading maps it does not understand. v2: rows per session,
+/// members with their session, cgroups below recorded ones.
+pub const PIN_LAYOUT: &str = "v2";
 
 /// How a hook is attached.
 enum Attached {
@@ -174,18 +188,26 @@ pub struct Snapshot {
     pub seen: BTreeMap<u32, Vec<u32>>,
     /// A syscall number out of the recorded range was seen.
     pub out_of_range: bool,
-    /// A compat or x32 syscall was lost because the map was full.
-    pub row_lost: bool,
-    /// Processes outside the workload (exec sessions) made syscalls in the
-    /// cgroup; they were left out.
-    pub exec_sessions: bool,
-    /// A workload process could not be tracked (the map was full): its
+    /// A compat, x32 or session row was lost because the map was full: its
     /// syscalls are missing.
+    pub row_lost: bool,
+    /// Processes in no session (the runtime's helper for an exec session,
+    /// before it execs the session's command) made syscalls in the cgroup;
+    /// they are not recorded.
+    pub outsiders: bool,
+    /// A workload or session process could not be tracked (the map was
+    /// full): its syscalls are missing.
     pub member_lost: bool,
+    /// A cgroup made below this one could not be tracked (the map was
+    /// full): what ran in it is missing.
+    pub alias_lost: bool,
     /// The kernel marked the cgroup as it was made.
     pub from_mkdir: bool,
     /// The first process had `no_new_privs` set when it exec'd.
     pub no_new_privs: bool,
+    /// Exec sessions and hooks, running and ended (ended ones with the same
+    /// kind and command line merged), by id.
+    pub sessions: Vec<SessionSnapshot>,
 }
 
 impl Snapshot {
@@ -218,6 +240,10 @@ pub struct Counters {
     pub members_added: u64,
     pub outsider_syscalls: u64,
     pub members_full: u64,
+    pub sessions: u64,
+    pub hooks: u64,
+    pub aliases: u64,
+    pub alias_full: u64,
 }
 
 /// The loaded and attached kernel program.
@@ -229,11 +255,19 @@ pub struct Tracer {
     counters: PerCpuArray<MapData, u64>,
     watch: HashMap<MapData, u64, u8>,
     root_paths: Array<MapData, [u8; ROOT_PATH_BYTES]>,
-    members: HashMap<MapData, u32, u64>,
+    members: HashMap<MapData, u32, Member>,
+    alias: HashMap<MapData, u64, u64>,
     events: Option<RingBuf<MapData>>,
     links: std::collections::HashMap<&'static str, Attached>,
     pin_dir: Option<std::path::PathBuf>,
     rows_capacity: u32,
+    /// The sessions' command lines and what ended sessions did.
+    book: Arc<Mutex<sessions::Book>>,
+    /// Marked cgroups that userspace joined to the recorded cgroup they are
+    /// below (see [`Tracer::unmark_or_join`]): sub-cgroup → container.
+    joined: std::collections::HashMap<u64, u64>,
+    /// `events_lost` when sessions were last looked for in the rows.
+    events_lost_seen: u64,
     /// The refusal watch's maps (`watch.rs`).
     refusal: watch::WatchMaps,
 }
@@ -296,6 +330,7 @@ impl Tracer {
             Array::try_from(take(&mut ebpf, ROOT_PATHS_MAP)?).map_err(map_err(ROOT_PATHS_MAP))?;
         let members =
             HashMap::try_from(take(&mut ebpf, MEMBERS_MAP)?).map_err(map_err(MEMBERS_MAP))?;
+        let alias = HashMap::try_from(take(&mut ebpf, ALIAS_MAP)?).map_err(map_err(ALIAS_MAP))?;
         let events =
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
         let refusal = watch::WatchMaps::take(&mut ebpf, watch_unavailable)?;
@@ -308,10 +343,14 @@ impl Tracer {
             watch,
             root_paths,
             members,
+            alias,
             events: Some(events),
             links: std::collections::HashMap::new(),
             pin_dir,
             rows_capacity: options.rows_capacity,
+            book: Arc::default(),
+            joined: std::collections::HashMap::new(),
+            events_lost_seen: 0,
             refusal,
         };
         for name in [
@@ -455,6 +494,11 @@ impl Tracer {
         }
     }
 
+    /// Whether the maps and links are pinned (they outlive the process).
+    pub fn is_pinned(&self) -> bool {
+        self.pin_dir.is_some()
+    }
+
     /// Detaches every hook and forgets the pinned links (the maps stay
     /// pinned): for a graceful stop, after which the node pays nothing per
     /// syscall until an agent runs again.
@@ -481,167 +525,6 @@ impl Tracer {
     /// Whether `sys_enter` is attached.
     pub fn sys_enter_attached(&self) -> bool {
         self.links.contains_key(program::SYS_ENTER)
-    }
-
-    /// Marks a cgroup: its syscalls are recorded from the first exec
-    /// completed inside it on. Marking a marked cgroup changes nothing.
-    pub fn mark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
-        self.mark_in_state(cgroup_id, state::WAITING_FOR_EXEC, 0)
-    }
-
-    /// Marks a cgroup whose processes already run the workload: recording
-    /// starts at once. An existing row is set to recording. `init_tgid` is
-    /// the workload's first process and `members` the others already
-    /// running (their children join as they are forked); with no
-    /// `init_tgid`, the first process to enter or exec in the cgroup is the
-    /// workload's.
-    pub fn mark_recording(
-        &mut self,
-        cgroup_id: u64,
-        init_tgid: u32,
-        members: &[u32],
-    ) -> Result<(), BpfError> {
-        for &tgid in members.iter().filter(|&&t| t != init_tgid) {
-            self.members
-                .insert(tgid, cgroup_id, 0)
-                .map_err(map_err(MEMBERS_MAP))?;
-        }
-        self.mark_in_state(cgroup_id, state::RECORDING, init_tgid)
-    }
-
-    fn mark_in_state(
-        &mut self,
-        cgroup_id: u64,
-        row_state: u8,
-        init_tgid: u32,
-    ) -> Result<(), BpfError> {
-        let key = RowKey::new(cgroup_id, abi::NATIVE);
-        // Prefilter first: the exec hook only looks at rows whose slot is set.
-        self.filter.set(cgroup_id);
-        match self.rows.get(&key, 0) {
-            Ok(mut row) => {
-                if row_state == state::RECORDING && row.state != state::RECORDING {
-                    // Not atomic with the kernel's writes to the row: only
-                    // done for rows still waiting, which nothing writes yet.
-                    row.state = state::RECORDING;
-                    row.init_tgid = init_tgid;
-                    self.rows.insert(key, row, 0).map_err(map_err(ROWS_MAP))?;
-                }
-                return Ok(());
-            }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(map_err(ROWS_MAP)(e)),
-        }
-        const BPF_NOEXIST: u64 = 1;
-        let mut row = Row::new(row_state);
-        row.init_tgid = init_tgid;
-        if let Err(error) = self.rows.insert(key, row, BPF_NOEXIST) {
-            self.release_slot(cgroup_id)?;
-            return Err(match error {
-                MapError::SyscallError(ref e) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
-                    BpfError::Full {
-                        cgroup_id,
-                        capacity: self.rows_capacity,
-                    }
-                }
-                // The kernel made the row meanwhile: fine.
-                MapError::SyscallError(ref e)
-                    if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
-                {
-                    return Ok(());
-                }
-                other => map_err(ROWS_MAP)(other),
-            });
-        }
-        debug!(cgroup_id, "cgroup marked");
-        Ok(())
-    }
-
-    /// Stops recording a cgroup and forgets what it did: take a
-    /// [`snapshot`](Self::snapshot) first.
-    pub fn unmark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
-        for abi_id in 0..abi::COUNT {
-            match self.rows.remove(&RowKey::new(cgroup_id, abi_id)) {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(other) => return Err(map_err(ROWS_MAP)(other)),
-            }
-        }
-        let members: Vec<u32> = self
-            .members
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, id)| *id == cgroup_id)
-            .map(|(tgid, _)| tgid)
-            .collect();
-        for tgid in members {
-            let _ = self.members.remove(&tgid);
-        }
-        self.release_slot(cgroup_id)?;
-        debug!(cgroup_id, "cgroup unmarked");
-        Ok(())
-    }
-
-    /// Clears the prefilter slot of `cgroup_id` unless another row still
-    /// uses it. Cleared first and looked at second: the kernel sets a slot
-    /// after making its row, so a row made meanwhile is either seen here or
-    /// sets the slot again after the clear.
-    fn release_slot(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
-        self.filter.clear(cgroup_id);
-        let slot = filter_slot(cgroup_id);
-        for key in self.rows.keys() {
-            let key = key.map_err(map_err(ROWS_MAP))?;
-            if filter_slot(key.cgroup_id) == slot {
-                self.filter.set(key.cgroup_id);
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The cgroups that have rows, whoever made them.
-    pub fn marked(&self) -> Result<Vec<u64>, BpfError> {
-        let mut ids = Vec::new();
-        for key in self.rows.keys() {
-            let key = key.map_err(map_err(ROWS_MAP))?;
-            if key.abi == abi::NATIVE {
-                ids.push(key.cgroup_id);
-            }
-        }
-        ids.sort_unstable();
-        Ok(ids)
-    }
-
-    /// What a marked cgroup did so far. `None` if it is not marked.
-    pub fn snapshot(&self, cgroup_id: u64) -> Result<Option<Snapshot>, BpfError> {
-        let native = match self.rows.get(&RowKey::new(cgroup_id, abi::NATIVE), 0) {
-            Ok(row) => row,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(other) => return Err(map_err(ROWS_MAP)(other)),
-        };
-        let mut snapshot = Snapshot {
-            recording: native.state == state::RECORDING,
-            init_tgid: native.init_tgid,
-            out_of_range: native.flags[flag::OUT_OF_RANGE] != 0,
-            row_lost: native.flags[flag::ROW_LOST] != 0,
-            exec_sessions: native.flags[flag::EXEC_SESSION] != 0,
-            member_lost: native.flags[flag::MEMBER_LOST] != 0,
-            from_mkdir: native.flags[flag::FROM_MKDIR] != 0,
-            no_new_privs: native.flags[flag::NO_NEW_PRIVS] != 0,
-            ..Snapshot::default()
-        };
-        snapshot.seen.insert(abi::NATIVE, seen_numbers(&native));
-        for abi_id in [abi::COMPAT, abi::X32] {
-            match self.rows.get(&RowKey::new(cgroup_id, abi_id), 0) {
-                Ok(row) => {
-                    snapshot.seen.insert(abi_id, seen_numbers(&row));
-                }
-                Err(e) if is_not_found(&e) => {}
-                Err(other) => return Err(map_err(ROWS_MAP)(other)),
-            }
-        }
-        snapshot.seen.retain(|_, v| !v.is_empty());
-        Ok(Some(snapshot))
     }
 
     /// Watches a cgroup: every cgroup made below it from now on is marked by
@@ -686,13 +569,18 @@ impl Tracer {
     }
 
     /// The ring buffer of cgroups the kernel marked, for a task that polls
-    /// it (it can be taken once).
+    /// it (it can be taken once). Session events read from it still reach
+    /// this tracer; until it is taken, the tracer reads them itself.
     pub fn take_events(&mut self) -> Option<Events> {
-        self.events.take().map(|ring| Events { ring })
+        self.events.take().map(|ring| Events {
+            ring,
+            book: self.book.clone(),
+        })
     }
 
     /// Bytes of kernel memory the maps hold at their capacity (rows,
-    /// prefilter, watch and exclusion maps, ring buffer), for the metrics.
+    /// prefilter, ring buffer), for the metrics. The members and alias maps
+    /// are allocated as used and not counted.
     pub fn map_bytes(&self) -> u64 {
         let row = (size_of::<RowKey>() + size_of::<Row>()) as u64;
         u64::from(self.rows_capacity) * row
@@ -718,6 +606,10 @@ impl Tracer {
             members_added: sum(counter::MEMBERS_ADDED)?,
             outsider_syscalls: sum(counter::OUTSIDER_SYSCALLS)?,
             members_full: sum(counter::MEMBERS_FULL)?,
+            sessions: sum(counter::SESSIONS)?,
+            hooks: sum(counter::HOOKS)?,
+            aliases: sum(counter::ALIASES)?,
+            alias_full: sum(counter::ALIAS_FULL)?,
         })
     }
 }
@@ -727,68 +619,5 @@ impl std::fmt::Debug for Tracer {
         f.debug_struct("Tracer")
             .field("sys_enter_attached", &self.sys_enter_attached())
             .finish_non_exhaustive()
-    }
-}
-
-/// A cgroup the kernel acted on as it was made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MarkedCgroup {
-    /// Whether it is a root path, now watched (rather than a cgroup below a
-    /// watched one, now marked).
-    pub root: bool,
-    /// Whether it could not be marked (the rows map was full).
-    pub lost: bool,
-    pub cgroup_id: u64,
-    /// Depth below the hierarchy's root.
-    pub level: u32,
-    /// Path from the hierarchy's root (`/kubepods/...`).
-    pub path: String,
-}
-
-/// The ring buffer of cgroups the kernel marked.
-pub struct Events {
-    ring: RingBuf<MapData>,
-}
-
-impl Events {
-    /// Every event waiting in the buffer.
-    pub fn drain(&mut self) -> Vec<MarkedCgroup> {
-        let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
-            if item.len() < size_of::<CgroupEvent>() {
-                continue;
-            }
-            // SAFETY: the kernel wrote a whole CgroupEvent; read unaligned.
-            let raw: CgroupEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let len = (raw.path_len as usize).min(raw.path.len());
-            let path = String::from_utf8_lossy(&raw.path[..len])
-                .trim_end_matches('\0')
-                .to_owned();
-            out.push(MarkedCgroup {
-                root: raw.kind == event::ROOT,
-                lost: raw.kind == event::LOST,
-                cgroup_id: raw.cgroup_id,
-                level: raw.level,
-                path,
-            });
-        }
-        out
-    }
-
-    /// The buffer's file descriptor, readable when events wait.
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.ring)
-    }
-}
-
-impl std::os::fd::AsRawFd for Events {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.ring.as_raw_fd()
-    }
-}
-
-impl std::fmt::Debug for Events {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events").finish_non_exhaustive()
     }
 }

@@ -76,6 +76,14 @@ pub fn status(error: &Error) -> u8 {
                 E::Timeout { .. } => TEMP_FAIL,
             }
         }
+        Error::Uninstall(e) => {
+            use commands::uninstall::Error as E;
+            match e {
+                E::NotRoot(_) => NO_PERM,
+                E::AgentRunning { .. } => TEMP_FAIL,
+                E::Remove { .. } => CANT_CREATE,
+            }
+        }
         Error::Denials(e) => {
             use commands::denials::Error as E;
             match e {

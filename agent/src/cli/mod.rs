@@ -9,6 +9,7 @@ use crate::commands::{
     self, agent::AgentArgs, apply::ApplyArgs, approve::ApproveArgs, denials::DenialsArgs,
     diff::DiffArgs, export::ExportArgs, install_agent_profile::InstallAgentProfileArgs,
     merge::MergeArgs, record::RecordArgs, run::RunArgs, snapshot::SnapshotArgs,
+    uninstall::UninstallArgs,
 };
 
 mod docs;
@@ -60,6 +61,10 @@ pub enum Command {
     /// Ask the running agent to write what its running containers did so
     /// far (to <state-dir>/containers), and wait until it has.
     Snapshot(SnapshotArgs),
+    /// Remove what agents left attached and pinned on this node (their
+    /// programs and maps below --pin-dir), once no agent will run again: a
+    /// stopping agent leaves them so that the next one loses nothing.
+    Uninstall(UninstallArgs),
     /// Print what the seccomp profiles containers run under refused them:
     /// per container, each refused syscall with its count, first and last
     /// time and the process that made it first, from the agent's state
@@ -121,6 +126,8 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] commands::snapshot::Error),
     #[error(transparent)]
+    Uninstall(#[from] commands::uninstall::Error),
+    #[error(transparent)]
     Denials(#[from] commands::denials::Error),
     #[error(transparent)]
     InstallAgentProfile(#[from] commands::install_agent_profile::Error),
@@ -145,6 +152,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(args) => commands::run::run(args)?,
         Command::Agent(args) => commands::agent::agent(args)?,
         Command::Snapshot(args) => commands::snapshot::snapshot(args)?,
+        Command::Uninstall(args) => commands::uninstall::uninstall(args)?,
         Command::Denials(args) => commands::denials::denials(args)?,
         Command::InstallAgentProfile(args) => {
             commands::install_agent_profile::install_agent_profile(args)?

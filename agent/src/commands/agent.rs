@@ -8,6 +8,7 @@ use super::{ClusterArgs, NotRoot};
 use crate::{
     basesets::{self, UnknownBaseSet},
     daemon::{self, BaseSetChoice, Config, DaemonError, InstallOnlyOptions, KubeConfig, Options},
+    recording::SessionPolicy,
 };
 
 /// `syscensus agent` failed.
@@ -76,6 +77,13 @@ pub struct AgentArgs {
     /// their recordings miss what they did before and say so.
     #[arg(long, env = "SYSCENSUS_INCLUDE_RUNNING")]
     pub include_running: bool,
+    /// Leave exec sessions (`kubectl exec`, `runc exec`, exec probes) out of
+    /// the profiles; they are still listed in the recordings. Without
+    /// Kubernetes they are in the profiles by default; with it, only the
+    /// container's exec probes and lifecycle hooks are. OCI hooks are always
+    /// in.
+    #[arg(long, env = "SYSCENSUS_EXCLUDE_EXEC_SESSIONS")]
+    pub exclude_exec_sessions: bool,
     /// How often, in seconds, running containers are read to tell when a
     /// syscall last appeared.
     #[arg(long, env = "SYSCENSUS_POLL_INTERVAL", default_value_t = 10)]
@@ -103,10 +111,17 @@ pub struct AgentArgs {
     /// A directory on a BPF file system (e.g. /sys/fs/bpf/syscensus) to pin
     /// the kernel program's maps and links in: after a crash the programs
     /// keep recording, and the restarted agent carries on with what they
-    /// recorded. A graceful stop (SIGTERM) detaches the programs and keeps
-    /// the maps. Without it, everything goes with the process.
+    /// recorded. A graceful stop (SIGTERM) leaves them attached too (see
+    /// --detach-on-stop). Without it, everything goes with the process.
     #[arg(long, env = "SYSCENSUS_PIN_DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// On SIGTERM, detach the programs and unpin them (the maps stay).
+    /// Without it, a stopping agent with --pin-dir leaves its programs
+    /// attached and pinned, so that the next agent (a DaemonSet's rolling
+    /// update) loses nothing of what happens in between; `syscensus
+    /// uninstall` removes them.
+    #[arg(long, env = "SYSCENSUS_DETACH_ON_STOP")]
+    pub detach_on_stop: bool,
     /// Do not install LocalhostProfiles on this node.
     #[arg(long, env = "SYSCENSUS_NO_INSTALL", conflicts_with = "install_only")]
     pub no_install: bool,
@@ -162,8 +177,17 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
             });
         }
     };
+    // Without Kubernetes nothing tells a probe from a person: exec sessions
+    // are in the profile unless asked otherwise. With it, they are left out
+    // (and listed).
+    let sessions = if args.exclude_exec_sessions || kube.is_some() {
+        SessionPolicy::ExcludeExec
+    } else {
+        SessionPolicy::IncludeAll
+    };
     let options = Options {
         config: Config {
+            sessions,
             roots: args.cgroup_roots,
             base_set,
             include_running: args.include_running,
@@ -177,6 +201,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
         cgroup_mount: args.cgroup_mount,
         max_cgroups: args.max_cgroups,
         pin_dir: args.pin_dir,
+        detach_on_stop: args.detach_on_stop,
         kubelet_root: (!args.no_install).then_some(args.kubelet_root),
         listen: args.listen,
         connection: args.cluster.connection(),

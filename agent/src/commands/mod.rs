@@ -23,6 +23,7 @@ pub mod merge;
 pub mod record;
 pub mod run;
 pub mod snapshot;
+pub mod uninstall;
 
 /// The command needs root.
 #[derive(Debug, thiserror::Error)]

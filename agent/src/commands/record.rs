@@ -2,6 +2,7 @@
 //! syscall it and its descendants make from its exec on, and writes the
 //! profile.
 use std::{
+    collections::BTreeSet,
     ffi::OsString,
     io::{IsTerminal as _, Write as _},
     os::unix::{ffi::OsStrExt as _, process::CommandExt as _, process::ExitStatusExt as _},
@@ -20,11 +21,11 @@ use tracing::{info, warn};
 use super::{ExecError, Format, NotRoot, OutputError};
 use crate::{
     basesets::UnknownBaseSet,
-    bpf::{BpfError, Tracer, TracerOptions},
-    census::census_of,
+    bpf::{BpfError, Counters, SessionKind, Snapshot, Tracer, TracerOptions},
     cgroup::{CgroupError, Hierarchy},
     output,
     profile::{Action, BuildOptions, Profile, ProfileError},
+    recording::{Parts, SessionPolicy},
 };
 
 /// `syscensus record` failed.
@@ -151,8 +152,9 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     };
     let hierarchy = Hierarchy::find()?;
     let mut tracer = Tracer::load(&TracerOptions {
-        // One cgroup, and its 32-bit rows.
-        rows_capacity: 16,
+        // One cgroup, its 32-bit rows, and the rows of the sessions running
+        // at once (those that ended are freed at each tick).
+        rows_capacity: 64,
         ..TracerOptions::default()
     })?;
     let cgroup =
@@ -163,6 +165,9 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
         &args.command,
         cgroup.procs_file().as_path(),
         |elapsed_ticks| {
+            if let Err(error) = tracer.reap() {
+                warn!(%error, "cannot read the sessions");
+            }
             if args.no_progress || !std::io::stderr().is_terminal() {
                 return;
             }
@@ -179,6 +184,7 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     if !args.no_progress && std::io::stderr().is_terminal() {
         let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
     }
+    tracer.reap()?;
     let snapshot = tracer.snapshot(cgroup.id())?.unwrap_or_default();
     let counters = tracer.counters()?;
     tracer.unmark(cgroup.id())?;
@@ -186,18 +192,13 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     drop(tracer);
     let status = status?;
 
-    if !snapshot.recording {
-        warn!("the command was never exec'd in its cgroup: nothing was recorded");
+    // Exec sessions into the command's cgroup are in the profile: they ran
+    // where the command ran.
+    let parts = Parts::of(&snapshot, &SessionPolicy::IncludeAll);
+    for notice in notices(&snapshot, &counters, &parts) {
+        let _ = writeln!(std::io::stderr().lock(), "syscensus: {notice}");
     }
-    let census = census_of(&snapshot);
-    if snapshot.out_of_range || counters.out_of_range > 0 {
-        warn!(
-            "syscalls with numbers outside the recorded range were made; they are not in the profile"
-        );
-    }
-    if snapshot.row_lost {
-        warn!("32-bit syscalls were lost because the kernel map was full; the profile misses them");
-    }
+    let census = parts.census;
     let profile = Profile::from_census(
         &census,
         base.as_ref(),
@@ -219,6 +220,69 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     }
     info!(syscalls = census.len(), status = %status, "recording written");
     Ok(exit_code_of(status))
+}
+
+/// What `record` tells on stderr about a recording, one line each: anything
+/// that makes the profile incomplete, and what besides the command it holds.
+pub fn notices(snapshot: &Snapshot, counters: &Counters, parts: &Parts) -> Vec<String> {
+    let mut out = Vec::new();
+    if !snapshot.recording {
+        out.push(
+            "the command never started recording (it was never exec'd in its cgroup): the profile is empty".to_owned(),
+        );
+    }
+    if snapshot.member_lost || counters.members_full > 0 {
+        out.push("processes of the command could not be tracked (the kernel's map of processes was full): their syscalls are missing from the profile".to_owned());
+    }
+    if snapshot.row_lost || counters.row_map_full > 0 {
+        out.push(
+            "syscalls were lost because the kernel's map of rows was full: the profile misses them"
+                .to_owned(),
+        );
+    }
+    if snapshot.out_of_range || counters.out_of_range > 0 {
+        out.push(
+            "syscalls with numbers outside the recorded range were made: they are not in the profile"
+                .to_owned(),
+        );
+    }
+    if snapshot.alias_lost || counters.alias_full > 0 {
+        out.push("a cgroup made below the command's could not be tracked (the kernel's map was full): what ran in it is missing from the profile".to_owned());
+    }
+    for (kind, what) in [
+        (SessionKind::Exec, "exec session"),
+        (SessionKind::Hook, "hook"),
+        (SessionKind::Unknown, "session of unknown kind"),
+    ] {
+        let sessions: Vec<_> = snapshot.sessions_of(kind).collect();
+        let count: u64 = sessions.iter().map(|s| s.count).sum();
+        if count == 0 {
+            continue;
+        }
+        let commands: BTreeSet<String> = sessions
+            .iter()
+            .map(|s| match &s.argv {
+                Some(argv) => format!("{argv:?}"),
+                None => "(command line unknown)".to_owned(),
+            })
+            .collect();
+        out.push(format!(
+            "{count} {what}{} ran in the command's cgroup, from outside the command ({}): {} syscalls are in the profile",
+            if count == 1 { "" } else { "s" },
+            commands.into_iter().collect::<Vec<_>>().join(", "),
+            if count == 1 { "its" } else { "their" },
+        ));
+    }
+    if snapshot.outsiders {
+        out.push("processes from outside the command made syscalls in its cgroup before exec'ing there, or without: those are not in the profile".to_owned());
+    }
+    if counters.events_lost > 0 && parts.unnamed_sessions > 0 {
+        out.push(format!(
+            "the command lines of {} sessions are unknown: the kernel's event buffer was full",
+            parts.unnamed_sessions
+        ));
+    }
+    out
 }
 
 /// The SPO object name: `--name`, else the command's file name made into a
@@ -383,6 +447,55 @@ mod tests {
             spo_name(&options(Some("given")), &"/bin/ls".into()),
             "given"
         );
+    }
+
+    #[test]
+    fn notices_say_what_the_profile_holds_beyond_the_command() {
+        let quiet = Snapshot {
+            recording: true,
+            ..Snapshot::default()
+        };
+        assert!(notices(&quiet, &Counters::default(), &Parts::default()).is_empty());
+        let never = notices(
+            &Snapshot::default(),
+            &Counters::default(),
+            &Parts::default(),
+        );
+        assert_eq!(never.len(), 1);
+        assert!(never[0].contains("never started recording"), "{never:?}");
+
+        let probe = |id: u32, argv: Option<&[&str]>| crate::bpf::SessionSnapshot {
+            id,
+            kind: SessionKind::Exec,
+            pid: id,
+            argv: argv.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            first_seen: None,
+            last_seen: None,
+            count: 2,
+            seen: Default::default(),
+            ended: true,
+        };
+        let busy = Snapshot {
+            recording: true,
+            out_of_range: true,
+            member_lost: true,
+            sessions: vec![probe(1, Some(&["cat", "/x"])), probe(2, None)],
+            ..Snapshot::default()
+        };
+        let parts = Parts::of(&busy, &SessionPolicy::IncludeAll);
+        let counters = Counters {
+            events_lost: 1,
+            ..Counters::default()
+        };
+        let lines = notices(&busy, &counters, &parts);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].contains("processes of the command could not be tracked"));
+        assert!(lines[1].contains("outside the recorded range"));
+        assert_eq!(
+            lines[2],
+            "4 exec sessions ran in the command's cgroup, from outside the command ((command line unknown), [\"cat\", \"/x\"]): their syscalls are in the profile"
+        );
+        assert!(lines[3].contains("command lines of 2 sessions are unknown"));
     }
 
     #[test]

@@ -5,12 +5,13 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use syscensus_api::{ContainerProfileSpec, NodeContribution, WorkloadRef};
+use syscensus_api::{ContainerProfileSpec, NodeContribution, SessionSummary, WorkloadRef};
 
 use crate::{
     census::Census,
     localhost::{self, MAX_PODS},
     profile::BaseSet,
+    recording::SessionRecord,
 };
 
 /// A workload container of a recording: one ContainerProfile.
@@ -50,6 +51,15 @@ pub struct Contribution {
     pub last_seen: jiff::Timestamp,
     pub last_new_syscall: Option<jiff::Timestamp>,
     pub warnings: BTreeSet<String>,
+    /// What the workloads made (not only their sessions).
+    #[serde(default)]
+    pub workload: Census,
+    /// What only sessions made.
+    #[serde(default)]
+    pub session_only: Census,
+    /// The sessions seen, per type and command line.
+    #[serde(default)]
+    pub sessions: Vec<SessionSummary>,
     /// Changed since the last write to the cluster.
     pub dirty: bool,
 }
@@ -67,8 +77,29 @@ impl Contribution {
             last_seen: now,
             last_new_syscall: None,
             warnings: BTreeSet::new(),
+            workload: Census::default(),
+            session_only: Census::default(),
+            sessions: Vec::new(),
             dirty: true,
         }
+    }
+
+    /// Adds a container's sessions, with the syscalls of its profile and
+    /// those of them that only its sessions made (after [`add`](Self::add)
+    /// of the same syscalls). A syscall stays session-only until the
+    /// workload of some container makes it.
+    pub fn add_sessions(
+        &mut self,
+        sessions: &[SessionRecord],
+        syscalls: &Census,
+        session_only: &Census,
+    ) {
+        let summaries: Vec<SessionSummary> = sessions.iter().map(SessionRecord::summary).collect();
+        let before = (self.sessions.clone(), self.session_only.clone());
+        localhost::merge_sessions(&mut self.sessions, &summaries);
+        self.workload.merge(&syscalls.difference(session_only));
+        self.session_only = self.syscalls.difference(&self.workload);
+        self.dirty |= before != (self.sessions.clone(), self.session_only.clone());
     }
 
     /// Adds what a container of Pod `pod` did so far, and the base set its
@@ -143,6 +174,8 @@ impl Contribution {
             last_seen: Time(self.last_seen),
             last_new_syscall: self.last_new_syscall.map(Time),
             warnings: self.warnings.iter().cloned().collect(),
+            session_only_syscalls: self.session_only.to_spec(),
+            sessions: self.sessions.clone(),
         }
     }
 }

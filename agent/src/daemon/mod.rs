@@ -80,6 +80,8 @@ pub struct Options {
     pub max_cgroups: u32,
     /// A directory on a BPF file system for the pinned maps and links.
     pub pin_dir: Option<PathBuf>,
+    /// Detach the programs when stopping, even when they are pinned.
+    pub detach_on_stop: bool,
     /// The kubelet's root directory, to install approved profiles in
     /// (Kubernetes mode); none: nothing is installed.
     pub kubelet_root: Option<PathBuf>,
@@ -146,6 +148,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
             kube,
             metrics: shared,
             capacity: options.max_cgroups,
+            detach_on_stop: options.detach_on_stop,
         };
         shell::Shell::start(options.config, parts)
             .await?

@@ -170,6 +170,7 @@ mod tests {
     #[test]
     fn container_filters() {
         let spec = ProfileRecordingSpec {
+            include_exec_sessions: false,
             pod_selector: selector(&[("app", "web")], vec![]),
             containers: vec!["nginx".into()],
             include_init_containers: false,

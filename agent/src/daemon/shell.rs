@@ -56,6 +56,7 @@ pub(crate) struct Shell {
     roots: Vec<String>,
     capacity: u32,
     snapshots: u64,
+    detach_on_stop: bool,
 }
 
 /// What the shell is made of.
@@ -68,6 +69,8 @@ pub(crate) struct Parts {
     pub kube: Option<Kube>,
     pub metrics: metrics::Shared,
     pub capacity: u32,
+    /// Detach the programs when stopping, even when they are pinned.
+    pub detach_on_stop: bool,
 }
 
 impl Shell {
@@ -89,13 +92,15 @@ impl Shell {
             roots,
             capacity: parts.capacity,
             snapshots: 0,
+            detach_on_stop: parts.detach_on_stop,
         };
         shell.execute(actions).await?;
         Ok(shell)
     }
 
-    /// Runs until SIGTERM or SIGINT, then writes everything and detaches
-    /// the kernel program (the pinned maps stay).
+    /// Runs until SIGTERM or SIGINT, then writes everything; pinned
+    /// programs stay attached for the next agent unless told to detach
+    /// (the pinned maps stay either way).
     pub(crate) async fn run(mut self) -> Result<(), DaemonError> {
         let Some(events) = self.tracer.take_events() else {
             return Err(DaemonError::System {
@@ -170,6 +175,11 @@ impl Shell {
                     // lost one: the machine waits for a second look.
                     let drained = events.get_mut().drain();
                     self.step_logged(Input::Cgroups(drained)).await;
+                    // Sessions that ended are kept in userspace and their
+                    // rows freed.
+                    if let Err(error) = self.tracer.reap() {
+                        warn!(%error, "cannot read the sessions");
+                    }
                     if let Some(refused) = refused.as_mut() {
                         let drained = refused.get_mut().drain();
                         if !drained.is_empty() {
@@ -198,6 +208,9 @@ impl Shell {
         // Whatever ended meanwhile, then what still runs.
         let drained = events.get_mut().drain();
         self.step_logged(Input::Cgroups(drained)).await;
+        if let Err(error) = self.tracer.reap() {
+            warn!(%error, "cannot read the sessions");
+        }
         let stopped = self.step(Input::Stop).await;
         let pending = self.machine.pending();
         if pending > 0 {
@@ -206,7 +219,15 @@ impl Shell {
                 "results not written to the cluster before stopping"
             );
         }
-        self.tracer.release();
+        if self.detach_on_stop || !self.tracer.is_pinned() {
+            self.tracer.release();
+        } else {
+            // A rolling update: the programs go on recording until the next
+            // agent takes over, which carries on from the pinned maps.
+            info!(
+                "programs left attached and pinned for the next agent (syscensus uninstall removes them)"
+            );
+        }
         if let Err(error) = self.state.set_watching(None) {
             warn!(%error, "cannot remove the watching file");
         }
@@ -263,6 +284,14 @@ impl Shell {
                 self.tracer.unmark(id)?;
                 None
             }
+            Action::UnmarkOrJoin {
+                cgroup_id,
+                containers,
+            } => {
+                self.tracer
+                    .unmark_or_join(cgroup_id, |owner| containers.contains(&owner))?;
+                None
+            }
             Action::ScanRunning { roots } => Some(Input::Running(
                 roots
                     .iter()
@@ -270,9 +299,7 @@ impl Shell {
                     .collect(),
             )),
             Action::MarkRunning { cgroup_id, path } => {
-                let pids = self.hierarchy.processes(&path);
-                self.tracer
-                    .mark_recording(cgroup_id, pids.first().copied().unwrap_or(0), &pids)?;
+                self.mark_running(cgroup_id, &path)?;
                 None
             }
             Action::FindCgroups { roots, ids } => Some(Input::Found(self.find(&roots, ids)?)),
@@ -343,6 +370,23 @@ impl Shell {
                 None
             }
         })
+    }
+
+    /// Marks a running container with the cgroups below it and the
+    /// processes in them (the kernel adds cgroups made below it later).
+    fn mark_running(&mut self, cgroup_id: u64, path: &str) -> Result<(), DaemonError> {
+        let below = self.hierarchy.descendants(path);
+        let mut pids = self.hierarchy.processes(path);
+        for (child, _) in &below {
+            pids.extend(self.hierarchy.processes(child));
+        }
+        pids.sort_unstable();
+        self.tracer
+            .mark_recording(cgroup_id, pids.first().copied().unwrap_or(0), &pids)?;
+        for (_, child) in below {
+            self.tracer.alias(child, cgroup_id)?;
+        }
+        Ok(())
     }
 
     /// Attaches `sys_enter` first, so that a container marked from now on
@@ -519,6 +563,9 @@ impl Shell {
         m.events_lost = counters.events_lost;
         m.outsider_syscalls = counters.outsider_syscalls;
         m.members_full = counters.members_full;
+        m.sessions = counters.sessions;
+        m.hooks = counters.hooks;
+        m.alias_full = counters.alias_full;
         m.containers_watched = self.machine.watched_refusals() as u64;
         m.refusals = self.machine.refusal_series();
         let watch = self.tracer.watch_counters().unwrap_or_default();

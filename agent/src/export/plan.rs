@@ -233,6 +233,9 @@ pub fn plan(
             container: container.clone(),
             reason,
         })?;
+        if let Some(note) = session_note(namespace, workload, container, spec) {
+            out.warnings.push(note);
+        }
         let mut profile = spec_profile(spec);
         if let Some(names) =
             denials.remove(&(namespace.clone(), workload.clone(), container.clone()))
@@ -363,6 +366,60 @@ pub fn plan(
         patch::kustomization(&resources, &patches),
     );
     Ok(out)
+}
+
+/// For the reviewer: the syscalls of a profile that only exec sessions or
+/// OCI hooks made (with the commands that put them there), and the exec
+/// sessions left out of it.
+fn session_note(
+    namespace: &str,
+    workload: &WorkloadRef,
+    container: &str,
+    spec: &ContainerProfileSpec,
+) -> Option<String> {
+    let only: Vec<&str> = spec
+        .session_only_syscalls
+        .values()
+        .flatten()
+        .map(String::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let command = |s: &syscensus_api::SessionSummary| match &s.command {
+        Some(c) => format!("{c:?}"),
+        None => "(command line unknown)".to_owned(),
+    };
+    let by: Vec<String> = spec
+        .sessions
+        .iter()
+        .filter(|s| s.included)
+        .map(|s| format!("{} {} ({})", s.kind, command(s), s.reason))
+        .collect();
+    let left_out = spec.sessions.iter().filter(|s| !s.included).count();
+    if only.is_empty() && left_out == 0 {
+        return None;
+    }
+    let what = format!(
+        "{namespace} {}/{} container {container}",
+        workload.kind.as_str(),
+        workload.name
+    );
+    let mut note = if only.is_empty() {
+        format!("{what}:")
+    } else {
+        format!(
+            "{what}: syscalls only sessions made: {} (by {})",
+            only.join(", "),
+            by.join("; ")
+        )
+    };
+    if left_out > 0 {
+        note.push_str(&format!(
+            "{}{left_out} exec session(s) left out of the profile",
+            if only.is_empty() { " " } else { "; " }
+        ));
+    }
+    Some(note)
 }
 
 /// Whether a relative path of an export is a profile (`<container>.json`,

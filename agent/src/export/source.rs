@@ -297,6 +297,12 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
             last_seen: time(&recording.last_seen),
             last_new_syscall: recording.last_new_syscall.as_deref().map(time),
             warnings: recording.warnings.clone(),
+            session_only_syscalls: recording.session_only_syscalls.to_spec(),
+            sessions: recording
+                .sessions
+                .iter()
+                .map(crate::recording::SessionRecord::summary)
+                .collect(),
         },
     })
 }

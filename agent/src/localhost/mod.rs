@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use syscensus_api::{ContainerProfileSpec, NodeContribution};
+use syscensus_api::{ContainerProfileSpec, NodeContribution, SessionSummary};
 
 use crate::{
     census::Census,
@@ -123,11 +123,15 @@ pub fn check(spec: &ContainerProfileSpec) -> Result<(), String> {
 ///   united, most recent last, at most [`MAX_PODS`]; the larger container
 ///   count; the earlier first seen, the later last seen and
 ///   `lastNewSyscall`);
-/// - warnings united, sorted.
+/// - warnings united, sorted;
+/// - sessions merged ([`merge_sessions`]); a syscall only sessions made
+///   if neither spec's workload made it.
 ///
 /// `recording`, `workload` and `container` are `into`'s. Returns whether
 /// the syscalls grew.
 pub fn merge(into: &mut ContainerProfileSpec, other: &ContainerProfileSpec) -> bool {
+    into.session_only_syscalls = session_only(into, other);
+    merge_sessions(&mut into.sessions, &other.sessions);
     let mut census = Census::from_spec(&into.syscalls);
     let grew = census.merge(&Census::from_spec(&other.syscalls));
     into.syscalls = census.to_spec();
@@ -161,6 +165,54 @@ pub fn merge(into: &mut ContainerProfileSpec, other: &ContainerProfileSpec) -> b
     into.warnings.sort();
     into.warnings.dedup();
     grew
+}
+
+/// Most sessions listed in a ContainerProfile.
+pub const MAX_SESSIONS: usize = 64;
+
+/// Merges the sessions of two specs (or a recording's into a spec): one
+/// entry per type and command line, their syscalls united, in the profile
+/// if either says so (with its reason). Those in the profile come first;
+/// at most [`MAX_SESSIONS`] are kept.
+pub fn merge_sessions(into: &mut Vec<SessionSummary>, other: &[SessionSummary]) {
+    for theirs in other {
+        match into
+            .iter_mut()
+            .find(|s| s.kind == theirs.kind && s.command == theirs.command)
+        {
+            Some(ours) => {
+                let mut census = Census::from_spec(&ours.syscalls);
+                census.merge(&Census::from_spec(&theirs.syscalls));
+                ours.syscalls = census.to_spec();
+                if theirs.included && !ours.included {
+                    ours.included = true;
+                    ours.reason = theirs.reason.clone();
+                }
+            }
+            None => into.push(theirs.clone()),
+        }
+    }
+    into.sort_by(|a, b| {
+        (!a.included, &a.kind, &a.command).cmp(&(!b.included, &b.kind, &b.command))
+    });
+    into.truncate(MAX_SESSIONS);
+}
+
+/// What only sessions made in a union of two specs: what only sessions
+/// made in either, but not what either's workload made.
+fn session_only(
+    a: &ContainerProfileSpec,
+    b: &ContainerProfileSpec,
+) -> BTreeMap<String, Vec<String>> {
+    let (a_only, b_only) = (
+        Census::from_spec(&a.session_only_syscalls),
+        Census::from_spec(&b.session_only_syscalls),
+    );
+    let mut workload = Census::from_spec(&a.syscalls).difference(&a_only);
+    workload.merge(&Census::from_spec(&b.syscalls).difference(&b_only));
+    let mut only = a_only;
+    only.merge(&b_only);
+    only.difference(&workload).to_spec()
 }
 
 /// Two entries of one node: `theirs` is the more recent.

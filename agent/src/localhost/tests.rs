@@ -27,6 +27,8 @@ fn spec(recording: &str, names: &[&str], nodes: Vec<NodeContribution>) -> Contai
     )]
     .into();
     ContainerProfileSpec {
+        session_only_syscalls: Default::default(),
+        sessions: Vec::new(),
         recording: recording.into(),
         workload: WorkloadRef {
             kind: WorkloadKind::Deployment,

@@ -65,6 +65,7 @@ impl Host {
             Arch::X86 => &["386", "x86"],
             Arch::X32 => &["x32"],
             Arch::Aarch64 => &["arm64"],
+            Arch::Arm => &["arm"],
         }
     }
 }

@@ -153,7 +153,7 @@ impl Plan {
 /// Whether `arch` passes syscall arguments as 32-bit values to seccomp
 /// (libseccomp compares only their low halves there).
 fn is_32bit(arch: Arch) -> bool {
-    matches!(arch, Arch::X86 | Arch::X32)
+    matches!(arch, Arch::X86 | Arch::X32 | Arch::Arm)
 }
 
 /// The number the filter sees for `name` on `arch` (x32 with its bit).

@@ -16,11 +16,13 @@ pub enum Arch {
     /// x32: the x86_64 kernel's ILP32 ABI.
     X32,
     Aarch64,
+    /// AArch32 (32-bit ARM EABI), and compat syscalls on aarch64.
+    Arm,
 }
 
 impl Arch {
     /// Every architecture, in profile order.
-    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::X86, Arch::X32, Arch::Aarch64];
+    pub const ALL: [Arch; 5] = [Arch::X86_64, Arch::X86, Arch::X32, Arch::Aarch64, Arch::Arm];
 
     /// The name profiles use (`SCMP_ARCH_X86_64`).
     pub const fn scmp_name(self) -> &'static str {
@@ -29,6 +31,7 @@ impl Arch {
             Arch::X86 => "SCMP_ARCH_X86",
             Arch::X32 => "SCMP_ARCH_X32",
             Arch::Aarch64 => "SCMP_ARCH_AARCH64",
+            Arch::Arm => "SCMP_ARCH_ARM",
         }
     }
 
@@ -50,13 +53,20 @@ impl Arch {
     }
 
     /// The architecture of a row recorded under `abi` (a
-    /// `syscensus_common::abi` constant) on the native architecture, if this
-    /// crate has a table for it (there is none for AArch32).
+    /// `syscensus_common::abi` constant) on the native architecture.
     pub const fn for_abi(abi_id: u32) -> Option<Arch> {
-        match (Arch::native(), abi_id) {
+        Arch::for_abi_on(Arch::native(), abi_id)
+    }
+
+    /// The architecture of a row recorded under `abi` on a kernel of
+    /// architecture `native`: ia32 and x32 on x86_64, AArch32 on aarch64
+    /// (never under the 64-bit names that share their numbers).
+    pub const fn for_abi_on(native: Arch, abi_id: u32) -> Option<Arch> {
+        match (native, abi_id) {
             (native, abi::NATIVE) => Some(native),
             (Arch::X86_64, abi::COMPAT) => Some(Arch::X86),
             (Arch::X86_64, abi::X32) => Some(Arch::X32),
+            (Arch::Aarch64, abi::COMPAT) => Some(Arch::Arm),
             _ => None,
         }
     }
@@ -68,6 +78,7 @@ impl Arch {
             Arch::X86_64 | Arch::X32 => audit_arch::X86_64,
             Arch::X86 => audit_arch::I386,
             Arch::Aarch64 => audit_arch::AARCH64,
+            Arch::Arm => audit_arch::ARM,
         }
     }
 
@@ -78,7 +89,8 @@ impl Arch {
             Arch::X86_64 => &[Arch::X86_64, Arch::X86, Arch::X32],
             Arch::X86 => &[Arch::X86],
             Arch::X32 => &[Arch::X32],
-            Arch::Aarch64 => &[Arch::Aarch64],
+            Arch::Aarch64 => &[Arch::Aarch64, Arch::Arm],
+            Arch::Arm => &[Arch::Arm],
         }
     }
 
@@ -88,6 +100,7 @@ impl Arch {
             Arch::X86 => &tables::X86,
             Arch::X32 => &tables::X32,
             Arch::Aarch64 => &tables::AARCH64,
+            Arch::Arm => &tables::ARM,
         }
     }
 

@@ -1,5 +1,38 @@
 //! Tests of the generated syscall tables and the `Arch` API over them.
+use syscensus_common::abi;
+
 use super::{Arch, SOURCE, is_known, tables};
+
+/// A compat row is recorded under the compat ABI's own table, never under
+/// the native one whose numbers it shares: AArch32 syscalls on an aarch64
+/// kernel are SCMP_ARCH_ARM's (3 is `read` there, `lsetxattr` on aarch64).
+#[test]
+fn compat_rows_are_named_by_their_own_table() {
+    assert_eq!(
+        Arch::for_abi_on(Arch::X86_64, abi::NATIVE),
+        Some(Arch::X86_64)
+    );
+    assert_eq!(Arch::for_abi_on(Arch::X86_64, abi::COMPAT), Some(Arch::X86));
+    assert_eq!(Arch::for_abi_on(Arch::X86_64, abi::X32), Some(Arch::X32));
+    assert_eq!(
+        Arch::for_abi_on(Arch::Aarch64, abi::NATIVE),
+        Some(Arch::Aarch64)
+    );
+    assert_eq!(
+        Arch::for_abi_on(Arch::Aarch64, abi::COMPAT),
+        Some(Arch::Arm)
+    );
+    // aarch64 has no x32.
+    assert_eq!(Arch::for_abi_on(Arch::Aarch64, abi::X32), None);
+    let arm = Arch::for_abi_on(Arch::Aarch64, abi::COMPAT).unwrap_or(Arch::Aarch64);
+    assert_eq!(arm.name(3), Some("read"));
+    assert_ne!(Arch::Aarch64.name(3), Some("read"));
+    // A profile recorded on aarch64 lists ARM beside it, and the filter
+    // covers it.
+    assert_eq!(Arch::Aarch64.with_sub_arches(), &[Arch::Aarch64, Arch::Arm]);
+    assert_eq!(Arch::from_scmp_name("SCMP_ARCH_ARM"), Some(Arch::Arm));
+    assert_eq!(Arch::Arm.audit_arch(), 0x4000_0028);
+}
 
 #[test]
 fn well_known_numbers() {
@@ -20,6 +53,11 @@ fn well_known_numbers() {
         (Arch::Aarch64, "openat", 56),
         (Arch::Aarch64, "execve", 221),
         (Arch::Aarch64, "read", 63),
+        // AArch32 (ARM EABI): its own numbers.
+        (Arch::Arm, "read", 3),
+        (Arch::Arm, "execve", 11),
+        (Arch::Arm, "openat", 322),
+        (Arch::Arm, "mmap2", 192),
     ];
     for (arch, name, nr) in cases {
         assert_eq!(arch.number(name), Some(nr), "{arch} {name}");

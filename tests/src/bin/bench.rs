@@ -444,7 +444,9 @@ fn main() -> anyhow::Result<()> {
                             .snapshot(loop_cgroup.id())?
                             .context("loop cgroup not marked")?;
                         anyhow::ensure!(
-                            snapshot.len() > 3 && !snapshot.exec_sessions,
+                            snapshot.len() > 3
+                                && !snapshot.outsiders
+                                && snapshot.sessions.is_empty(),
                             "the recorded loop was not recorded as the workload: {snapshot:?}"
                         );
                     }

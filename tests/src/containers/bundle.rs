@@ -58,6 +58,15 @@ pub struct Spec {
     pub host_network: bool,
     /// The UTS namespace's hostname.
     pub hostname: String,
+    /// `hooks`: OCI hooks (`createContainer`, `startContainer`, ...).
+    pub hooks: Option<Value>,
+    /// `annotations`, such as crun's `run.oci.delegate-cgroup`.
+    pub annotations: Vec<(String, String)>,
+    /// `linux.resources.devices` denies every device (as containerd's do).
+    /// On cgroup v2 the runtime then loads a device program, which crun
+    /// cannot do here: it raises RLIMIT_MEMLOCK first, and root lacks
+    /// CAP_SYS_RESOURCE on this machine.
+    pub deny_devices: bool,
 }
 
 impl Spec {
@@ -85,7 +94,28 @@ impl Spec {
             seccomp: None,
             host_network: false,
             hostname: "syscensus-test".to_owned(),
+            hooks: None,
+            annotations: Vec::new(),
+            deny_devices: true,
         }
+    }
+
+    /// Sets whether `linux.resources.devices` denies every device.
+    pub fn deny_devices(mut self, on: bool) -> Self {
+        self.deny_devices = on;
+        self
+    }
+
+    /// Sets `hooks` (an OCI hooks object).
+    pub fn hooks(mut self, hooks: Value) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// Adds an annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// Places the container where the kubelet's `style` driver would for a
@@ -129,8 +159,13 @@ impl Spec {
         if !self.host_network {
             namespaces.push(json!({"type": "network"}));
         }
+        let devices = if self.deny_devices {
+            json!([{"allow": false, "access": "rwm"}])
+        } else {
+            json!([])
+        };
         let mut linux = json!({
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "resources": {"devices": devices},
             "namespaces": namespaces,
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
@@ -147,7 +182,7 @@ impl Spec {
         if let Some(seccomp) = &self.seccomp {
             linux["seccomp"] = seccomp.clone();
         }
-        json!({
+        let mut config = json!({
             "ociVersion": "1.0.2-dev",
             "process": {
                 "terminal": false,
@@ -181,7 +216,19 @@ impl Spec {
                  "options": ["nosuid", "nodev", "mode=1777"]},
             ],
             "linux": linux,
-        })
+        });
+        if let Some(hooks) = &self.hooks {
+            config["hooks"] = hooks.clone();
+        }
+        if !self.annotations.is_empty() {
+            config["annotations"] = self
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect::<serde_json::Map<String, Value>>()
+                .into();
+        }
+        config
     }
 }
 

@@ -13,12 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
-    api::core::v1::{ContainerStatus, Pod},
+    api::core::v1::{Container, ContainerStatus, Pod},
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::recording::PodRef;
+use crate::recording::{ExecCommand, PodRef};
 
 pub mod cgroup_path;
 
@@ -143,6 +143,35 @@ impl Identity {
     }
 }
 
+/// The commands `container`'s spec has the runtime exec in it: exec probes
+/// and lifecycle hooks (the kubelet runs both through CRI `ExecSync`).
+fn exec_commands(container: &Container) -> Vec<ExecCommand> {
+    let probes = [
+        ("livenessProbe", &container.liveness_probe),
+        ("readinessProbe", &container.readiness_probe),
+        ("startupProbe", &container.startup_probe),
+    ]
+    .into_iter()
+    .filter_map(|(source, probe)| Some((source, probe.as_ref()?.exec.as_ref()?)));
+    let lifecycle = container.lifecycle.as_ref();
+    let hooks = [
+        ("postStart", lifecycle.and_then(|l| l.post_start.as_ref())),
+        ("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref())),
+    ]
+    .into_iter()
+    .filter_map(|(source, handler)| Some((source, handler?.exec.as_ref()?)));
+    probes
+        .chain(hooks)
+        .filter_map(|(source, exec)| {
+            let command = exec.command.clone().filter(|c| !c.is_empty())?;
+            Some(ExecCommand {
+                source: source.to_owned(),
+                command,
+            })
+        })
+        .collect()
+}
+
 /// One container id a Pod's status names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusEntry {
@@ -165,6 +194,9 @@ pub struct PodView {
     pub statuses: Vec<StatusEntry>,
     /// The Pod's controller, if it has one.
     pub controller: Option<OwnerReference>,
+    /// Per container (and init container) name: the commands its spec runs
+    /// in it through the runtime (exec probes, lifecycle hooks).
+    pub exec_commands: BTreeMap<String, Vec<ExecCommand>>,
 }
 
 impl PodView {
@@ -206,6 +238,17 @@ impl PodView {
                 .flatten()
                 .find(|o| o.controller == Some(true))
                 .cloned(),
+            exec_commands: pod
+                .spec
+                .iter()
+                .flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                })
+                .map(|c| (c.name.clone(), exec_commands(c)))
+                .filter(|(_, commands)| !commands.is_empty())
+                .collect(),
         }
     }
 

@@ -169,6 +169,7 @@ mod tests {
     #[test]
     fn the_body_counts_this_node_and_says_the_phase() {
         let spec = ProfileRecordingSpec {
+            include_exec_sessions: false,
             pod_selector: Default::default(),
             containers: Vec::new(),
             include_init_containers: true,

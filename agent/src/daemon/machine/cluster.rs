@@ -139,6 +139,11 @@ fn choose(
         Some(Err(_)) => return Choice::Wait("its workload cannot be found yet"),
         Some(Ok(workload)) => workload,
     };
+    let include_exec_sessions = selecting
+        .iter()
+        .filter(|r| r.spec.include_exec_sessions)
+        .map(|r| r.name.clone())
+        .collect();
     Choice::Chosen(Chosen {
         keys: selecting
             .into_iter()
@@ -151,6 +156,12 @@ fn choose(
             .collect(),
         pod: pod.pod_ref(),
         pod_name: pod.name.clone(),
+        exec_commands: pod
+            .exec_commands
+            .get(&name.name)
+            .cloned()
+            .unwrap_or_default(),
+        include_exec_sessions,
         container: name.name,
         init: name.init,
     })
@@ -353,6 +364,8 @@ impl Machine {
         for (ended, chosen) in decided {
             self.recording_started(&chosen, &mut here, now);
             let mut recording = ended.recording;
+            // Made before its Pod's spec was known.
+            recording.redecide(&chosen.sessions(None));
             recording.container_name = Some(chosen.container.clone());
             recording.pod = Some(chosen.pod.clone());
             let name = recording.container_id.clone();
@@ -395,17 +408,34 @@ impl Machine {
             return;
         };
         for key in keys {
-            kube.contributions
+            // A recording that includes every exec session.
+            let policy = chosen.sessions(Some(&key.recording));
+            let everything;
+            let recording = if policy == chosen.sessions(None) {
+                recording
+            } else {
+                let mut all = recording.clone();
+                all.redecide(&policy);
+                everything = all;
+                &everything
+            };
+            let contribution = kube
+                .contributions
                 .entry(key.clone())
-                .or_insert_with(|| Contribution::new(chosen.init, now.time))
-                .add(
-                    &recording.container_id,
-                    &chosen.pod_name,
-                    &recording.syscalls,
-                    base_set,
-                    &recording.warnings,
-                    now.time,
-                );
+                .or_insert_with(|| Contribution::new(chosen.init, now.time));
+            contribution.add(
+                &recording.container_id,
+                &chosen.pod_name,
+                &recording.syscalls,
+                base_set,
+                &recording.warnings,
+                now.time,
+            );
+            contribution.add_sessions(
+                &recording.sessions,
+                &recording.syscalls,
+                &recording.session_only_syscalls,
+            );
             if finished {
                 *kube
                     .recorded

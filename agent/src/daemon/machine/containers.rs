@@ -48,6 +48,14 @@ impl Machine {
         true
     }
 
+    /// What to do with a marked cgroup that is not a container.
+    fn unmark_or_join(&self, cgroup_id: u64) -> Action {
+        Action::UnmarkOrJoin {
+            cgroup_id,
+            containers: self.containers.keys().copied().collect(),
+        }
+    }
+
     /// Forgets a container and drops its rows at once (it has no result
     /// worth keeping).
     pub(super) fn untrack(&mut self, cgroup_id: u64, out: &mut Vec<Action>) {
@@ -91,8 +99,9 @@ impl Machine {
                         fresh.push(event.cgroup_id);
                     }
                 }
-                // A Pod or QoS cgroup: nothing runs in it.
-                None => out.push(Action::Unmark(event.cgroup_id)),
+                // A Pod or QoS cgroup, where nothing runs; or a cgroup made
+                // below a container while it was set up, which is part of it.
+                None => out.push(self.unmark_or_join(event.cgroup_id)),
             }
         }
         // The runtime is asked at once rather than at the next tick: a
@@ -170,7 +179,8 @@ impl Machine {
                     Some(identity) => {
                         self.track(cgroup_id, identity, Start::Exec, now);
                     }
-                    None => out.push(Action::Unmark(cgroup_id)),
+                    // After a restart: a cgroup joined to its container.
+                    None => out.push(self.unmark_or_join(cgroup_id)),
                 },
                 // Gone before it could be named: keep what it did.
                 Place::Gone(Some(snapshot)) if !snapshot.is_empty() => {

@@ -51,7 +51,7 @@ use super::{
 use crate::{
     bpf::{MarkedCgroup, Snapshot},
     profile::BaseSet,
-    recording::{ContainerRecording, PodRef, Start},
+    recording::{ContainerRecording, ExecCommand, PodRef, SessionPolicy, Start},
     refusal::report::{ContainerRefusals, Counts, First, RefusalLog, WatchedProfile},
 };
 
@@ -138,6 +138,8 @@ pub struct Config {
     pub base_set: BaseSetChoice,
     /// Record containers already running at start (flagged as late).
     pub include_running: bool,
+    /// Which exec sessions go into the profiles.
+    pub sessions: SessionPolicy,
     /// How often running containers' progress is taken.
     pub poll_interval: Duration,
     /// This node's name, for the results.
@@ -181,6 +183,25 @@ pub struct Chosen {
     pub pod_name: String,
     pub container: String,
     pub init: bool,
+    /// The exec probes and lifecycle hooks its Pod's spec runs in it: exec
+    /// sessions running one of them are in its profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_commands: Vec<ExecCommand>,
+    /// The recordings (among `keys`) that include every exec session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_exec_sessions: Vec<String>,
+}
+
+impl Chosen {
+    /// Which sessions go into the profiles of `recording`'s key (every
+    /// recording's when `None`).
+    pub fn sessions(&self, recording: Option<&str>) -> SessionPolicy {
+        SessionPolicy::Commands {
+            commands: self.exec_commands.clone(),
+            include_others: recording
+                .is_some_and(|r| self.include_exec_sessions.iter().any(|i| i == r)),
+        }
+    }
 }
 
 /// A container being recorded.
@@ -351,11 +372,19 @@ pub enum Action {
     Unwatch(u64),
     /// Stop recording a cgroup and drop its rows.
     Unmark(u64),
+    /// A marked cgroup that is not a container: if the kernel made its row
+    /// below one of these containers (or a cgroup joined to one), it is
+    /// part of that container (made while the container was set up, like
+    /// crun's `container` sub-cgroup); otherwise unmark it.
+    UnmarkOrJoin {
+        cgroup_id: u64,
+        containers: Vec<u64>,
+    },
     /// List the containers' cgroups below `roots`. Answered by
     /// [`Input::Running`].
     ScanRunning { roots: Vec<String> },
-    /// Start recording a running container now (its processes are the
-    /// workload).
+    /// Start recording a running container now (its processes, and those of
+    /// the cgroups below it, which are part of it, are the workload).
     MarkRunning { cgroup_id: u64, path: String },
     /// Look for these cgroups below `roots`, and read the rows of those that
     /// are gone. Answered by [`Input::Found`].

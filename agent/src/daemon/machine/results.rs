@@ -1,11 +1,11 @@
 //! What the machine writes: a container's recording, with the base set its
 //! runtime needs.
-use super::{BaseSetChoice, Config, Container, Machine, Now};
+use super::{BaseSetChoice, Config, Container, Decision, Machine, Now};
 use crate::{
     basesets,
     bpf::Snapshot,
     profile::BaseSet,
-    recording::{ContainerRecording, RecordingParts, Start, State},
+    recording::{ContainerRecording, RecordingParts, SessionPolicy, Start, State},
 };
 
 /// The base set of a container whose entrypoint did (or did not) run with
@@ -63,7 +63,19 @@ pub(super) fn recording_of(
         last_new_syscall: c.last_new_syscall,
         base_set: base.as_ref(),
         snapshot,
+        sessions: &sessions_of(config, c),
     })
+}
+
+/// Which sessions go into a container's recording: without Kubernetes as
+/// configured; with it, its probes and lifecycle hooks once its Pod is known
+/// (until then none: decided again when it is).
+fn sessions_of(config: &Config, c: &Container) -> SessionPolicy {
+    match &c.decision {
+        Decision::Record => config.sessions.clone(),
+        Decision::Chosen(chosen) => chosen.sessions(None),
+        Decision::Undecided { .. } => SessionPolicy::ExcludeExec,
+    }
 }
 
 impl Machine {
@@ -91,6 +103,7 @@ impl Machine {
             last_new_syscall: None,
             base_set: base.as_ref(),
             snapshot,
+            sessions: &self.config.sessions,
         })
     }
 }

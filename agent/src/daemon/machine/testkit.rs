@@ -57,6 +57,7 @@ pub(super) fn node_config() -> Config {
         poll_interval: Duration::from_secs(10),
         node_name: Some("node-a".into()),
         runtime: true,
+        sessions: SessionPolicy::IncludeAll,
         kube: None,
     }
 }
@@ -78,6 +79,7 @@ pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
         name: name.into(),
         uid: Some(format!("uid-{name}")),
         spec: ProfileRecordingSpec {
+            include_exec_sessions: false,
             pod_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
                 match_expressions: None,
@@ -95,6 +97,7 @@ pub(super) fn recording(name: &str, paused: bool) -> RecordingView {
 pub(super) fn pod(n: u64, app: &str) -> PodView {
     let (id, uid) = ids(n);
     PodView {
+        exec_commands: Default::default(),
         uid,
         namespace: "shop".into(),
         name: format!("{app}-{n}"),
@@ -336,7 +339,7 @@ impl World {
                 roots: roots.into_iter().map(|r| (r, 1)).collect(),
             }),
             Action::Disarm { .. } | Action::Unwatch(_) | Action::ReportStatus(_) => None,
-            Action::Unmark(id) => {
+            Action::Unmark(id) | Action::UnmarkOrJoin { cgroup_id: id, .. } => {
                 if let Some(c) = self.cgroups.get_mut(&id) {
                     c.rows = None;
                 }

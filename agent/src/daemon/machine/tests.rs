@@ -57,7 +57,13 @@ fn a_new_container_is_tracked_and_its_runtime_asked_at_once() {
     let (id, _) = ids(2);
     assert_eq!(
         actions,
-        vec![Action::Unmark(1), Action::AskRuntime(vec![(2, id.clone())])],
+        vec![
+            Action::UnmarkOrJoin {
+                cgroup_id: 1,
+                containers: vec![]
+            },
+            Action::AskRuntime(vec![(2, id.clone())])
+        ],
         "the Pod's cgroup is let go, the container's runtime asked before any tick"
     );
     assert_eq!(world.machine.containers().len(), 1);

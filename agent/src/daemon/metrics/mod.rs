@@ -55,6 +55,11 @@ pub struct Metrics {
     pub events_lost: u64,
     pub outsider_syscalls: u64,
     pub members_full: u64,
+    /// Exec sessions and OCI hooks started, hooks among them, and cgroups
+    /// below recorded containers that could not be tracked.
+    pub sessions: u64,
+    pub hooks: u64,
+    pub alias_full: u64,
     /// API requests that failed, and results not yet written.
     pub api_errors: u64,
     pub results_pending: u64,
@@ -326,8 +331,23 @@ impl Collector for AgentCollector {
         )?;
         f.counter(
             "syscensus_members_full",
-            "Workload processes that could not be tracked: the kernel map was full.",
+            "Workload or session processes that could not be tracked: the kernel map was full.",
             m.members_full,
+        )?;
+        f.counter(
+            "syscensus_sessions",
+            "Exec sessions and OCI hooks started in recorded containers.",
+            m.sessions,
+        )?;
+        f.counter(
+            "syscensus_hooks",
+            "OCI hooks started in recorded containers (among syscensus_sessions_total).",
+            m.hooks,
+        )?;
+        f.counter(
+            "syscensus_alias_full",
+            "cgroups made below recorded containers that could not be tracked: the kernel map was full.",
+            m.alias_full,
         )?;
         f.counter(
             "syscensus_api_errors",

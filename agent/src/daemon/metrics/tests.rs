@@ -5,7 +5,7 @@ use super::*;
 
 /// Every metric the agent served before prometheus-client, by the name of
 /// its sample and its type: dashboards and alerts use these.
-const SERVED: [(&str, &str); 19] = [
+const SERVED: [(&str, &str); 22] = [
     ("syscensus_recordings_active", "gauge"),
     ("syscensus_containers_tracked", "gauge"),
     ("syscensus_results_written_total", "counter"),
@@ -20,6 +20,9 @@ const SERVED: [(&str, &str); 19] = [
     ("syscensus_events_lost_total", "counter"),
     ("syscensus_outsider_syscalls_total", "counter"),
     ("syscensus_members_full_total", "counter"),
+    ("syscensus_sessions_total", "counter"),
+    ("syscensus_hooks_total", "counter"),
+    ("syscensus_alias_full_total", "counter"),
     ("syscensus_api_errors_total", "counter"),
     ("syscensus_results_pending", "gauge"),
     ("syscensus_containers_watched", "gauge"),

@@ -3,8 +3,8 @@
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use k8s_cri::v1::{
-    ContainerState, ContainerStatus, ContainerStatusRequest, RemoveContainerRequest,
-    StartContainerRequest, StopContainerRequest,
+    ContainerState, ContainerStatus, ContainerStatusRequest, ExecSyncRequest,
+    RemoveContainerRequest, StartContainerRequest, StopContainerRequest,
 };
 use serde_json::Value;
 
@@ -72,6 +72,23 @@ impl CriContainer<'_> {
                     container_id: self.id.clone(),
                 }),
         );
+    }
+
+    /// `ExecSync` of `cmd`, as the kubelet runs an exec probe or lifecycle
+    /// hook (and `kubectl exec` without a terminal): exit code, stdout.
+    pub fn exec_sync(&self, cmd: &[&str], timeout: Duration) -> (i32, String) {
+        let response = self.pod.cri.call(
+            &format!("ExecSync {cmd:?} in {}", self.name),
+            self.pod.cri.runtime().exec_sync(ExecSyncRequest {
+                container_id: self.id.clone(),
+                cmd: cmd.iter().map(|c| (*c).to_owned()).collect(),
+                timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            }),
+        );
+        (
+            response.exit_code,
+            String::from_utf8_lossy(&response.stdout).into_owned(),
+        )
     }
 
     /// `StopContainer` with a grace period of `timeout_s` seconds.
