@@ -377,7 +377,9 @@ fn an_operator_sees_metrics_events_and_logs() {
                 .0
                 .contains(&format!("revision=\"{}\"", revision.trim()))
             && build.0.contains("kernel_program=\"sha256:")
-            && build.0.contains("map_layout=\"v1\""),
+            && build
+                .0
+                .contains(&format!("map_layout=\"{}\"", syscensus::bpf::PIN_LAYOUT)),
         "{}",
         build.0
     );
