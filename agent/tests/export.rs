@@ -71,7 +71,7 @@ fn spec(
             name: "runc-1.1".into(),
             syscalls: vec!["capset".into(), "execve".into()],
         }),
-        nodes: Vec::new(),
+        contributors: Default::default(),
         first_seen: t.clone(),
         last_seen: t,
         last_new_syscall: None,

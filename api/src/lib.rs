@@ -1,10 +1,12 @@
 //! The syscensus Kubernetes API, group `syscensus.io`, version `v1alpha1`:
 //!
 //! - [`ProfileRecording`]: which Pods to record (by labels), and how; its
-//!   status shows what each node records.
+//!   status says whether the spec is valid and recording (what each node
+//!   records is in the node's Lease: [`NodeRecordings`]).
 //! - [`ContainerProfile`]: the result, one per (recording, workload,
 //!   container): the syscalls every replica on every node made, merged, with
-//!   where they came from.
+//!   how many nodes, Pods and containers they came from and a bounded
+//!   sample of those nodes.
 //! - [`LocalhostProfile`]: a reviewed profile, byte for byte, that every
 //!   node installs where a workload container's `localhostProfile` points.
 //! - [`NodeProfileStatus`]: per node, what its agent installed.
@@ -33,12 +35,12 @@ pub use names::{
     validate_dns_subdomain,
 };
 pub use profile::{
-    BaseSetRef, ContainerProfile, ContainerProfileSpec, NodeContribution, SessionSummary,
-    WorkloadKind, WorkloadRef,
+    BaseSetRef, ContainerProfile, ContainerProfileSpec, Contributors, NodeContribution,
+    SessionSummary, WorkloadKind, WorkloadRef,
 };
 pub use recording::{
-    NodeRecording, Phase, ProfileRecording, ProfileRecordingSpec, ProfileRecordingStatus,
-    RecordedWorkload,
+    NodeRecording, NodeRecordings, Phase, ProfileRecording, ProfileRecordingSpec,
+    ProfileRecordingStatus, RecordedWorkload,
 };
 
 /// The API group.
@@ -80,6 +82,10 @@ pub mod annotations {
     pub const APPROVED_SHA256: &str = "syscensus.io/approved-sha256";
     /// On a ContainerProfile: when it was approved (RFC 3339).
     pub const APPROVED_AT: &str = "syscensus.io/approved-at";
+    /// On a node's Lease (`syscensus-<node>` in the agent's namespace): what
+    /// the node records, the JSON of a
+    /// [`NodeRecordings`](crate::NodeRecordings).
+    pub const NODE_RECORDINGS: &str = "syscensus.io/recordings";
 }
 
 /// The times the API types hold, as the CRDs' `pattern` for them: RFC 3339

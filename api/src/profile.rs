@@ -85,13 +85,15 @@ pub struct BaseSetRef {
     pub syscalls: Vec<String>,
 }
 
-/// What one node contributed.
+/// What one node contributed, as the sample of contributors shows it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeContribution {
+    #[schemars(length(min = 1, max = 253))]
     pub node: String,
-    /// Names of the Pods recorded on the node (the most recent 50).
+    /// Names of Pods recorded on the node (the most recent 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 253)))]
     pub pods: Vec<String>,
     /// Container instances recorded on the node (restarts count again).
     pub containers: i64,
@@ -102,6 +104,28 @@ pub struct NodeContribution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub last_new_syscall: Option<Time>,
+}
+
+/// Who contributed to a ContainerProfile: counts over every node, and a
+/// sample of the first nodes (at most 10), so that the object's size does
+/// not grow with the cluster. Each node is counted once per object (its
+/// agent remembers the object's uid); its Pods and containers are counted
+/// when it next writes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contributors {
+    /// Nodes that contributed.
+    pub nodes: i64,
+    /// Pods recorded, over every node (a Pod seen again after its node
+    /// forgot it may count twice).
+    pub pods: i64,
+    /// Container instances recorded, over every node.
+    pub containers: i64,
+    /// The first nodes that contributed, with their Pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
+    pub sample: Vec<NodeContribution>,
 }
 
 /// The syscalls one container of one workload made: the union over every
@@ -156,10 +180,10 @@ pub struct ContainerProfileSpec {
     /// The runtime base set, kept apart from what the workload made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_base_set: Option<BaseSetRef>,
-    /// Which nodes recorded it, with which Pods.
+    /// Who recorded it: how many nodes, Pods and containers, and a
+    /// bounded sample of the nodes.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
-    pub nodes: Vec<NodeContribution>,
+    pub contributors: Contributors,
     #[schemars(regex(pattern = crate::TIME_PATTERN))]
     pub first_seen: Time,
     #[schemars(regex(pattern = crate::TIME_PATTERN))]

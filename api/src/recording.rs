@@ -1,5 +1,5 @@
 //! `ProfileRecording`: which Pods to record.
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,49 +86,60 @@ pub enum Phase {
     Invalid,
 }
 
-/// What the agents report.
+/// The phase and conditions, which the agents derive from the spec alone
+/// and write only when they differ from what the status holds: nothing
+/// here changes with what a node records. What each node records is in a
+/// Lease of its own ([`NodeRecordings`]), which nobody watches.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileRecordingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// `Recording` (true while recording) and `Valid`.
+    /// `Valid`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` the phase and conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// One entry per node, each written by that node's agent.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
-    pub nodes: Vec<NodeRecording>,
+}
+
+/// What one node records, per recording: the JSON of the annotation
+/// [`NODE_RECORDINGS`](crate::annotations::NODE_RECORDINGS) on the
+/// node's Lease (`syscensus-<node>` in the agent's namespace), written when
+/// it changes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecordings {
+    pub node: String,
+    /// Events lost on this node (kernel map full, ...); 0 when complete.
+    #[serde(default)]
+    pub kernel_drops: i64,
+    pub recordings: Vec<NodeRecording>,
 }
 
 /// What one node records for a recording.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeRecording {
-    pub node: String,
+    pub namespace: String,
+    pub recording: String,
     /// Containers being recorded now.
     pub recording_containers: i64,
     /// Containers recorded to their end.
     pub recorded_containers: i64,
     /// Distinct syscalls across this node's workload containers.
     pub syscalls: i64,
-    /// Events lost on this node (kernel map full, ...); 0 when complete.
+    /// Incomplete results on this node; 0 when complete.
     #[serde(default)]
     pub drops: i64,
     /// The workloads and containers recorded on this node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<RecordedWorkload>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = crate::TIME_PATTERN))]
-    pub last_update: Option<Time>,
 }
 
 /// A workload and the containers of it that a node records.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedWorkload {
     pub workload: WorkloadRef,

@@ -237,7 +237,7 @@ fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
             .get(&profiles(), Some(NS), "rec.deployment.web.app")
             .ok()?;
         let n = names(&p);
-        let nodes = p["spec"]["nodes"].as_array().map(Vec::len).unwrap_or(0);
+        let nodes = p["spec"]["contributors"]["nodes"].as_u64().unwrap_or(0);
         (n.iter().any(|s| s == "uname") && n.iter().any(|s| s == "getdents64") && nodes == 2)
             .then_some(p)
     });
@@ -250,8 +250,10 @@ fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
     assert_eq!(spec["container"], "app");
     assert_eq!(spec["initContainer"], false);
     // (The order of a list map after a merge is the server's business.)
+    assert_eq!(spec["contributors"]["containers"], 2, "{spec}");
+    assert_eq!(spec["contributors"]["pods"], 2, "{spec}");
     let node = |name: &str| {
-        spec["nodes"]
+        spec["contributors"]["sample"]
             .as_array()
             .unwrap()
             .iter()
@@ -308,27 +310,32 @@ fn two_nodes_record_selected_pods_into_one_profile_per_workload_container() {
         .collect();
     assert_eq!(kept.len(), 2, "{kept:?}");
 
-    // Each node wrote its part of the recording's status.
-    let status = wait_for("both nodes in the status", &agents, || {
+    // The status says the recording records; what each node records is
+    // in the node's Lease (in the agents' namespace, `default` here).
+    let status = wait_for("the recording's status", &agents, || {
         let r = server.get(&recordings(), Some(NS), "rec").ok()?;
-        (r["status"]["nodes"].as_array().map(Vec::len) == Some(2)).then_some(r)
+        (r["status"]["phase"] == "Recording").then_some(r)
     });
-    assert_eq!(status["status"]["phase"], "Recording");
-    let entry = status["status"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node"] == "node-a")
-        .unwrap()
-        .clone();
-    assert!(
-        entry["workloads"][0]["containers"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 2,
-        "{entry}"
-    );
+    assert_eq!(status["status"]["observedGeneration"], 1, "{status}");
+    assert!(status["status"].get("nodes").is_none(), "{status}");
+    let entry = wait_for("node-a's Lease", &agents, || {
+        let lease = server
+            .get(
+                &Gvr::new("coordination.k8s.io", "v1", "leases"),
+                Some("default"),
+                "node-a",
+            )
+            .ok()?;
+        let text = lease["metadata"]["annotations"]["syscensus.io/recordings"].as_str()?;
+        let recordings: Value = serde_json::from_str(text).unwrap();
+        let entry = recordings["recordings"]
+            .as_array()?
+            .iter()
+            .find(|r| r["recording"] == "rec")?
+            .clone();
+        (entry["workloads"][0]["containers"].as_array()?.len() == 2).then_some(entry)
+    });
+    assert_eq!(entry["namespace"], NS, "{entry}");
 }
 
 /// Two nodes write the same ContainerProfile at once: the test API server
@@ -379,7 +386,7 @@ fn two_nodes_writing_one_profile_at_once_lose_neither_nodes_syscalls() {
     let name = "rec.deployment.web.app";
     wait_for("both nodes in the profile", &agents, || {
         let p = server.get(&profiles(), Some(NS), name).ok()?;
-        (p["spec"]["nodes"].as_array().map(Vec::len) == Some(2)).then_some(())
+        (p["spec"]["contributors"]["nodes"] == 2).then_some(())
     });
 
     // Both nodes' next writes of the profile meet at the barrier.
@@ -414,11 +421,7 @@ fn two_nodes_writing_one_profile_at_once_lose_neither_nodes_syscalls() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(
-        profile["spec"]["nodes"].as_array().map(Vec::len),
-        Some(2),
-        "{profile}"
-    );
+    assert_eq!(profile["spec"]["contributors"]["nodes"], 2, "{profile}");
     // The writes did collide: the second was refused and written again.
     let refused = server
         .requests()

@@ -363,6 +363,10 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
     let docs = render("deploy/base");
     let role = find(&docs, "ClusterRole");
     let mut granted = grants(role);
+    // The node's Lease, in the agent's own namespace only.
+    let namespaced = find(&docs, "Role");
+    assert_eq!(namespaced["metadata"]["namespace"], "syscensus");
+    granted.extend(grants(namespaced));
     assert!(
         !granted.iter().any(|(_, r, _)| r == "secrets" || r == "*"),
         "{granted:?}"

@@ -99,7 +99,6 @@ fn staging_to_git_review_to_production() {
                     "syscalls": {"SCMP_ARCH_X86_64": ["accept4", "epoll_wait", "read", "write"]},
                     "syscallCount": 4,
                     "runtimeBaseSet": {"name": "runc-1.1", "syscalls": ["capset", "execve"]},
-                    "nodes": [],
                     "firstSeen": "2026-11-27T00:00:00Z",
                     "lastSeen": "2026-11-27T00:00:00Z"
                 }

@@ -121,7 +121,6 @@ fn container_profile(workload: &str, container: &str, syscalls: &[&str]) -> Valu
             "syscalls": {"SCMP_ARCH_X86_64": syscalls},
             "syscallCount": syscalls.len(),
             "runtimeBaseSet": {"name": "runc-1.1", "syscalls": ["execve", "write"]},
-            "nodes": [],
             "firstSeen": "2026-11-27T00:00:00Z",
             "lastSeen": "2026-11-27T00:00:00Z"
         }

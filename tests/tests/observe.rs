@@ -149,8 +149,9 @@ fn cluster() -> FakeApiServer {
                 "recording": "rec", "workload": {"kind": "Deployment", "name": workload},
                 "container": "app", "syscalls": {"SCMP_ARCH_X86_64": syscalls},
                 "syscallCount": syscalls.len(),
-                "nodes": [{"node": "node-z", "pods": ["old"], "containers": 1,
-                           "firstSeen": hours_ago(3), "lastSeen": hours_ago(2), "lastNewSyscall": hours_ago(2)}],
+                "contributors": {"nodes": 1, "pods": 1, "containers": 1, "sample": [
+                    {"node": "node-z", "pods": ["old"], "containers": 1,
+                     "firstSeen": hours_ago(3), "lastSeen": hours_ago(2), "lastNewSyscall": hours_ago(2)}]},
                 "firstSeen": hours_ago(3), "lastSeen": hours_ago(2), "lastNewSyscall": hours_ago(2)
             }
         })

@@ -174,8 +174,8 @@ fn scenario(wrapper: &[&str], snapshot_wrapper: &[&str]) -> (String, String) {
     until("the status", &|| {
         server
             .get(&Gvr::of::<ProfileRecording>(), Some(ns), "rec")
-            .unwrap()["status"]["nodes"]
-            .is_array()
+            .unwrap()["status"]["phase"]
+            == "Recording"
     });
     until("the node's report", &|| {
         server

@@ -1,11 +1,15 @@
 //! What this node recorded for each workload container, and how it merges
 //! into the cluster's ContainerProfile: the union of syscalls over replicas
 //! and nodes, never losing one (the merge is `localhost::merge`'s, the one
-//! set of rules for ContainerProfile specs). Pure: no I/O.
+//! set of rules for ContainerProfile specs), each node counted once per
+//! object, its Pods and containers as what it brings since its last write.
+//! Pure: no I/O.
 use std::collections::{BTreeSet, VecDeque};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use syscensus_api::{ContainerProfileSpec, NodeContribution, SessionSummary, WorkloadRef};
+use syscensus_api::{
+    ContainerProfileSpec, Contributors, NodeContribution, SessionSummary, WorkloadRef,
+};
 
 use crate::{
     census::Census,
@@ -37,7 +41,20 @@ impl Key {
     }
 }
 
-/// This node's contribution to one ContainerProfile.
+/// What a ContainerProfile (by uid) counts of this node: the node itself,
+/// and these many of its Pods and containers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counted {
+    pub uid: String,
+    pub pods: i64,
+    pub containers: i64,
+}
+
+/// This node's contribution to one ContainerProfile. Only what changes the
+/// profile (syscalls, base set, warnings, sessions) makes it `dirty`: a
+/// new Pod or container that brings nothing new is counted at the next
+/// write, so that a converged recording writes nothing however its Pods
+/// come and go.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Contribution {
     pub init_container: bool,
@@ -60,6 +77,12 @@ pub struct Contribution {
     /// The sessions seen, per type and command line.
     #[serde(default)]
     pub sessions: Vec<SessionSummary>,
+    /// Distinct Pods added (`pods` keeps only the latest).
+    #[serde(default)]
+    pub pods_seen: i64,
+    /// What the ContainerProfile counts of this node, as last written.
+    #[serde(default)]
+    pub counted: Option<Counted>,
     /// Changed since the last write to the cluster.
     pub dirty: bool,
 }
@@ -80,6 +103,8 @@ impl Contribution {
             workload: Census::default(),
             session_only: Census::default(),
             sessions: Vec::new(),
+            pods_seen: 0,
+            counted: None,
             dirty: true,
         }
     }
@@ -132,9 +157,9 @@ impl Contribution {
             while self.pods.len() > MAX_PODS {
                 self.pods.pop_front();
             }
-            self.dirty = true;
+            self.pods_seen += 1;
         }
-        self.dirty |= self.containers.insert(container_id.to_owned());
+        self.containers.insert(container_id.to_owned());
         for warning in warnings {
             self.dirty |= self.warnings.insert(warning.clone());
         }
@@ -151,8 +176,22 @@ impl Contribution {
         self.len() == 0
     }
 
+    /// What a ContainerProfile with uid `uid` that counted `counted` of this
+    /// node lacks: (nodes, Pods, containers) to add.
+    fn uncounted(&self, uid: Option<&str>) -> (i64, i64, i64) {
+        let containers = self.containers.len() as i64;
+        match &self.counted {
+            Some(c) if Some(c.uid.as_str()) == uid => (
+                0,
+                (self.pods_seen - c.pods).max(0),
+                (containers - c.containers).max(0),
+            ),
+            _ => (1, self.pods_seen, containers),
+        }
+    }
+
     /// The contribution as a ContainerProfile spec of its own: this node
-    /// its only entry.
+    /// its only contributor.
     pub fn spec(&self, key: &Key, node: &str) -> ContainerProfileSpec {
         ContainerProfileSpec {
             recording: key.recording.clone(),
@@ -162,14 +201,19 @@ impl Contribution {
             syscall_count: self.syscalls.len() as i64,
             syscalls: self.syscalls.to_spec(),
             runtime_base_set: self.base_set.as_ref().map(Into::into),
-            nodes: vec![NodeContribution {
-                node: node.to_owned(),
-                pods: self.pods.iter().cloned().collect(),
+            contributors: Contributors {
+                nodes: 1,
+                pods: self.pods_seen,
                 containers: self.containers.len() as i64,
-                first_seen: Time(self.first_seen),
-                last_seen: Time(self.last_seen),
-                last_new_syscall: self.last_new_syscall.map(Time),
-            }],
+                sample: vec![NodeContribution {
+                    node: node.to_owned(),
+                    pods: self.pods.iter().cloned().collect(),
+                    containers: self.containers.len() as i64,
+                    first_seen: Time(self.first_seen),
+                    last_seen: Time(self.last_seen),
+                    last_new_syscall: self.last_new_syscall.map(Time),
+                }],
+            },
             first_seen: Time(self.first_seen),
             last_seen: Time(self.last_seen),
             last_new_syscall: self.last_new_syscall.map(Time),
@@ -181,24 +225,33 @@ impl Contribution {
 }
 
 /// The ContainerProfile spec after merging `ours` (this node's
-/// contribution) into `existing` (what the cluster holds, from any node).
-/// Nothing in `existing` is ever dropped.
+/// contribution) into `existing` (what the cluster holds, from any node,
+/// and the object's uid), and what it then counts of this node (its
+/// [`Counted`] once the write succeeds). Nothing in `existing` is ever
+/// dropped; the node is counted once per object, and its Pods and
+/// containers by what it brings since it was last counted in it.
 pub fn merge(
-    existing: Option<&ContainerProfileSpec>,
+    existing: Option<(&ContainerProfileSpec, Option<&str>)>,
     key: &Key,
     node: &str,
     ours: &Contribution,
-) -> ContainerProfileSpec {
-    let ours = ours.spec(key, node);
-    let Some(existing) = existing else {
-        return ours;
+) -> (ContainerProfileSpec, (i64, i64)) {
+    let tally = (ours.pods_seen, ours.containers.len() as i64);
+    let spec = ours.spec(key, node);
+    let Some((existing, uid)) = existing else {
+        return (spec, tally);
     };
-    let mut spec = existing.clone();
-    localhost::merge(&mut spec, &ours);
-    spec.recording = key.recording.clone();
-    spec.workload = key.workload.clone();
-    spec.container = key.container.clone();
-    spec
+    let mut merged = existing.clone();
+    localhost::merge(&mut merged, &spec);
+    let (nodes, pods, containers) = ours.uncounted(uid);
+    let counts = &existing.contributors;
+    merged.contributors.nodes = counts.nodes + nodes;
+    merged.contributors.pods = counts.pods + pods;
+    merged.contributors.containers = counts.containers + containers;
+    merged.recording = key.recording.clone();
+    merged.workload = key.workload.clone();
+    merged.container = key.container.clone();
+    (merged, tally)
 }
 
 #[cfg(test)]
@@ -240,21 +293,27 @@ mod tests {
     fn two_nodes_merge_to_the_union() {
         let a = contribution(&["read", "write"], "web-1", 0);
         let b = contribution(&["read", "openat"], "web-2", 5);
-        let first = merge(None, &key(), "node-a", &a);
-        let second = merge(Some(&first), &key(), "node-b", &b);
+        let (first, _) = merge(None, &key(), "node-a", &a);
+        let (second, _) = merge(Some((&first, Some("u"))), &key(), "node-b", &b);
         assert_eq!(
             second.syscalls["SCMP_ARCH_X86_64"],
             vec!["openat", "read", "write"]
         );
         assert_eq!(second.syscall_count, 3);
-        let nodes: Vec<_> = second.nodes.iter().map(|n| n.node.as_str()).collect();
+        let nodes: Vec<_> = second
+            .contributors
+            .sample
+            .iter()
+            .map(|n| n.node.as_str())
+            .collect();
         assert_eq!(nodes, vec!["node-a", "node-b"]);
+        assert_eq!(second.contributors.nodes, 2);
         assert_eq!(second.first_seen, Time(t(0)));
         // When node b saw openat, not when it wrote it.
         assert_eq!(second.last_new_syscall, Some(Time(t(5))));
         // Node a writes again without knowing b's syscall: nothing is lost,
         // and nothing new appeared.
-        let third = merge(Some(&second), &key(), "node-a", &a);
+        let (third, _) = merge(Some((&second, Some("u"))), &key(), "node-a", &a);
         assert_eq!(third.syscalls, second.syscalls);
         assert_eq!(third.last_new_syscall, Some(Time(t(5))));
     }
@@ -262,12 +321,12 @@ mod tests {
     #[test]
     fn a_node_entry_keeps_what_an_earlier_write_had() {
         let a1 = contribution(&["read"], "web-1", 0);
-        let first = merge(None, &key(), "node-a", &a1);
+        let (first, _) = merge(None, &key(), "node-a", &a1);
         // The agent restarted and lost its memory: its entry is merged, not
         // replaced.
         let a2 = contribution(&["read"], "web-3", 20);
-        let second = merge(Some(&first), &key(), "node-a", &a2);
-        let entry = &second.nodes[0];
+        let (second, _) = merge(Some((&first, Some("u"))), &key(), "node-a", &a2);
+        let entry = &second.contributors.sample[0];
         assert_eq!(entry.pods, vec!["web-1", "web-3"]);
         assert_eq!(entry.first_seen, Time(t(0)));
     }
@@ -280,6 +339,8 @@ mod tests {
         c.add("c1", "p1", &census(&["read"]), None, &[], t(2));
         assert!(!c.dirty, "nothing new");
         assert_eq!(c.last_new_syscall, Some(t(1)));
+        c.add("c2", "p2", &census(&["read"]), None, &[], t(2));
+        assert!(!c.dirty, "a new Pod without a new syscall waits");
         for i in 0..60 {
             c.add(
                 &format!("c{i}"),
@@ -292,6 +353,41 @@ mod tests {
         }
         assert_eq!(c.pods.len(), MAX_PODS);
         assert_eq!(c.pods.back().map(String::as_str), Some("p59"));
+        assert_eq!(c.pods_seen, 60);
+    }
+
+    /// Each node is counted once per object, however often it writes, and
+    /// again in a new object of the same name; its Pods and containers by
+    /// what it brought since it was counted.
+    #[test]
+    fn nodes_are_counted_once_per_object() {
+        let mut a = contribution(&["read"], "web-1", 0);
+        let (first, tally) = merge(None, &key(), "node-a", &a);
+        assert_eq!(tally, (1, 1));
+        a.counted = Some(Counted {
+            uid: "u1".into(),
+            pods: tally.0,
+            containers: tally.1,
+        });
+        let b = contribution(&["write"], "web-2", 1);
+        let (second, _) = merge(Some((&first, Some("u1"))), &key(), "node-b", &b);
+        assert_eq!(second.contributors.nodes, 2);
+        a.add("id-web-3", "web-3", &census(&["openat"]), None, &[], t(2));
+        let (third, tally) = merge(Some((&second, Some("u1"))), &key(), "node-a", &a);
+        assert_eq!(
+            (
+                third.contributors.nodes,
+                third.contributors.pods,
+                third.contributors.containers
+            ),
+            (2, 3, 3)
+        );
+        assert_eq!(tally, (2, 2));
+        // Deleted and created again by another node: node a counts anew.
+        let (fresh, _) = merge(None, &key(), "node-b", &b);
+        let (again, _) = merge(Some((&fresh, Some("u2"))), &key(), "node-a", &a);
+        assert_eq!(again.contributors.nodes, 2);
+        assert_eq!(again.contributors.pods, 3);
     }
 
     #[test]

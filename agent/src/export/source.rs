@@ -292,7 +292,7 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
             syscall_count: recording.syscalls.len() as i64,
             syscalls: recording.syscalls.to_spec(),
             runtime_base_set,
-            nodes: Vec::new(),
+            contributors: Default::default(),
             first_seen: time(&recording.first_seen),
             last_seen: time(&recording.last_seen),
             last_new_syscall: recording.last_new_syscall.as_deref().map(time),

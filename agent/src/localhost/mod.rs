@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use syscensus_api::{ContainerProfileSpec, NodeContribution, SessionSummary};
+use syscensus_api::{ContainerProfileSpec, Contributors, NodeContribution, SessionSummary};
 
 use crate::{
     census::Census,
@@ -32,8 +32,12 @@ pub use path::{
 /// `localhostProfile` is `syscensus/<profile path>`.
 pub const LOCALHOST_DIR: &str = "syscensus";
 
-/// Pods named per node in a ContainerProfile (the most recent).
-pub const MAX_PODS: usize = 50;
+/// Pods named per node in a ContainerProfile's sample (the most recent).
+pub const MAX_PODS: usize = 10;
+
+/// Nodes named in a ContainerProfile's sample of contributors (the first
+/// that contributed); the others are counted only.
+pub const MAX_SAMPLE: usize = 10;
 
 /// The profile of a ContainerProfile: its census, one `recorded:` rule per
 /// architecture, and its runtime base set in a rule of its own; the default
@@ -119,10 +123,13 @@ pub fn check(spec: &ContainerProfileSpec) -> Result<(), String> {
 /// - `lastNewSyscall` the later of the two when `other` brings syscalls
 ///   `into` lacks, else `into`'s: it moves only when the union grows, to
 ///   when the new syscall was seen;
-/// - each node's entry merged with that node's other entry (its Pods
-///   united, most recent last, at most [`MAX_PODS`]; the larger container
-///   count; the earlier first seen, the later last seen and
-///   `lastNewSyscall`);
+/// - contributors: each count the larger of the two (both may count the
+///   same nodes; a node's own write adds what it brings, see
+///   `daemon::contribution::merge`); each sampled node's entry merged with
+///   that node's other entry (its Pods united, most recent last, at most
+///   [`MAX_PODS`]; the larger container count; the earlier first seen, the
+///   later last seen and `lastNewSyscall`), nodes not in the sample added
+///   while it holds fewer than [`MAX_SAMPLE`], sorted by name;
 /// - warnings united, sorted;
 /// - sessions merged ([`merge_sessions`]); a syscall only sessions made
 ///   if neither spec's workload made it.
@@ -149,22 +156,37 @@ pub fn merge(into: &mut ContainerProfileSpec, other: &ContainerProfileSpec) -> b
             other.last_new_syscall.as_ref(),
         );
     }
-    let mut nodes: BTreeMap<String, NodeContribution> = std::mem::take(&mut into.nodes)
-        .into_iter()
-        .map(|n| (n.node.clone(), n))
-        .collect();
-    for theirs in &other.nodes {
-        let merged = match nodes.remove(&theirs.node) {
-            None => theirs.clone(),
-            Some(ours) => merge_node(ours, theirs),
-        };
-        nodes.insert(theirs.node.clone(), merged);
-    }
-    into.nodes = nodes.into_values().collect();
+    merge_contributors(&mut into.contributors, &other.contributors);
     into.warnings.extend(other.warnings.iter().cloned());
     into.warnings.sort();
     into.warnings.dedup();
     grew
+}
+
+/// Merges two views of who contributed (see [`merge`]).
+fn merge_contributors(into: &mut Contributors, other: &Contributors) {
+    into.nodes = into.nodes.max(other.nodes);
+    into.pods = into.pods.max(other.pods);
+    into.containers = into.containers.max(other.containers);
+    let mut sample: BTreeMap<String, NodeContribution> = std::mem::take(&mut into.sample)
+        .into_iter()
+        .map(|n| (n.node.clone(), n))
+        .collect();
+    for theirs in &other.sample {
+        match sample.remove(&theirs.node) {
+            Some(ours) => {
+                sample.insert(theirs.node.clone(), merge_node(ours, theirs));
+            }
+            None if sample.len() < MAX_SAMPLE => {
+                let mut entry = theirs.clone();
+                let excess = entry.pods.len().saturating_sub(MAX_PODS);
+                entry.pods.drain(..excess);
+                sample.insert(theirs.node.clone(), entry);
+            }
+            None => {}
+        }
+    }
+    into.sample = sample.into_values().collect();
 }
 
 /// Most sessions listed in a ContainerProfile.

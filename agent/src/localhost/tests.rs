@@ -1,7 +1,7 @@
 //! The spec merge's rules, and what a spec renders to.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use syscensus_api::{BaseSetRef, WorkloadKind, WorkloadRef};
+use syscensus_api::{BaseSetRef, Contributors, WorkloadKind, WorkloadRef};
 
 use super::*;
 
@@ -53,7 +53,12 @@ fn spec(recording: &str, names: &[&str], nodes: Vec<NodeContribution>) -> Contai
             .iter()
             .filter_map(|n| n.last_new_syscall.clone())
             .max_by_key(|t| t.0),
-        nodes,
+        contributors: Contributors {
+            nodes: nodes.len() as i64,
+            pods: nodes.iter().map(|n| n.pods.len() as i64).sum(),
+            containers: nodes.iter().map(|n| n.containers).sum(),
+            sample: nodes,
+        },
         warnings: Vec::new(),
     }
 }
@@ -81,7 +86,12 @@ fn nothing_either_spec_says_is_lost() {
     assert_eq!(a.syscalls["SCMP_ARCH_X86_64"], ["openat", "read", "write"]);
     assert_eq!(a.syscall_count, 3);
     assert!(a.init_container);
-    let nodes: Vec<&str> = a.nodes.iter().map(|n| n.node.as_str()).collect();
+    let nodes: Vec<&str> = a
+        .contributors
+        .sample
+        .iter()
+        .map(|n| n.node.as_str())
+        .collect();
     assert_eq!(nodes, ["node-a", "node-b"]);
     assert_eq!((a.first_seen.clone(), a.last_seen.clone()), (t(0), t(20)));
     assert_eq!(a.last_new_syscall, Some(t(20)), "b brought openat");
@@ -100,10 +110,10 @@ fn last_new_syscall_moves_only_when_the_union_grows() {
     assert_eq!(a.last_new_syscall, Some(t(10)));
     assert_eq!(a.last_seen, t(40));
     // One node's entries merge: Pods united, most recent last.
-    assert_eq!(a.nodes.len(), 1);
-    assert_eq!(a.nodes[0].pods, ["web-1", "web-3"]);
-    assert_eq!(a.nodes[0].first_seen, t(0));
-    assert_eq!(a.nodes[0].containers, 1);
+    assert_eq!(a.contributors.sample.len(), 1);
+    assert_eq!(a.contributors.sample[0].pods, ["web-1", "web-3"]);
+    assert_eq!(a.contributors.sample[0].first_seen, t(0));
+    assert_eq!(a.contributors.sample[0].containers, 1);
 }
 
 #[test]
@@ -123,7 +133,7 @@ fn the_merged_profile_is_the_same_either_way() {
     let mut ba = b.clone();
     merge(&mut ba, &a);
     assert_eq!(render(&ab), render(&ba));
-    assert_eq!(ab.nodes, ba.nodes);
+    assert_eq!(ab.contributors, ba.contributors);
     let base = ab.runtime_base_set.unwrap();
     assert_eq!(base.name, "runc-1.1+runc-1.1-nnp");
     assert_eq!(base.syscalls, ["execve", "setuid", "write"]);
@@ -131,13 +141,44 @@ fn the_merged_profile_is_the_same_either_way() {
 
 #[test]
 fn pods_per_node_are_capped_keeping_the_latest() {
-    let many: Vec<String> = (0..60).map(|i| format!("web-{i}")).collect();
+    let many: Vec<String> = (0..2 * MAX_PODS).map(|i| format!("web-{i}")).collect();
     let names: Vec<&str> = many.iter().map(String::as_str).collect();
-    let mut a = spec("rec", &["read"], vec![node("node-a", &names[..30], 0, 10)]);
-    let b = spec("rec", &["read"], vec![node("node-a", &names[30..], 20, 30)]);
+    let mut a = spec(
+        "rec",
+        &["read"],
+        vec![node("node-a", &names[..MAX_PODS], 0, 10)],
+    );
+    let b = spec(
+        "rec",
+        &["read"],
+        vec![node("node-a", &names[MAX_PODS..], 20, 30)],
+    );
     merge(&mut a, &b);
-    assert_eq!(a.nodes[0].pods.len(), MAX_PODS);
-    assert_eq!(a.nodes[0].pods.last().map(String::as_str), Some("web-59"));
+    assert_eq!(a.contributors.sample[0].pods.len(), MAX_PODS);
+    assert_eq!(
+        a.contributors.sample[0].pods.last().map(String::as_str),
+        Some("web-19")
+    );
+}
+
+/// However many nodes contribute, the spec names at most [`MAX_SAMPLE`]
+/// of them: the first, whichever order the merges come in.
+#[test]
+fn the_sample_of_contributors_is_bounded() {
+    let mut a = spec("rec", &["read"], vec![node("node-000", &["web-0"], 0, 10)]);
+    for i in 1..100 {
+        let b = spec(
+            "rec",
+            &["read"],
+            vec![node(&format!("node-{i:03}"), &["web-1"], 0, 10)],
+        );
+        merge(&mut a, &b);
+    }
+    assert_eq!(a.contributors.sample.len(), MAX_SAMPLE);
+    assert_eq!(a.contributors.sample[MAX_SAMPLE - 1].node, "node-009");
+    // The generic merge counts at least what either says; a node's own
+    // write adds itself (daemon::contribution).
+    assert_eq!(a.contributors.nodes, 1);
 }
 
 #[test]

@@ -287,6 +287,9 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
     new_events.status_subresource = false;
     let mut configmaps = ResourceDef::builtin("", "v1", "ConfigMap", "configmaps", true, vec![]);
     configmaps.status_subresource = false;
+    let mut leases =
+        ResourceDef::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, vec![]);
+    leases.status_subresource = false;
     let mut jobs = ResourceDef::builtin("batch", "v1", "Job", "jobs", true, {
         let mut maps = pod_spec_maps("spec.template.spec");
         maps.push(conditions());
@@ -309,6 +312,7 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
         events,
         new_events,
         configmaps,
+        leases,
         workload("Deployment", "deployments", "spec.template.spec"),
         workload("ReplicaSet", "replicasets", "spec.template.spec"),
         workload("StatefulSet", "statefulsets", "spec.template.spec"),

@@ -786,8 +786,8 @@ async fn project_crds_are_served_with_their_list_maps() {
     }
     assert!(served >= 1, "no CRDs in {}", dir.display());
 
-    // Per-node entries of status.nodes (a list map keyed by node), applied
-    // by one manager per node, all survive; shared fields are forced.
+    // Entries of status.conditions (a list map keyed by type), applied by
+    // one manager each, all survive; shared fields are forced.
     let gvk = kube::api::GroupVersionKind::gvk("syscensus.io", "v1alpha1", "ProfileRecording");
     let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "profilerecordings");
     let recordings: Api<kube::api::DynamicObject> =
@@ -797,7 +797,7 @@ async fn project_crds_are_served_with_their_list_maps() {
             "apiVersion": "syscensus.io/v1alpha1",
             "kind": "ProfileRecording",
             "metadata": {"name": "r"},
-            "status": {"phase": "Recording", "nodes": [{"node": node}]},
+            "status": {"phase": "Recording", "conditions": [{"type": node}]},
         }))
     };
     server
@@ -816,8 +816,8 @@ async fn project_crds_are_served_with_their_list_maps() {
     }
     let recording = recordings.get("r").await.unwrap();
     assert_eq!(
-        recording.data["status"]["nodes"],
-        json!([{"node": "node-a"}, {"node": "node-b"}])
+        recording.data["status"]["conditions"],
+        json!([{"type": "node-a"}, {"type": "node-b"}])
     );
 }
 

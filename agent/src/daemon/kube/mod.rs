@@ -10,6 +10,7 @@ use std::{
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client, ResourceExt as _, runtime::reflector, runtime::watcher};
 use syscensus_api::{ProfileRecording, WorkloadRef};
+use tracing::debug;
 
 use super::{
     contribution::{Contribution, Key},
@@ -139,9 +140,16 @@ impl Kube {
         let mut learned = Vec::new();
         for (key, contribution) in contributions {
             match writer::write(&self.client, &key, &self.node, &contribution).await {
-                Ok(grown) => {
-                    learned.extend(grown);
-                    written.push(key);
+                Ok(done) => {
+                    if done.conflicts > 0 {
+                        debug!(
+                            profile = %key.object_name(),
+                            conflicts = done.conflicts,
+                            "merged again after other nodes wrote"
+                        );
+                    }
+                    learned.extend(done.learned);
+                    written.push((key, done.counted));
                 }
                 Err(error) => {
                     return Input::ProfilesWritten {

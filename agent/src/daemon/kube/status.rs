@@ -1,51 +1,67 @@
-//! The status of ProfileRecordings: each node's agent writes its own entry
-//! of `status.nodes` (server-side apply under a field manager of its own,
-//! so that nodes never overwrite each other), and the phase and conditions
-//! that every node derives the same way from the spec.
+//! What the agents report of the recordings, written only on change:
+//!
+//! - a ProfileRecording's status (phase, the `Valid` condition, the
+//!   generation they describe) depends on its spec alone, so every node
+//!   derives the same; a node writes it only when the watched status
+//!   differs, after a delay of its own (0-5 s, from its name) during which
+//!   another node's write usually arrives and makes its own unneeded. So a
+//!   change of spec costs about one write, not one per node, and nothing
+//!   is rewritten while nothing changes;
+//! - what this node records of each recording goes into the node's Lease
+//!   (named after the node, in the agent's namespace), which no agent
+//!   watches, and is written when it changes: no heartbeat (the
+//!   DaemonSet's readiness tells whether an agent is alive).
 use std::{
     collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::{
+    api::coordination::v1::Lease,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use kube::{
     Api, Client, ResourceExt as _,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
-use syscensus_api::{NodeRecording, Phase, ProfileRecording, RecordedWorkload};
+use syscensus_api::{
+    FIELD_MANAGER, NodeRecording, NodeRecordings, Phase, ProfileRecording, ProfileRecordingStatus,
+    RecordedWorkload, annotations,
+};
 use tracing::debug;
 
-use crate::daemon::{
-    machine::{RecordingSummary, StatusReport},
-    selection,
-};
+use crate::daemon::{machine::StatusReport, selection};
 
-/// How often an unchanged status is rewritten (so `lastUpdate` shows the
-/// agent is alive).
-const HEARTBEAT: Duration = Duration::from_secs(60);
+/// The longest a node waits, once it sees a status that differs from the
+/// spec, before it writes it (its share of this window comes from its name).
+const STAGGER: Duration = Duration::from_secs(5);
 
-/// Writes this node's part of every recording's status.
+/// How long a written status may take to come back through the watch
+/// before it is written again.
+const REWRITE_AFTER: Duration = Duration::from_secs(30);
+
+/// Writes the recordings' status where it differs from their spec, and
+/// this node's Lease where it changed.
 pub(crate) struct StatusWriter {
     client: Client,
     node: String,
-    /// What was last written, per recording, and when.
-    written: BTreeMap<(String, String), (serde_json::Value, Instant)>,
-    /// Status writes the API server refused or did not answer.
+    /// The agent's namespace, where the node's Lease lives.
+    namespace: String,
+    stagger: Duration,
+    /// Since when each recording's status has differed from its spec.
+    differs_since: BTreeMap<(String, String), Instant>,
+    /// The status last written, per recording, and when.
+    written: BTreeMap<(String, String), (ProfileRecordingStatus, Instant)>,
+    /// The Lease's annotation as last written.
+    lease: Option<String>,
+    /// Status and Lease writes the API server refused or did not answer.
     pub(crate) errors: u64,
 }
 
-/// The status of `recording` as this node sees it (without `lastUpdate`):
-/// the phase and `Valid` condition every node derives the same way from the
-/// spec, and this node's entry. `kernel_drops`: what the kernel could not
-/// record on this node (full maps, lost events).
-fn status_body(
-    node: &str,
-    recording: &ProfileRecording,
-    summary: Option<&RecordingSummary>,
-    kernel_drops: u64,
-) -> serde_json::Value {
+/// The status every node derives from `recording`'s spec.
+pub(crate) fn derived(recording: &ProfileRecording) -> ProfileRecordingStatus {
     let (phase, condition) = match selection::validate(&recording.spec) {
         Err(error) => (
             Phase::Invalid,
@@ -54,106 +70,177 @@ fn status_body(
         Ok(()) if recording.spec.paused => (Phase::Paused, ("True", "Valid", String::new())),
         Ok(()) => (Phase::Recording, ("True", "Valid", String::new())),
     };
-    let empty = RecordingSummary::default();
-    let summary = summary.unwrap_or(&empty);
-    let entry = NodeRecording {
-        node: node.to_owned(),
-        recording_containers: summary.recording_containers,
-        recorded_containers: summary.recorded_containers,
-        syscalls: summary.syscalls,
-        // Incomplete results, plus what the kernel could not record.
-        drops: summary.incomplete + kernel_drops as i64,
-        workloads: summary
-            .workloads
-            .iter()
-            .map(|(workload, containers)| RecordedWorkload {
-                workload: workload.clone(),
-                containers: containers.iter().cloned().collect(),
-            })
-            .collect(),
-        last_update: None,
-    };
     let transition = recording
         .metadata
         .creation_timestamp
         .clone()
         .unwrap_or(Time(jiff::Timestamp::UNIX_EPOCH));
-    let condition = Condition {
-        type_: "Valid".into(),
-        status: condition.0.into(),
-        reason: condition.1.into(),
-        message: condition.2,
-        last_transition_time: transition,
+    ProfileRecordingStatus {
+        phase: Some(phase),
+        conditions: vec![Condition {
+            type_: "Valid".into(),
+            status: condition.0.into(),
+            reason: condition.1.into(),
+            message: condition.2,
+            last_transition_time: transition,
+            observed_generation: recording.metadata.generation,
+        }],
         observed_generation: recording.metadata.generation,
+    }
+}
+
+/// Whether `status` says what `want` says (times aside: another node may
+/// have written the same transition with another precision).
+fn same(status: Option<&ProfileRecordingStatus>, want: &ProfileRecordingStatus) -> bool {
+    let Some(status) = status else {
+        return false;
     };
-    json!({
-        "phase": phase,
-        "observedGeneration": recording.metadata.generation,
-        "conditions": [condition],
-        "nodes": [entry],
-    })
+    let key = |c: &Condition| {
+        (
+            c.type_.clone(),
+            c.status.clone(),
+            c.reason.clone(),
+            c.message.clone(),
+            c.observed_generation,
+        )
+    };
+    status.phase == want.phase
+        && status.observed_generation == want.observed_generation
+        && status.conditions.iter().map(key).collect::<Vec<_>>()
+            == want.conditions.iter().map(key).collect::<Vec<_>>()
+}
+
+/// This node's delay in the [`STAGGER`] window, from its name: spread over
+/// the nodes, the same across restarts.
+fn stagger_of(node: &str) -> Duration {
+    let digest = crate::localhost::sha256_hex(node.as_bytes());
+    let n = u64::from_str_radix(&digest[..8], 16).unwrap_or(0);
+    Duration::from_millis(n % STAGGER.as_millis() as u64)
+}
+
+/// The Lease annotation: what this node records, per recording.
+fn node_recordings(node: &str, report: &StatusReport, kernel_drops: u64) -> NodeRecordings {
+    NodeRecordings {
+        node: node.to_owned(),
+        kernel_drops: kernel_drops as i64,
+        recordings: report
+            .recordings
+            .iter()
+            .map(|((namespace, recording), summary)| NodeRecording {
+                namespace: namespace.clone(),
+                recording: recording.clone(),
+                recording_containers: summary.recording_containers,
+                recorded_containers: summary.recorded_containers,
+                syscalls: summary.syscalls,
+                drops: summary.incomplete,
+                workloads: summary
+                    .workloads
+                    .iter()
+                    .map(|(workload, containers)| RecordedWorkload {
+                        workload: workload.clone(),
+                        containers: containers.iter().cloned().collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 impl StatusWriter {
     pub(crate) fn new(client: Client, node: String) -> StatusWriter {
         StatusWriter {
+            namespace: client.default_namespace().to_owned(),
+            stagger: stagger_of(&node),
             client,
             node,
+            differs_since: BTreeMap::new(),
             written: BTreeMap::new(),
+            lease: None,
             errors: 0,
         }
     }
 
-    fn field_manager(&self) -> String {
-        format!("syscensus-node-{}", self.node)
-    }
-
-    /// Writes the status of every recording whose part changed, or whose
-    /// heartbeat is due.
+    /// Writes the status of every recording whose watched status differs
+    /// from its spec (once this node's delay has passed), and the node's
+    /// Lease if what it records changed.
     pub(crate) async fn update(
         &mut self,
         recordings: &[Arc<ProfileRecording>],
         report: &StatusReport,
         kernel_drops: u64,
     ) {
-        for recording in recordings {
-            let namespace = recording.namespace().unwrap_or_default();
-            let name = recording.name_any();
-            let id = (namespace.clone(), name.clone());
-            let body = status_body(
-                &self.node,
-                recording,
-                report.recordings.get(&id),
-                kernel_drops,
-            );
-            let due = match self.written.get(&id) {
-                Some((last, at)) => *last != body || at.elapsed() > HEARTBEAT,
-                None => true,
-            };
-            if !due {
+        let now = Instant::now();
+        let present: Vec<(String, String)> = recordings
+            .iter()
+            .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
+            .collect();
+        self.differs_since.retain(|id, _| present.contains(id));
+        self.written.retain(|id, _| present.contains(id));
+        for (recording, id) in recordings.iter().zip(present) {
+            let want = derived(recording);
+            if same(recording.status.as_ref(), &want) {
+                self.differs_since.remove(&id);
                 continue;
             }
-            let mut status = body.clone();
-            status["nodes"][0]["lastUpdate"] = json!(jiff::Timestamp::now());
+            let since = *self.differs_since.entry(id.clone()).or_insert(now);
+            if now.duration_since(since) < self.stagger {
+                continue;
+            }
+            if self
+                .written
+                .get(&id)
+                .is_some_and(|(last, at)| *last == want && at.elapsed() < REWRITE_AFTER)
+            {
+                continue;
+            }
+            let (namespace, name) = &id;
             let patch = json!({
                 "apiVersion": "syscensus.io/v1alpha1",
                 "kind": "ProfileRecording",
                 "metadata": { "name": name, "namespace": namespace },
-                "status": status,
+                "status": want,
             });
-            let api: Api<ProfileRecording> = Api::namespaced(self.client.clone(), &namespace);
-            let params = PatchParams::apply(&self.field_manager()).force();
-            match api
-                .patch_status(&name, &params, &Patch::Apply(&patch))
-                .await
-            {
+            let api: Api<ProfileRecording> = Api::namespaced(self.client.clone(), namespace);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
                 Ok(_) => {
-                    self.written.insert(id, (body, Instant::now()));
+                    self.written.insert(id, (want, Instant::now()));
                 }
                 Err(error) => {
                     self.errors += 1;
-                    debug!(%error, recording = %name, "cannot write the status; will retry")
+                    debug!(%error, recording = %name, "cannot write the status; will retry");
                 }
+            }
+        }
+        self.write_lease(report, kernel_drops).await;
+    }
+
+    /// Writes the node's Lease when what it records changed.
+    async fn write_lease(&mut self, report: &StatusReport, kernel_drops: u64) {
+        let body = node_recordings(&self.node, report, kernel_drops);
+        let Ok(text) = serde_json::to_string(&body) else {
+            return;
+        };
+        if self.lease.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let patch = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.node,
+                "namespace": self.namespace,
+                "annotations": { annotations::NODE_RECORDINGS: text },
+            },
+            "spec": { "holderIdentity": self.node },
+        });
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch(&self.node, &params, &Patch::Apply(&patch)).await {
+            Ok(_) => self.lease = Some(text),
+            Err(error) => {
+                self.errors += 1;
+                debug!(%error, lease = %self.node, "cannot write the node's Lease; will retry");
             }
         }
     }
@@ -165,9 +252,9 @@ mod tests {
     use syscensus_api::{ProfileRecordingSpec, WorkloadKind, WorkloadRef};
 
     use super::*;
+    use crate::daemon::machine::RecordingSummary;
 
-    #[test]
-    fn the_body_counts_this_node_and_says_the_phase() {
+    fn recording() -> ProfileRecording {
         let spec = ProfileRecordingSpec {
             include_exec_sessions: false,
             pod_selector: Default::default(),
@@ -178,6 +265,37 @@ mod tests {
         };
         let mut recording = ProfileRecording::new("rec", spec);
         recording.metadata.generation = Some(3);
+        recording
+    }
+
+    #[test]
+    fn the_status_comes_from_the_spec_alone() {
+        let mut recording = recording();
+        let want = derived(&recording);
+        assert_eq!(want.phase, Some(Phase::Recording));
+        assert_eq!(want.observed_generation, Some(3));
+        assert!(!same(None, &want));
+        recording.status = Some(want.clone());
+        assert!(same(recording.status.as_ref(), &derived(&recording)));
+        // A new generation, paused: the status no longer says it.
+        recording.metadata.generation = Some(4);
+        recording.spec.paused = true;
+        let paused = derived(&recording);
+        assert_eq!(paused.phase, Some(Phase::Paused));
+        assert!(!same(recording.status.as_ref(), &paused));
+    }
+
+    #[test]
+    fn nodes_wait_for_each_other_by_their_names() {
+        let delays: std::collections::BTreeSet<Duration> =
+            (0..100).map(|i| stagger_of(&format!("node-{i}"))).collect();
+        assert!(delays.iter().all(|d| *d < STAGGER));
+        assert!(delays.len() > 90, "spread over the window: {delays:?}");
+        assert_eq!(stagger_of("node-a"), stagger_of("node-a"));
+    }
+
+    #[test]
+    fn the_lease_counts_this_node() {
         let summary = RecordingSummary {
             recording_containers: 2,
             recorded_containers: 5,
@@ -192,19 +310,19 @@ mod tests {
             )]
             .into(),
         };
-        let body = status_body("node-a", &recording, Some(&summary), 2);
-        assert_eq!(body["phase"], "Recording");
-        assert_eq!(body["observedGeneration"], 3);
-        let node = &body["nodes"][0];
-        assert_eq!(node["node"], "node-a");
-        assert_eq!(node["recordingContainers"], 2);
-        assert_eq!(node["recordedContainers"], 5);
-        assert_eq!(node["drops"], 3);
-        assert_eq!(node["workloads"][0]["containers"][0], "app");
-        recording.spec.paused = true;
-        assert_eq!(
-            status_body("node-a", &recording, None, 0)["phase"],
-            "Paused"
-        );
+        let report = StatusReport {
+            recordings: [(("shop".to_owned(), "rec".to_owned()), summary)].into(),
+            lost: 0,
+        };
+        let body = serde_json::to_value(node_recordings("node-a", &report, 2)).unwrap();
+        assert_eq!(body["node"], "node-a");
+        assert_eq!(body["kernelDrops"], 2);
+        let entry = &body["recordings"][0];
+        assert_eq!(entry["namespace"], "shop");
+        assert_eq!(entry["recording"], "rec");
+        assert_eq!(entry["recordingContainers"], 2);
+        assert_eq!(entry["recordedContainers"], 5);
+        assert_eq!(entry["drops"], 1);
+        assert_eq!(entry["workloads"][0]["containers"][0], "app");
     }
 }

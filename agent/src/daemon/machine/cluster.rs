@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     daemon::{
-        contribution::{Contribution, Key},
+        contribution::{Contribution, Counted, Key},
         identity::{Identity, PodView},
         selection,
     },
@@ -495,7 +495,7 @@ impl Machine {
 
     pub(super) fn on_profiles_written(
         &mut self,
-        written: Vec<Key>,
+        written: Vec<(Key, Option<Counted>)>,
         failed: Option<(Key, String)>,
         now: Now,
         out: &mut Vec<Action>,
@@ -505,9 +505,10 @@ impl Machine {
         }
         let stop = self.round.as_ref().is_some_and(|r| r.is_stop());
         if let Some(kube) = self.kube.as_mut() {
-            for key in written {
+            for (key, counted) in written {
                 if let Some(c) = kube.contributions.get_mut(&key) {
                     c.dirty = false;
+                    c.counted = counted;
                 }
             }
             kube.flush_backoff = match failed {

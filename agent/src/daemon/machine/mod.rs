@@ -45,7 +45,7 @@ use std::{
 use syscensus_api::WorkloadRef;
 
 use super::{
-    contribution::{Contribution, Key},
+    contribution::{Contribution, Counted, Key},
     identity::{Identity, PodView, RuntimeAnswer},
 };
 use crate::{
@@ -336,9 +336,10 @@ pub enum Input {
     /// Answer to [`Action::ResolveWorkloads`], per Pod UID.
     Workloads(Vec<(String, Result<WorkloadRef, String>)>),
     /// Answer to [`Action::WriteProfiles`]: written in order, up to the
-    /// first failure, and what the writes added to profiles that existed.
+    /// first failure (each with what the profile now counts of this node),
+    /// and what the writes added to profiles that existed.
     ProfilesWritten {
-        written: Vec<Key>,
+        written: Vec<(Key, Option<Counted>)>,
         failed: Option<(Key, String)>,
         learned: Vec<Learned>,
     },

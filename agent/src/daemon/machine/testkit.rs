@@ -438,8 +438,13 @@ impl World {
                         });
                     }
                     learned.extend(self.merge_union(&key, &contribution));
+                    let counted = Counted {
+                        uid: format!("uid-{}", key.object_name()),
+                        pods: contribution.pods_seen,
+                        containers: contribution.containers.len() as i64,
+                    };
                     self.profiles.insert(key.clone(), contribution);
-                    written.push(key);
+                    written.push((key, Some(counted)));
                 }
                 Some(Input::ProfilesWritten {
                     written,
