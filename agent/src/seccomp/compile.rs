@@ -39,7 +39,7 @@ use libc::sock_filter;
 use super::{
     SeccompError,
     bpf::{Asm, Test},
-    emit::{Segment, emit_tree, segments},
+    emit::{Plan, Segment, Verdict, emit_tree, is_32bit, segments},
 };
 use crate::{
     profile::{ARCH_NAMES, Action, Arg, Op, Profile},
@@ -53,8 +53,6 @@ pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const OFFSET_NR: u32 = 0;
 /// `offsetof(struct seccomp_data, arch)`.
 const OFFSET_ARCH: u32 = 4;
-/// `offsetof(struct seccomp_data, args)`.
-pub(super) const OFFSET_ARGS: u32 = 16;
 
 /// Socket calls multiplexed through x86's socketcall(2): name and call
 /// number (linux/net.h `SYS_*`).
@@ -111,50 +109,6 @@ pub fn action_value(action: Action, errno_ret: Option<u32>) -> Result<u32, Secco
         Action::Trace => libc::SECCOMP_RET_TRACE | data,
         Action::Notify => return Err(SeccompError::Notify),
     })
-}
-
-/// What a syscall number leads to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
-    Return(u32),
-    /// Conditional rules, tried in order, then `otherwise`.
-    Rules {
-        rules: Vec<(Vec<Arg>, u32)>,
-        otherwise: u32,
-    },
-}
-
-/// The rules of one syscall number on one architecture.
-#[derive(Debug, Default)]
-pub(super) struct Plan {
-    unconditional: Option<u32>,
-    conditional: Vec<(Vec<Arg>, u32)>,
-}
-
-impl Plan {
-    fn add(&mut self, conditions: Vec<Arg>, value: u32) {
-        if conditions.is_empty() {
-            self.unconditional.get_or_insert(value);
-        } else {
-            self.conditional.push((conditions, value));
-        }
-    }
-
-    pub(super) fn verdict(self, default: u32) -> Verdict {
-        match self.unconditional {
-            Some(value) => Verdict::Return(value),
-            None => Verdict::Rules {
-                rules: self.conditional,
-                otherwise: default,
-            },
-        }
-    }
-}
-
-/// Whether `arch` passes syscall arguments as 32-bit values to seccomp
-/// (libseccomp compares only their low halves there).
-pub(super) fn is_32bit(arch: Arch) -> bool {
-    matches!(arch, Arch::X86 | Arch::X32 | Arch::Arm)
 }
 
 /// The number the filter sees for `name` on `arch` (x32 with its bit).

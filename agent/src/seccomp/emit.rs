@@ -1,16 +1,61 @@
-//! The filter's code: the verdicts over a range of syscall numbers as
+//! The filter's code: what each syscall number leads to (its plan and
+//! verdict), the verdicts over a range of syscall numbers as
 //! segments, a balanced binary search over them, and each verdict's rules as
 //! argument comparisons in 32-bit halves.
 use std::collections::BTreeMap;
 
-use super::{
-    bpf::{Asm, Label, Test},
-    compile::{OFFSET_ARGS, Plan, Verdict, is_32bit},
-};
+use super::bpf::{Asm, Label, Test};
 use crate::{
     profile::{Arg, Op},
     syscalls::Arch,
 };
+
+/// `offsetof(struct seccomp_data, args)`.
+const OFFSET_ARGS: u32 = 16;
+
+/// What a syscall number leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Return(u32),
+    /// Conditional rules, tried in order, then `otherwise`.
+    Rules {
+        rules: Vec<(Vec<Arg>, u32)>,
+        otherwise: u32,
+    },
+}
+
+/// The rules of one syscall number on one architecture.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    unconditional: Option<u32>,
+    conditional: Vec<(Vec<Arg>, u32)>,
+}
+
+impl Plan {
+    pub(super) fn add(&mut self, conditions: Vec<Arg>, value: u32) {
+        if conditions.is_empty() {
+            self.unconditional.get_or_insert(value);
+        } else {
+            self.conditional.push((conditions, value));
+        }
+    }
+
+    pub(super) fn verdict(self, default: u32) -> Verdict {
+        match self.unconditional {
+            Some(value) => Verdict::Return(value),
+            None => Verdict::Rules {
+                rules: self.conditional,
+                otherwise: default,
+            },
+        }
+    }
+}
+
+/// Whether `arch` passes syscall arguments as 32-bit values to seccomp
+/// (libseccomp compares only their low halves there).
+pub(super) fn is_32bit(arch: Arch) -> bool {
+    matches!(arch, Arch::X86 | Arch::X32 | Arch::Arm)
+}
 
 /// A run of syscall numbers with one verdict.
 #[derive(Debug)]
