@@ -4,15 +4,16 @@
 //! real containerd, which installs the profile's filter as it does for the
 //! kubelet: an API server outage and its end, a CRI socket that never
 //! answers, a full state directory, a SIGKILL and the next agent restoring
-//! from the pins and the state directory, and all of it under crun.
+//! from the pins and the state directory; and under crun, a recording
+//! carried across the agent's restart.
 //!
 //! In each the agent must do its job (the workload's ContainerProfile holds
 //! what the workload did) and its profile must refuse it nothing. A refused
 //! syscall the agent copes with (a fallback, a retry, an error it logs
 //! at debug level) leaves no mark an outside test can rely on, so the test
 //! installs the profile with the one change that makes every refusal
-//! fatal and reported: the shipped file's allowed syscalls, byte for byte,
-//! with `SCMP_ACT_KILL_PROCESS` for the default action instead of
+//! fatal and reported: the shipped file's rules (all `SCMP_ACT_ALLOW`)
+//! unchanged, with `SCMP_ACT_KILL_PROCESS` for the default action instead of
 //! `SCMP_ACT_ERRNO` (EPERM). A syscall the shipped profile would refuse
 //! kills the agent with SIGSYS (exit 159) and the kernel logs it as an
 //! audit record (type=1326, `syscall=` its number), which the test looks
