@@ -4,8 +4,8 @@
 //! real containerd, which installs the profile's filter as it does for the
 //! kubelet: an API server outage and its end, a CRI socket that never
 //! answers, a full state directory, a SIGKILL and the next agent restoring
-//! from the pins and the state directory; and under crun, a recording
-//! carried across the agent's restart.
+//! from the pins and the state directory; and under crun, an agent killed
+//! during an outage and its result written by the next.
 //!
 //! In each the agent must do its job (the workload's ContainerProfile holds
 //! what the workload did) and its profile must refuse it nothing. A refused
@@ -649,7 +649,7 @@ fn under_its_profile_the_agent_killed_with_sigkill_is_restored_by_the_next() {
 }
 
 #[test]
-fn under_its_profile_and_crun_the_agent_records_and_restores() {
+fn under_its_profile_and_crun_the_agent_killed_in_an_outage_is_restored_by_the_next() {
     require_root();
     let _crun = CrunCgroups::acquire();
     let node = Node::start(Options {
@@ -672,11 +672,34 @@ fn under_its_profile_and_crun_the_agent_records_and_restores() {
     let web = node.workload("web-1a-x", UNAME_THEN_STATFS);
     let app = web.container("app");
     node.wait_profile_with("the workload's first syscalls", &first, &["uname"]);
-    // A rolling update: SIGTERM, and the next agent goes on from the pins.
-    node.stop_agent(first);
+    // The API server goes away; the workload does something new and ends;
+    // the agent cannot write it to the cluster, and is killed.
+    node.server.set_unavailable(true);
     node.trigger("go");
     assert_eq!(app.wait_exited(WAIT), 0, "{:?}", app.logs());
+    node.until("the agent to fail to write", &first, || {
+        first
+            .container("agent")
+            .logs()
+            .stderr
+            .contains("cannot write a ContainerProfile")
+    });
+    let agent = first.container("agent");
+    let pid = agent.pid();
+    // SAFETY: kill(2) with a pid the runtime reported, of a running
+    // container's process.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    assert_eq!(agent.wait_exited(WAIT), 137);
+    node.assert_nothing_refused(pid, &agent.logs().stderr);
+    first.stop();
+    // The next agent, once the server is back, writes what the first one
+    // could not.
+    node.server.set_unavailable(false);
     let second = node.agent();
-    node.wait_profile_with("the rest, after the restart", &second, &["statfs"]);
+    node.wait_profile_with(
+        "what the killed agent could not write",
+        &second,
+        &["uname", "statfs"],
+    );
     node.stop_agent(second);
 }
