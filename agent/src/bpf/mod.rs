@@ -107,6 +107,14 @@ pub enum BpfError {
     RootPath { path: String },
 }
 
+/// Gives free heap memory back to the system.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn map_err(name: &'static str) -> impl FnOnce(MapError) -> BpfError {
     move |source| BpfError::Map { name, source }
 }
@@ -282,6 +290,16 @@ impl Tracer {
             offsets.direct_cgroup_id = 0;
         }
         let (watch_config, watch_unavailable) = watch::kernel_config(&btf);
+        // Every parse of the kernel's BTF takes tens of MiB for a few MiB of
+        // file: each is given back to the system before the next is made,
+        // so that loading peaks at one of them, not their sum. aya's loader
+        // parses /sys/kernel/btf/vmlinux as it is made; that copy is
+        // dropped for the one read from `kernel_btf_path()`, which the
+        // programs need too.
+        drop(btf);
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        trim_heap();
         let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
             .map_err(BpfError::LoaderBtf)?;
         let pin_dir = match &options.pin_dir {
@@ -295,7 +313,6 @@ impl Tracer {
             }
             None => None,
         };
-        let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
@@ -364,15 +381,11 @@ impl Tracer {
             tracer.load_program(name, &loader_btf)?;
         }
         watch::load_programs(&mut tracer, &loader_btf)?;
-        // The kernel's BTF, parsed twice above, is most of what loading
-        // allocated (tens of MiB for a few MiB of file): give it back to
-        // the system now rather than keep it resident for the agent's life.
+        // The loader's BTF is most of what loading allocated: give it back
+        // to the system now rather than keep it resident for the agent's
+        // life.
         drop(loader_btf);
-        drop(btf);
-        // SAFETY: malloc_trim only releases free heap memory to the system.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        trim_heap();
         let mut always = vec![program::EXEC, program::FORK, program::EXIT];
         if offsets.ancestors_mode != ancestors::NONE {
             always.push(program::CGROUP_MKDIR);
