@@ -533,7 +533,15 @@ fn agent_scale(options: &Options, hierarchy: &Hierarchy, count: usize) -> anyhow
         }
     }
     let child = cmd
-        .args(["agent", "--no-kube", "--cgroup-root", &root, "--listen"])
+        // Nothing pinned: its SIGTERM would leave the programs attached.
+        .args([
+            "agent",
+            "--no-kube",
+            "--no-pin",
+            "--cgroup-root",
+            &root,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--state-dir")
         .arg(state.path().join("state"))
