@@ -84,9 +84,10 @@ pub struct AgentArgs {
     pub include_running: bool,
     /// Leave exec sessions (`kubectl exec`, `runc exec`, exec probes) out of
     /// the profiles; they are still listed in the recordings. Without
-    /// Kubernetes they are in the profiles by default; with it, only the
-    /// container's exec probes and lifecycle hooks are. OCI hooks are always
-    /// in.
+    /// Kubernetes they are in the profiles by default. With it this changes
+    /// nothing: the container's exec probes and lifecycle hooks are in, the
+    /// other sessions only where a ProfileRecording sets
+    /// includeExecSessions. OCI hooks are always in.
     #[arg(long, env = "SYSCENSUS_EXCLUDE_EXEC_SESSIONS")]
     pub exclude_exec_sessions: bool,
     /// How often, in seconds, running containers are read to tell when a
