@@ -191,7 +191,9 @@ impl Contribution {
     }
 
     /// The contribution as a ContainerProfile spec of its own: this node
-    /// its only contributor.
+    /// its only contributor. Times in whole seconds, as the API server
+    /// keeps them: a finer time would look later than the same time read
+    /// back, and make a write that changes nothing.
     pub fn spec(&self, key: &Key, node: &str) -> ContainerProfileSpec {
         ContainerProfileSpec {
             recording: key.recording.clone(),
@@ -209,19 +211,24 @@ impl Contribution {
                     node: node.to_owned(),
                     pods: self.pods.iter().cloned().collect(),
                     containers: self.containers.len() as i64,
-                    first_seen: Time(self.first_seen),
-                    last_seen: Time(self.last_seen),
-                    last_new_syscall: self.last_new_syscall.map(Time),
+                    first_seen: stored(self.first_seen),
+                    last_seen: stored(self.last_seen),
+                    last_new_syscall: self.last_new_syscall.map(stored),
                 }],
             },
-            first_seen: Time(self.first_seen),
-            last_seen: Time(self.last_seen),
-            last_new_syscall: self.last_new_syscall.map(Time),
+            first_seen: stored(self.first_seen),
+            last_seen: stored(self.last_seen),
+            last_new_syscall: self.last_new_syscall.map(stored),
             warnings: self.warnings.iter().cloned().collect(),
             session_only_syscalls: self.session_only.to_spec(),
             sessions: self.sessions.clone(),
         }
     }
+}
+
+/// `t` in whole seconds, as a Kubernetes `Time` serializes it.
+fn stored(t: jiff::Timestamp) -> Time {
+    Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 /// The ContainerProfile spec after merging `ours` (this node's

@@ -129,7 +129,7 @@ pub fn check(spec: &ContainerProfileSpec) -> Result<(), String> {
 ///   that node's other entry (its Pods united, most recent last, at most
 ///   [`MAX_PODS`]; the larger container count; the earlier first seen, the
 ///   later last seen and `lastNewSyscall`), nodes not in the sample added
-///   while it holds fewer than [`MAX_SAMPLE`], sorted by name;
+///   at its end while it holds fewer than [`MAX_SAMPLE`];
 /// - warnings united, sorted;
 /// - sessions merged ([`merge_sessions`]); a syscall only sessions made
 ///   if neither spec's workload made it.
@@ -168,25 +168,21 @@ fn merge_contributors(into: &mut Contributors, other: &Contributors) {
     into.nodes = into.nodes.max(other.nodes);
     into.pods = into.pods.max(other.pods);
     into.containers = into.containers.max(other.containers);
-    let mut sample: BTreeMap<String, NodeContribution> = std::mem::take(&mut into.sample)
-        .into_iter()
-        .map(|n| (n.node.clone(), n))
-        .collect();
+    // In the order `into` has them (the API server's, after its merge of
+    // the list map): a merge that changes nothing else changes nothing.
     for theirs in &other.sample {
-        match sample.remove(&theirs.node) {
-            Some(ours) => {
-                sample.insert(theirs.node.clone(), merge_node(ours, theirs));
-            }
-            None if sample.len() < MAX_SAMPLE => {
+        let full = into.sample.len() >= MAX_SAMPLE;
+        match into.sample.iter_mut().find(|n| n.node == theirs.node) {
+            Some(ours) => *ours = merge_node(ours.clone(), theirs),
+            None if !full => {
                 let mut entry = theirs.clone();
                 let excess = entry.pods.len().saturating_sub(MAX_PODS);
                 entry.pods.drain(..excess);
-                sample.insert(theirs.node.clone(), entry);
+                into.sample.push(entry);
             }
             None => {}
         }
     }
-    into.sample = sample.into_values().collect();
 }
 
 /// Most sessions listed in a ContainerProfile.

@@ -333,7 +333,7 @@ mod tests {
                 let mut contended = 0;
                 loop {
                     match write(&client, &key, &node, &contribution).await {
-                        Ok(written) => return (written.conflicts, contended),
+                        Ok(written) => return (written.conflicts, contended, written.counted),
                         Err(WriteError::Contended) => {
                             contended += 1;
                             tokio::time::sleep(backoff).await;
@@ -346,10 +346,12 @@ mod tests {
         }
         let mut conflicts = 0;
         let mut contended = 0;
+        let mut counted = Vec::new();
         for task in tasks {
-            let (c, f) = task.await.unwrap();
+            let (c, f, n) = task.await.unwrap();
             conflicts += c;
             contended += f;
+            counted.push(n);
         }
         let settled = start.elapsed();
         let object = server
@@ -381,6 +383,47 @@ mod tests {
         assert_eq!(spec.contributors.pods, NODES as i64);
         assert_eq!(spec.contributors.sample.len(), crate::localhost::MAX_SAMPLE);
         assert!(bytes < 256 * 1024, "the object is {bytes} bytes");
+        // Converged: every node writes again (as after a restart, which
+        // marks every contribution changed) with nothing new; nothing is
+        // written, only read.
+        server.clear_requests();
+        for (i, (contribution, counted)) in contributions.into_iter().zip(counted).enumerate() {
+            let contribution = Contribution {
+                counted,
+                ..contribution
+            };
+            let node = format!("node-{i:04}");
+            let api: Api<ContainerProfile> = Api::namespaced(client.clone(), "shop");
+            let before = api.get(&key.object_name()).await.unwrap();
+            let written = write(&client, &key, &node, &contribution).await.unwrap();
+            if written.learned.is_some() {
+                let (merged, _) = merge(
+                    Some((&before.spec, before.metadata.uid.as_deref())),
+                    &key,
+                    &node,
+                    &contribution,
+                );
+                let (a, b) = (
+                    serde_json::to_value(&before.spec).unwrap(),
+                    serde_json::to_value(&merged).unwrap(),
+                );
+                let changed: Vec<String> = a
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+                    .map(|(k, v)| format!("{k}: {v} -> {}", b[k.as_str()]))
+                    .collect();
+                panic!("{node} wrote again: {changed:?}");
+            }
+        }
+        let writes: Vec<String> = server
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(writes.is_empty(), "writes after convergence: {writes:?}");
         eprintln!(
             "{NODES} writers settled in {settled:?}: {conflicts} conflicts, \
              {contended} flushes contended, object {bytes} bytes"
