@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::{
     DaemonError, checkpoint,
     cri::Cri,
+    identity::Identity,
     kube::Kube,
     machine::{
         Action, Config, Input, Machine, Now, Observation, Place, REFUSAL_FAST_INTERVAL, WatchAnswer,
@@ -355,6 +356,27 @@ impl Shell {
                 }
                 Some(Input::RefusalsWatched(answers))
             }
+            Action::WatchEnforced(containers) => {
+                let mut answers = Vec::new();
+                for (cgroup_id, container) in containers {
+                    let answer = self.watch_refusals(cgroup_id, &container).await;
+                    let failed = matches!(answer, WatchAnswer::RuntimeFailed(_));
+                    answers.push((cgroup_id, answer));
+                    if failed {
+                        break;
+                    }
+                }
+                Some(Input::EnforcedWatched(answers))
+            }
+            Action::FindContainers { roots, ids } => {
+                Some(Input::ContainersFound(self.find_containers(&roots, &ids)))
+            }
+            Action::WriteRefusalStatus(writes) => match self.kube.as_ref() {
+                Some(kube) => Some(Input::RefusalStatusWritten(
+                    kube.write_refusal_status(writes).await,
+                )),
+                None => None,
+            },
             Action::UnwatchRefusals(cgroup_id) => {
                 if let Err(error) = self.tracer.unwatch_refusals(cgroup_id) {
                     warn!(%error, cgroup_id, "cannot stop watching a container's refusals");
@@ -518,6 +540,23 @@ impl Shell {
         })
     }
 
+    /// The cgroups below `roots` of the containers with runtime ids `ids`
+    /// (their paths end in the id): runtime id, cgroup id, path.
+    fn find_containers(&self, roots: &[String], ids: &[String]) -> Vec<(String, u64, String)> {
+        roots
+            .iter()
+            .flat_map(|root| self.hierarchy.descendants(root))
+            .filter_map(|(path, cgroup_id)| {
+                let identity = Identity::of_cgroup(&path)?;
+                ids.contains(&identity.container_id).then_some((
+                    identity.container_id,
+                    cgroup_id,
+                    path,
+                ))
+            })
+            .collect()
+    }
+
     /// Reads containers: whether their cgroups hold processes, and their
     /// rows. A container whose rows cannot be read is left out (and looked
     /// at again next time).
@@ -575,8 +614,10 @@ impl Shell {
         (m.kube_events, m.kube_events_dropped) = self.machine.event_counts();
         match &self.kube {
             Some(kube) => {
-                m.api_errors =
-                    self.machine.api_errors() + kube.status_errors() + self.machine.event_errors();
+                m.api_errors = self.machine.api_errors()
+                    + kube.status_errors()
+                    + self.machine.event_errors()
+                    + self.machine.refusal_status_errors();
                 m.results_pending = self.machine.pending() as u64;
                 m.recordings_active = kube.active_count() as u64;
                 m.syscalls_recorded = self.machine.syscalls() as u64;

@@ -49,15 +49,19 @@ pub enum Reason {
     ProfileInstalled,
     /// This node refused to install an approved profile.
     ProfileRefused,
+    /// An installed profile refused a syscall to a container for the first
+    /// time (on the Pod, and on its LocalhostProfile).
+    SyscallRefused,
 }
 
 impl Reason {
     /// Every reason: the label values of the metric.
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Reason::RecordingStarted,
         Reason::NewSyscallsAfterQuiet,
         Reason::ProfileInstalled,
         Reason::ProfileRefused,
+        Reason::SyscallRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Reason {
             Reason::NewSyscallsAfterQuiet => "NewSyscallsAfterQuiet",
             Reason::ProfileInstalled => "ProfileInstalled",
             Reason::ProfileRefused => "ProfileRefused",
+            Reason::SyscallRefused => "SyscallRefused",
         }
     }
 
@@ -75,13 +80,17 @@ impl Reason {
             Reason::RecordingStarted => "Record",
             Reason::NewSyscallsAfterQuiet => "Merge",
             Reason::ProfileInstalled | Reason::ProfileRefused => "Install",
+            Reason::SyscallRefused => "Enforce",
         }
     }
 
     /// `Warning` rather than `Normal`: a profile that may be incomplete
     /// (in git, or installed), or one that is not installed.
     pub fn is_warning(self) -> bool {
-        matches!(self, Reason::NewSyscallsAfterQuiet | Reason::ProfileRefused)
+        matches!(
+            self,
+            Reason::NewSyscallsAfterQuiet | Reason::ProfileRefused | Reason::SyscallRefused
+        )
     }
 }
 
@@ -91,6 +100,7 @@ pub enum Kind {
     ProfileRecording,
     ContainerProfile,
     LocalhostProfile,
+    Pod,
 }
 
 impl Kind {
@@ -99,6 +109,15 @@ impl Kind {
             Kind::ProfileRecording => "ProfileRecording",
             Kind::ContainerProfile => "ContainerProfile",
             Kind::LocalhostProfile => "LocalhostProfile",
+            Kind::Pod => "Pod",
+        }
+    }
+
+    /// The `apiVersion` of objects of this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Pod => "v1",
+            _ => "syscensus.io/v1alpha1",
         }
     }
 }
@@ -448,7 +467,7 @@ pub(super) fn after_quiet(learned: &Learned, node: &str, now: Now) -> Option<Occ
 }
 
 impl Machine {
-    fn observe_event(&mut self, occurrence: Occurrence, now: Now) {
+    pub(super) fn observe_event(&mut self, occurrence: Occurrence, now: Now) {
         if let Some(events) = self.events.as_mut() {
             debug!(
                 reason = occurrence.reason.as_str(),
@@ -460,7 +479,7 @@ impl Machine {
         }
     }
 
-    fn node(&self) -> String {
+    pub(super) fn node(&self) -> String {
         self.config
             .kube
             .as_ref()
