@@ -6,11 +6,17 @@ use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 use kube::{Api, ResourceExt as _};
-use serde::Serialize;
-use syscensus_api::{LocalhostProfile, RefusedSyscall, WorkloadRef};
+use syscensus_api::LocalhostProfile;
 
 use super::{ClusterArgs, OutputError, block_on, write_stdout};
-use crate::{cluster::ConnectError, daemon::state::StateDir, refusal::report::ContainerRefusals};
+use crate::{
+    cluster::ConnectError,
+    daemon::state::StateDir,
+    refusal::{
+        report::ContainerRefusals,
+        status::{PROFILE_REFUSALS_KIND, ProfileRefusals},
+    },
+};
 
 /// `syscensus denials` failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,25 +84,6 @@ pub struct DenialsArgs {
     pub connection: ClusterArgs,
 }
 
-/// What one LocalhostProfile's status says its profile refused.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProfileRefusals {
-    pub namespace: String,
-    pub name: String,
-    pub localhost_profile: String,
-    pub workload: WorkloadRef,
-    pub container: String,
-    pub refused: Vec<RefusedSyscall>,
-    /// Refused syscalls the status could not list (it was full).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub refused_not_listed: i64,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
 /// The LocalhostProfiles (of `namespace`, else every one) that refused
 /// anything, ordered by namespace and name.
 async fn read_cluster(
@@ -123,6 +110,8 @@ async fn read_cluster(
                 return None;
             }
             Some(ProfileRefusals {
+                api_version: crate::refusal::report::API_VERSION.to_owned(),
+                kind: PROFILE_REFUSALS_KIND.to_owned(),
                 namespace: p.namespace().unwrap_or_default(),
                 name: p.name_any(),
                 localhost_profile: p.spec.localhost_profile,

@@ -11,7 +11,76 @@ use syscensus_api::{
     LocalhostProfileStatus, MAX_REFUSED_SYSCALLS, MAX_REPORTERS, RefusalReporter, RefusedSyscall,
 };
 
-use super::report::How;
+use super::report::{self, ContainerRefusals, How, Refused, WatchedProfile};
+use crate::recording::{PodRef, State};
+
+/// `kind` of [`ProfileRefusals`].
+pub const PROFILE_REFUSALS_KIND: &str = "LocalhostProfileRefusals";
+
+/// What one LocalhostProfile's status says its profile refused, as
+/// `syscensus denials --cluster -o json` prints it (and `export
+/// --with-denials` reads it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileRefusals {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub localhost_profile: String,
+    pub workload: syscensus_api::WorkloadRef,
+    pub container: String,
+    pub refused: Vec<RefusedSyscall>,
+    /// Refused syscalls the status could not list (it was full).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_not_listed: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl ProfileRefusals {
+    /// The same refusals as a container report of the workload container,
+    /// for what reads those (`export --with-denials`).
+    pub fn as_container_refusals(&self) -> ContainerRefusals {
+        ContainerRefusals {
+            api_version: report::API_VERSION.to_owned(),
+            kind: report::KIND.to_owned(),
+            container_id: format!("{}/{}", self.namespace, self.name),
+            container_name: Some(self.container.clone()),
+            pod: Some(PodRef {
+                namespace: Some(self.namespace.clone()),
+                name: None,
+                uid: String::new(),
+            }),
+            workload: Some(self.workload.clone()),
+            node: None,
+            cgroup: String::new(),
+            profile: WatchedProfile {
+                source: self.localhost_profile.clone(),
+                default_action: String::new(),
+                unknown_names: Vec::new(),
+            },
+            state: State::Running,
+            watched_since: String::new(),
+            incomplete: self.refused_not_listed > 0,
+            syscalls: self
+                .refused
+                .iter()
+                .map(|r| Refused {
+                    arch: r.architecture.clone(),
+                    name: r.syscall.clone(),
+                    count: u64::try_from(r.count).unwrap_or(0),
+                    first_seen: Some(r.first_seen.0.to_string()),
+                    last_seen: r.last_seen.0.to_string(),
+                    process: None,
+                    how: None,
+                })
+                .collect(),
+        }
+    }
+}
 
 /// What one node saw of one syscall since its last write.
 #[derive(Clone, Debug, PartialEq, Eq)]
