@@ -5,7 +5,7 @@
 //! The measuring is done by two programs of the root-only test crate, built
 //! in release and run as root: `bench` (tests/src/bin/bench.rs, the syscall
 //! loop under each configuration) and `bench-scale`
-//! (tests/src/bin/bench-scale.rs: idle attachments, start latency, the
+//! (tests/src/bin/bench-scale/: idle attachments, start latency, the
 //! agent with many containers, export). This file builds and runs them and
 //! judges their JSON; it does not depend on the syscensus crate, so that it
 //! builds before the machine is set up.

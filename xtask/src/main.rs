@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod crds;
 mod demo;
+mod docpaths;
 mod fuzz;
 mod image;
 mod layers;

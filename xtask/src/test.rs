@@ -104,6 +104,16 @@ pub(crate) fn lint() -> anyhow::Result<()> {
         "{} import rule(s) of agent/src broken (xtask/src/layers.rs)",
         broken.len()
     );
+    let missing = crate::docpaths::check(&root())?;
+    for line in &missing {
+        eprintln!("{line}");
+    }
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{} path(s) named in {} do not exist: update the documents (xtask/src/docpaths.rs)",
+        missing.len(),
+        crate::docpaths::DOCUMENTS.join(", ")
+    );
     run(cargo().args([
         "clippy",
         "--workspace",

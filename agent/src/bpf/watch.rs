@@ -8,27 +8,30 @@
 //! in complain mode (`SCMP_ACT_LOG`) every syscall outside the profile. The
 //! first refusal of each is also sent as an event that names the process.
 //! Both hooks are attached only while a container is watched.
-use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime},
-};
+use std::collections::BTreeMap;
 
 use aya::{
     Btf, Ebpf,
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use syscensus_common::{
-    FILTER_SLOTS, RowKey, SYSCALL_SLOTS, abi, audit_arch, filter_slot,
+    FILTER_SLOTS, RowKey, abi, audit_arch, filter_slot,
     refusal::{
         POLICIES_CAPACITY, POLICIES_MAP, Policy, REFUSAL_EVENTS_MAP, REFUSED_MAP, RefusalCount,
-        RefusalEvent, RefusalKey, WATCH_COUNTERS_MAP, WATCH_FILTER_MAP, WatchConfig, kind,
-        policy_flag, program, verdict, watch_counter,
+        RefusalKey, WATCH_COUNTERS_MAP, WATCH_FILTER_MAP, WatchConfig, policy_flag, program,
+        watch_counter,
     },
 };
 use tracing::debug;
 
 use super::{BpfError, Filter, Tracer, is_not_found};
 use crate::btf::{Btf as KernelBtf, BtfError};
+
+mod policy;
+mod ring;
+
+pub use policy::{Verdict, WatchPolicy};
+pub use ring::{FirstRefusal, RefusalEvents, RefusalKind, monotonic_to_system};
 
 /// `AUDIT_ARCH_*` of the native ABI and of its compat ABI (0: none
 /// supported; `syscalls::Arch` names the same, the domain's view).
@@ -84,97 +87,6 @@ pub enum WatchError {
     Bpf(#[from] BpfError),
 }
 
-/// What a profile does with one syscall, as far as the watch cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verdict {
-    /// Allowed, or decided by its arguments, a tracer or a listener: never
-    /// counted.
-    Allowed,
-    /// Refused with this errno: counted when the syscall returns it.
-    Errno(u16),
-    /// Above every syscall the profile names: runc fails it with ENOSYS
-    /// (its stub, so that programs fall back), other runtimes with this
-    /// errno; counted when it returns either.
-    ErrnoOrEnosys(u16),
-    /// Logged and allowed (complain mode): counted whatever it returns.
-    Log,
-    /// Killed or trapped: counted from the `SIGSYS`.
-    Signal,
-}
-
-impl Verdict {
-    /// The kernel's encoding (`syscensus_common::refusal::verdict`).
-    fn encode(self) -> u16 {
-        match self {
-            Verdict::Allowed => verdict::ALLOWED,
-            // The kernel caps a filter's errno at MAX_ERRNO (4095).
-            Verdict::Errno(errno) => verdict::ERRNO | errno.min(verdict::ERRNO_MASK),
-            Verdict::ErrnoOrEnosys(errno) => {
-                verdict::ERRNO | verdict::OR_ENOSYS | errno.min(verdict::ERRNO_MASK)
-            }
-            Verdict::Log => verdict::LOG,
-            Verdict::Signal => verdict::SIGNAL,
-        }
-    }
-}
-
-/// How a container's profile treats every syscall number, per ABI: what
-/// the kernel checks. ABIs without a table are the ones the profile does
-/// not cover (the filter kills their syscalls, which the watch sees as
-/// `SIGSYS`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WatchPolicy {
-    abis: BTreeMap<u32, Vec<Verdict>>,
-}
-
-impl WatchPolicy {
-    /// A policy that covers no ABI yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Covers `abi_id` (a `syscensus_common::abi` constant), every number
-    /// below `SYSCALL_SLOTS` getting `default`.
-    pub fn cover(&mut self, abi_id: u32, default: Verdict) -> &mut Self {
-        self.abis.insert(abi_id, vec![default; SYSCALL_SLOTS]);
-        self
-    }
-
-    /// Sets the verdict of `nr` under `abi_id` (covered first with
-    /// everything allowed if it was not). Numbers at or above
-    /// `SYSCALL_SLOTS` are not checked by the kernel and are ignored.
-    pub fn set(&mut self, abi_id: u32, nr: u32, verdict: Verdict) -> &mut Self {
-        let table = self
-            .abis
-            .entry(abi_id)
-            .or_insert_with(|| vec![Verdict::Allowed; SYSCALL_SLOTS]);
-        if let Some(slot) = table.get_mut(nr as usize) {
-            *slot = verdict;
-        }
-        self
-    }
-
-    /// The verdict of `nr` under `abi_id`; `None` if the ABI is not covered
-    /// or the number is out of range.
-    pub fn get(&self, abi_id: u32, nr: u32) -> Option<Verdict> {
-        self.abis.get(&abi_id)?.get(nr as usize).copied()
-    }
-
-    /// The ABIs covered.
-    pub fn abis(&self) -> impl Iterator<Item = u32> + '_ {
-        self.abis.keys().copied()
-    }
-
-    fn to_kernel(&self, abi_id: u32) -> Option<Policy> {
-        let table = self.abis.get(&abi_id)?;
-        let mut policy = Policy::new();
-        for (slot, verdict) in policy.verdicts.iter_mut().zip(table) {
-            *slot = verdict.encode();
-        }
-        Some(policy)
-    }
-}
-
 /// The refusals of one (ABI, syscall) of a watched container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefusalCountTotal {
@@ -220,109 +132,6 @@ pub struct WatchCounters {
     /// Threads of watched containers `SCMP_ACT_KILL_THREAD` ended without a
     /// signal.
     pub threads_killed: u64,
-}
-
-/// How the first refusal was seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RefusalKind {
-    /// The syscall returned the profile's errno.
-    Errno,
-    /// The profile logs it (complain mode); it ran.
-    Log,
-    /// The profile killed or trapped the process (`SIGSYS`).
-    Signal,
-}
-
-/// The first refusal of one (container, ABI, syscall), naming the process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FirstRefusal {
-    /// The watched container's cgroup id.
-    pub cgroup_id: u64,
-    /// The cgroup the process was in.
-    pub task_cgroup_id: u64,
-    /// A `syscensus_common::abi` constant.
-    pub abi: u32,
-    /// The syscall number (x32: without its marker bit).
-    pub nr: u32,
-    pub kind: RefusalKind,
-    /// What the syscall returned (`-errno` for [`RefusalKind::Errno`]); 0
-    /// for a signal.
-    pub ret: i64,
-    /// Host PID of the process and thread id of the thread.
-    pub tgid: u32,
-    pub pid: u32,
-    /// The thread's name.
-    pub comm: String,
-    /// `CLOCK_MONOTONIC` in nanoseconds (see [`monotonic_to_system`]).
-    pub time_ns: u64,
-}
-
-/// The time of day of a `CLOCK_MONOTONIC` reading taken on this boot.
-pub fn monotonic_to_system(ns: u64) -> SystemTime {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let mono_now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-    let ago = mono_now.saturating_sub(Duration::from_nanos(ns));
-    let now = SystemTime::now();
-    now.checked_sub(ago).unwrap_or(now)
-}
-
-/// The ring buffer of first refusals.
-pub struct RefusalEvents {
-    ring: RingBuf<MapData>,
-}
-
-impl RefusalEvents {
-    /// Every event waiting in the buffer.
-    pub fn drain(&mut self) -> Vec<FirstRefusal> {
-        let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
-            if item.len() < size_of::<RefusalEvent>() {
-                continue;
-            }
-            // SAFETY: the kernel wrote a whole RefusalEvent; read unaligned.
-            let raw: RefusalEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let len = raw.comm.iter().position(|b| *b == 0).unwrap_or(16);
-            out.push(FirstRefusal {
-                cgroup_id: raw.cgroup_id,
-                task_cgroup_id: raw.task_cgroup_id,
-                abi: raw.abi,
-                nr: raw.nr,
-                kind: match raw.kind {
-                    kind::LOG => RefusalKind::Log,
-                    kind::SIGNAL => RefusalKind::Signal,
-                    _ => RefusalKind::Errno,
-                },
-                ret: raw.ret,
-                tgid: raw.tgid,
-                pid: raw.pid,
-                comm: String::from_utf8_lossy(&raw.comm[..len]).into_owned(),
-                time_ns: raw.time_ns,
-            });
-        }
-        out
-    }
-
-    /// The buffer's file descriptor, readable when events wait.
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.ring)
-    }
-}
-
-impl std::os::fd::AsRawFd for RefusalEvents {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.as_fd().as_raw_fd()
-    }
-}
-
-impl std::fmt::Debug for RefusalEvents {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefusalEvents").finish_non_exhaustive()
-    }
 }
 
 /// What the watch needs from the running kernel's BTF. Where something is
@@ -696,76 +505,4 @@ impl Tracer {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-
-    #[test]
-    fn the_object_has_the_watch_maps_and_programs() {
-        let object = aya_obj::Object::parse(super::super::OBJECT).unwrap();
-        for name in PINNED_MAPS {
-            assert!(object.maps.contains_key(name), "no map {name}");
-        }
-        for name in PROGRAMS {
-            assert!(object.programs.contains_key(name), "no program {name}");
-        }
-        let sizes = |name: &str| {
-            let map = &object.maps[name];
-            (map.key_size() as usize, map.value_size() as usize)
-        };
-        assert_eq!(
-            sizes(POLICIES_MAP),
-            (size_of::<RowKey>(), size_of::<Policy>())
-        );
-        assert_eq!(
-            sizes(REFUSED_MAP),
-            (size_of::<RefusalKey>(), size_of::<RefusalCount>())
-        );
-    }
-
-    /// This machine's kernel has what the watch needs.
-    #[test]
-    fn the_running_kernel_has_what_the_watch_needs() {
-        let (config, unavailable) = kernel_config(&KernelBtf::from_kernel().unwrap());
-        assert_eq!(unavailable, None);
-        assert!(config.regs_nr > 0);
-        // include/uapi/asm-generic/siginfo.h: three ints, then the union
-        // (aligned to 8 on 64-bit); _sigsys: a pointer, then two ints.
-        assert_eq!(
-            (
-                config.siginfo_code,
-                config.siginfo_syscall,
-                config.siginfo_arch
-            ),
-            (8, 24, 28)
-        );
-        assert_eq!(config.native_audit_arch, AUDIT_ARCHES.0);
-        assert!(config.task_seccomp_mode > 0 && config.task_exit_code > 0);
-    }
-
-    #[test]
-    fn verdicts_encode_as_the_kernel_reads_them() {
-        assert_eq!(Verdict::Allowed.encode(), 0);
-        assert_eq!(Verdict::Errno(1).encode(), 0x8001);
-        // The kernel caps a filter's errno at MAX_ERRNO.
-        assert_eq!(Verdict::Errno(9999).encode(), 0x8fff);
-        assert_eq!(Verdict::ErrnoOrEnosys(13).encode(), 0x900d);
-        assert_eq!(Verdict::Log.encode(), 0x4000);
-        assert_eq!(Verdict::Signal.encode(), 0x2000);
-        let mut policy = WatchPolicy::new();
-        policy
-            .cover(abi::NATIVE, Verdict::Errno(1))
-            .set(abi::NATIVE, 3, Verdict::Allowed)
-            .set(abi::NATIVE, SYSCALL_SLOTS as u32, Verdict::Log)
-            .set(abi::COMPAT, 5, Verdict::Log);
-        let native = policy.to_kernel(abi::NATIVE).unwrap();
-        assert_eq!(native.verdicts[3], 0);
-        assert_eq!(native.verdicts[4], 0x8001);
-        assert_eq!(native.flags, [0; policy_flag::COUNT]);
-        // Covered by `set`, everything else allowed.
-        let compat = policy.to_kernel(abi::COMPAT).unwrap();
-        assert_eq!((compat.verdicts[5], compat.verdicts[6]), (0x4000, 0));
-        assert!(policy.to_kernel(abi::X32).is_none());
-        assert_eq!(policy.get(abi::NATIVE, SYSCALL_SLOTS as u32), None);
-    }
-}
+mod tests;

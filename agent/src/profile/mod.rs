@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod groups;
 mod host;
+mod names;
 mod parse;
 mod spo;
 pub use error::{Invalid, ProfileError, SpoProblem, excerpt};
@@ -18,7 +19,7 @@ pub use groups::{
     BASE_SET_COMMENT, Mismatch, RECORDED_COMMENT, RuleRole, UnionMismatch, action_name,
 };
 pub use host::{Host, KernelVersion, capability_number};
-pub use parse::{ARCH_NAMES, FLAG_NAMES, SPO_GROUP};
+pub use names::{ARCH_NAMES, FLAG_NAMES, SPO_GROUP};
 pub use spo::{
     RULE_COMMENTS_ANNOTATION, suggest_object_name, validate_namespace, validate_object_name,
 };

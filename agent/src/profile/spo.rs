@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Action, Op, Profile, ProfileError, error::SpoProblem, parse::SPO_GROUP};
+use super::{Action, Op, Profile, ProfileError, error::SpoProblem, names::SPO_GROUP};
 
 /// The annotation that carries rule comments, one `syscalls[N]: comment` per
 /// line.

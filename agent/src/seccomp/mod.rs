@@ -11,6 +11,7 @@ use crate::{profile::Profile, syscalls::Arch};
 
 mod bpf;
 mod compile;
+mod emit;
 pub mod eval;
 #[cfg(test)]
 mod tests;

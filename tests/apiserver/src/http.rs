@@ -27,6 +27,10 @@ use super::{
     watch,
 };
 
+mod discovery;
+
+use discovery::{group_list, resource_list, version};
+
 /// A response body: a whole JSON document, or the lines of a watch.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -445,68 +449,6 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Body>
 pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &error.to_status())
-}
-
-fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "34",
-        "gitVersion": "v1.34.0",
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2025-01-01T00:00:00Z",
-        "goVersion": "go1.24.0",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
-}
-
-fn group_list(defs: &[ResourceDef]) -> Value {
-    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for d in defs.iter().filter(|d| !d.group.is_empty()) {
-        let versions = groups.entry(&d.group).or_default();
-        if !versions.contains(&d.version.as_str()) {
-            versions.push(&d.version);
-        }
-    }
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|(group, versions)| {
-            let versions: Vec<Value> = versions
-                .iter()
-                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-                .collect();
-            json!({"name": group, "versions": versions, "preferredVersion": versions[0]})
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Value {
-    let mut resources = Vec::new();
-    for d in defs
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-    {
-        resources.push(json!({
-            "name": d.plural,
-            "singularName": d.kind.to_lowercase(),
-            "namespaced": d.namespaced,
-            "kind": d.kind,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-        }));
-        if d.status_subresource {
-            resources.push(json!({
-                "name": format!("{}/status", d.plural),
-                "singularName": "",
-                "namespaced": d.namespaced,
-                "kind": d.kind,
-                "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
-    let group_version = Gvr::new(group, version, "").api_version();
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }
 
 /// The parameters of a query string, percent-decoded.

@@ -31,8 +31,10 @@
 
 mod apply;
 mod events;
+mod faults;
 mod fields;
 mod http;
+mod objects;
 pub mod process;
 pub mod resources;
 mod selector;
@@ -52,10 +54,12 @@ use std::{
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 use tokio::{net::TcpListener, runtime::Handle, sync::watch as channel, task::JoinSet};
 
-use self::store::{Store, Write};
+use self::{
+    faults::{Faults, HOLD_LIMIT, Hold},
+    store::Store,
+};
 pub use self::{
     resources::{Gvr, ListMap, ResourceDef},
     status::ApiError,
@@ -100,34 +104,6 @@ impl RequestRecord {
         matches!(self.param("watch").as_deref(), Some("true" | "1"))
     }
 }
-
-/// Injected failures.
-#[derive(Debug, Default)]
-struct Faults {
-    remaining: u32,
-    /// Only writes (anything but GET) fail.
-    writes_only: bool,
-    code: u16,
-    retry_after: Option<u64>,
-    delay: Duration,
-}
-
-/// Writes to one path held until a number of them have arrived
-/// ([`FakeApiServer::hold_writes`]).
-#[derive(Debug)]
-struct Hold {
-    path: String,
-    parties: usize,
-    /// The bodies of the writes held so far.
-    held: Vec<String>,
-    /// `true` once the last party arrived.
-    release: channel::Sender<bool>,
-}
-
-/// How long a held write waits for the others before it goes through
-/// alone, so a test whose writers never all come fails on its assertions
-/// rather than hanging.
-const HOLD_LIMIT: Duration = Duration::from_secs(60);
 
 /// State shared by the control API, the connections and the watches.
 #[derive(Debug)]
@@ -407,256 +383,6 @@ impl FakeApiServer {
         config.default_namespace = "default".to_owned();
         kube::Client::try_from(config).expect("failed to build a client for the fake API server")
     }
-
-    /// Registers (or replaces) a resource, such as a custom resource.
-    pub fn register_custom(&self, def: ResourceDef) {
-        self.shared.write(|s| s.register(def));
-    }
-
-    /// Creates a CustomResourceDefinition object (JSON value), which
-    /// registers its resources as the real server does.
-    pub fn create_crd(&self, crd: &Value) -> Result<Value, ApiError> {
-        self.create(
-            &Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-            None,
-            crd.clone(),
-        )
-    }
-
-    /// Creates the CustomResourceDefinition of a Rust type.
-    pub fn create_crd_of<K: kube::CustomResourceExt>(&self) -> Result<Value, ApiError> {
-        let crd = serde_json::to_value(K::crd()).expect("a CRD serializes to JSON");
-        self.create_crd(&crd)
-    }
-
-    fn write_as(manager: &str) -> Write<'_> {
-        Write {
-            subresource: None,
-            manager,
-            dry_run: false,
-        }
-    }
-
-    /// Creates an object, as a POST would (watch events included).
-    pub fn create(
-        &self,
-        gvr: &Gvr,
-        namespace: Option<&str>,
-        object: Value,
-    ) -> Result<Value, ApiError> {
-        self.shared
-            .write(|s| s.create(gvr, namespace, object, Self::write_as(TEST_MANAGER)))
-    }
-
-    /// One object.
-    pub fn get(&self, gvr: &Gvr, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        self.shared.read(|s| s.get(gvr, namespace, name))
-    }
-
-    /// The objects of a resource in `namespace`, or in all namespaces.
-    pub fn list(&self, gvr: &Gvr, namespace: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        self.shared
-            .read(|s| s.list(gvr, namespace, &selector::Selectors::default()))
-    }
-
-    /// Replaces an object, as a PUT would; its name comes from the object.
-    pub fn update(
-        &self,
-        gvr: &Gvr,
-        namespace: Option<&str>,
-        object: Value,
-    ) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        self.shared
-            .write(|s| s.update(gvr, namespace, &name, object, Self::write_as(TEST_MANAGER)))
-    }
-
-    /// Server-side applies `object` as `manager`.
-    pub fn apply(
-        &self,
-        gvr: &Gvr,
-        namespace: Option<&str>,
-        manager: &str,
-        object: Value,
-        force: bool,
-    ) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        self.shared.write(|s| {
-            s.apply_patch(
-                gvr,
-                namespace,
-                &name,
-                &object,
-                force,
-                Self::write_as(manager),
-            )
-            .map(|(o, _)| o)
-        })
-    }
-
-    /// Server-side applies `status` to the status subresource of an object
-    /// (as [`TEST_MANAGER`], forced), as a kubelet or controller would.
-    pub fn apply_status(
-        &self,
-        gvr: &Gvr,
-        namespace: Option<&str>,
-        name: &str,
-        status: Value,
-    ) -> Result<Value, ApiError> {
-        let (api_version, kind) = self
-            .shared
-            .read(|s| s.def(gvr).map(|d| (d.api_version(), d.kind.clone())))?;
-        let body = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "status": status});
-        let write = Write {
-            subresource: Some("status"),
-            manager: TEST_MANAGER,
-            dry_run: false,
-        };
-        self.shared.write(|s| {
-            s.apply_patch(gvr, namespace, name, &body, true, write)
-                .map(|(o, _)| o)
-        })
-    }
-
-    /// Deletes an object, as a DELETE would (objects with finalizers are
-    /// only marked).
-    pub fn delete(
-        &self,
-        gvr: &Gvr,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        self.shared
-            .write(|s| s.delete(gvr, namespace, name, &Value::Null))
-    }
-
-    /// The current resourceVersion.
-    pub fn resource_version(&self) -> u64 {
-        self.shared.read(Store::resource_version)
-    }
-
-    /// Every request so far, oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_requests(&self) {
-        lock(&self.shared.log).clear();
-    }
-
-    /// `true`: closes the port and every open connection, so clients see
-    /// connection refused; `false`: listens on the same port again. The
-    /// objects are kept.
-    pub fn set_unavailable(&self, unavailable: bool) {
-        let mut listening = lock(&self.listening);
-        match (unavailable, listening.take()) {
-            (true, Some(open)) => {
-                let _ = open.stop.send(true);
-                open.closed
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("the fake API server did not close its port");
-            }
-            (false, None) => {
-                let listener = bind(self.port).unwrap_or_else(|e| {
-                    panic!("failed to listen on 127.0.0.1:{} again: {e}", self.port)
-                });
-                *listening = Some(self.serve(listener));
-            }
-            (_, state) => *listening = state,
-        }
-    }
-
-    /// Answers the next `n` requests with `code` (as a Status), with
-    /// `Retry-After: 1` for 429 and 503 as the real server sends.
-    pub fn fail_next(&self, n: u32, code: u16) {
-        self.fail_next_with_retry_after(n, code, matches!(code, 429 | 503).then_some(1));
-    }
-
-    /// Like [`FakeApiServer::fail_next`] with a chosen `Retry-After` (in
-    /// seconds; None for no header).
-    pub fn fail_next_with_retry_after(&self, n: u32, code: u16, retry_after: Option<u64>) {
-        let mut faults = lock(&self.shared.faults);
-        faults.remaining = n;
-        faults.writes_only = false;
-        faults.code = code;
-        faults.retry_after = retry_after;
-    }
-
-    /// Answers the next `n` writes (creates, updates, patches, deletes)
-    /// with `code`; reads and watches go through.
-    pub fn fail_next_writes(&self, n: u32, code: u16) {
-        let mut faults = lock(&self.shared.faults);
-        faults.remaining = n;
-        faults.writes_only = true;
-        faults.code = code;
-        faults.retry_after = matches!(code, 429 | 503).then_some(1);
-    }
-
-    /// Holds the next `parties` writes (creates, updates, patches, deletes)
-    /// to `path`, such as
-    /// `/apis/syscensus.io/v1alpha1/namespaces/ns/containerprofiles/name`,
-    /// until all of them have arrived, then serves them one after the
-    /// other: writers that each read an object and then write it all read
-    /// the same resourceVersion, so every write after the first conflicts
-    /// (or, without a precondition, overwrites). A held write goes through
-    /// alone after a minute. Later writes are not held.
-    pub fn hold_writes(&self, path: &str, parties: usize) {
-        *lock(&self.shared.hold) = Some(Hold {
-            path: path.to_owned(),
-            parties,
-            held: Vec::new(),
-            release: channel::channel(false).0,
-        });
-    }
-
-    /// The bodies of the writes held by [`FakeApiServer::hold_writes`] so
-    /// far, in the order they arrived.
-    pub fn held_writes(&self) -> Vec<String> {
-        lock(&self.shared.hold)
-            .as_ref()
-            .map(|h| h.held.clone())
-            .unwrap_or_default()
-    }
-
-    /// Delays every request by `delay` (zero for none).
-    pub fn delay(&self, delay: Duration) {
-        lock(&self.shared.faults).delay = delay;
-    }
-
-    /// How often watches that allow bookmarks get one (1 s unless set).
-    pub fn set_bookmark_interval(&self, interval: Duration) {
-        *lock(&self.shared.bookmark_interval) = interval.max(Duration::from_millis(10));
-    }
-
-    /// How many changes are kept for watches; a watch from before the
-    /// oldest gets 410 Gone.
-    pub fn set_history_limit(&self, limit: usize) {
-        self.shared.write(|s| s.set_history_limit(limit));
-    }
-
-    /// Forgets the change history: watches that start from an older
-    /// resourceVersion get 410 Gone (open watches go on).
-    pub fn compact_history(&self) {
-        self.shared.write(Store::compact);
-    }
-
-    /// Forgets the change history and ends every open watch with a 410
-    /// Gone error event, as the real server does when a watch falls behind
-    /// a compaction: clients must list again.
-    pub fn expire_watches(&self) {
-        self.shared.write(Store::compact);
-        self.shared.expiries.send_modify(|n| *n += 1);
-    }
-
-    /// Stops the server (as dropping it does).
-    pub fn stop(self) {}
 }
 
 impl Drop for FakeApiServer {

@@ -16,8 +16,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
-    fs,
-    path::Path,
 };
 
 use k8s_openapi::api::core::v1::Node;
@@ -27,160 +25,21 @@ use kube::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use syscensus_api::{FIELD_MANAGER, NodeProfileStatus, WorkloadKind, localhost_profile_name};
+use syscensus_api::{FIELD_MANAGER, WorkloadKind, localhost_profile_name};
 
-use crate::{
-    export::{
-        ExportError, PATCH_FILE, WorkloadPatch, apply_configuration, group_version, parse_patch,
-        pod_spec_pointer, read_documents, read_manifest,
-    },
-    localhost::{self, usage::syscensus_relative},
+use crate::export::{
+    ExportError, WorkloadPatch, apply_configuration, group_version, pod_spec_pointer,
 };
+
+mod installed;
+mod read;
+
+use installed::{NodeReports, matching_nodes, node_reports, node_selector, spo_problem};
+pub use read::{Exported, Installer, Wanted, read_export};
 
 /// The version of the JSON report (`apply -o json`); fields are only ever
 /// added.
 pub const SCHEMA: &str = "syscensus.io/apply/v1";
-
-/// Who installs a profile on the nodes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Installer {
-    /// syscensus's agents, from LocalhostProfiles.
-    Syscensus,
-    /// The Security Profiles Operator, from this SeccompProfile.
-    Spo {
-        api_version: String,
-        name: String,
-        namespace: Option<String>,
-        spec: Value,
-    },
-}
-
-/// A container of an exported workload, with its profile file's digest.
-#[derive(Clone, Debug)]
-pub struct Wanted {
-    /// The path inside the export directory.
-    relative: String,
-    sha256: String,
-    installer: Installer,
-}
-
-/// A workload's patch, and its containers' profiles by container name.
-pub type Exported = (WorkloadPatch, BTreeMap<String, Wanted>);
-
-fn parse_error(path: &Path, message: String) -> ExportError {
-    ExportError::Parse {
-        path: path.to_path_buf(),
-        message,
-    }
-}
-
-/// Reads the patches of the export in `dir`, and each profile's SHA-256.
-/// A container's profile is `<container>.json` beside its workload's
-/// patch; with the Security Profiles Operator's path, its SeccompProfile is
-/// `<container>.seccompprofile.yaml`.
-pub fn read_export(dir: &Path) -> Result<Vec<Exported>, ExportError> {
-    let manifest = read_manifest(dir)?.ok_or_else(|| ExportError::NotAnExport {
-        dir: dir.to_path_buf(),
-    })?;
-    let mut out = Vec::new();
-    for relative in manifest
-        .iter()
-        .filter(|p| p.rsplit('/').next() == Some(PATCH_FILE))
-    {
-        let path = dir.join(relative);
-        let text = fs::read_to_string(&path).map_err(ExportError::read(&path))?;
-        let patch = parse_patch(&text, &path)?;
-        let workload_dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
-        let mut wanted = BTreeMap::new();
-        for c in &patch.containers {
-            let inside = if workload_dir.is_empty() {
-                format!("{}.json", c.name)
-            } else {
-                format!("{workload_dir}/{}.json", c.name)
-            };
-            if !manifest.contains(&inside) {
-                return Err(parse_error(
-                    &path,
-                    format!(
-                        "container {}: {inside} is not a file of this export",
-                        c.name
-                    ),
-                ));
-            }
-            let installer = if let Some(rest) = syscensus_relative(&c.localhost_profile) {
-                if rest != inside {
-                    return Err(parse_error(
-                        &path,
-                        format!(
-                            "container {}: localhostProfile {:?} is not a profile of this export",
-                            c.name, c.localhost_profile
-                        ),
-                    ));
-                }
-                Installer::Syscensus
-            } else if c.localhost_profile.starts_with("operator/") {
-                spo_object(dir, &manifest, &inside, &path, &c.name)?
-            } else {
-                return Err(parse_error(
-                    &path,
-                    format!(
-                        "container {}: localhostProfile {:?} is neither syscensus's (syscensus/...) nor the Security Profiles Operator's (operator/...)",
-                        c.name, c.localhost_profile
-                    ),
-                ));
-            };
-            let file = dir.join(&inside);
-            let bytes = fs::read(&file).map_err(ExportError::read(&file))?;
-            wanted.insert(
-                c.name.clone(),
-                Wanted {
-                    relative: inside,
-                    sha256: localhost::sha256_hex(&bytes),
-                    installer,
-                },
-            );
-        }
-        out.push((patch, wanted));
-    }
-    Ok(out)
-}
-
-/// The SeccompProfile object exported beside `profile` (`<container>.json`).
-fn spo_object(
-    dir: &Path,
-    manifest: &BTreeSet<String>,
-    profile: &str,
-    patch: &Path,
-    container: &str,
-) -> Result<Installer, ExportError> {
-    let object = format!("{}.seccompprofile.yaml", profile.trim_end_matches(".json"));
-    if !manifest.contains(&object) {
-        return Err(parse_error(
-            patch,
-            format!(
-                "container {container}: the Security Profiles Operator's profile needs its object {object}, which this export lacks"
-            ),
-        ));
-    }
-    let path = dir.join(&object);
-    let document = read_documents(&path)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| parse_error(&path, "empty".into()))?;
-    let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str);
-    let (Some(api_version), Some(name)) = (text("/apiVersion"), text("/metadata/name")) else {
-        return Err(parse_error(
-            &path,
-            "not a SeccompProfile object written by syscensus export".into(),
-        ));
-    };
-    Ok(Installer::Spo {
-        api_version: api_version.to_owned(),
-        name: name.to_owned(),
-        namespace: text("/metadata/namespace").map(str::to_owned),
-        spec: document.get("spec").cloned().unwrap_or(Value::Null),
-    })
-}
 
 /// A container's `seccompProfile`, as the report names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -359,34 +218,6 @@ fn change(patch: &WorkloadPatch, live: &Value) -> Result<Vec<ContainerChange>, V
     }
 }
 
-fn node_selector(patch: &WorkloadPatch, live: &Value) -> BTreeMap<String, String> {
-    live.pointer(&format!(
-        "{}/nodeSelector",
-        pod_spec_pointer(patch.workload.kind)
-    ))
-    .and_then(Value::as_object)
-    .map(|m| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-/// The Nodes whose labels match `selector`.
-fn matching_nodes(nodes: &[Node], selector: &BTreeMap<String, String>) -> BTreeSet<String> {
-    nodes
-        .iter()
-        .filter(|n| {
-            let labels = n.metadata.labels.as_ref();
-            selector
-                .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        })
-        .filter_map(|n| n.metadata.name.clone())
-        .collect()
-}
-
 fn list(names: &BTreeSet<String>) -> String {
     const SHOWN: usize = 5;
     let mut text = names
@@ -412,112 +243,6 @@ fn immutable(kind: WorkloadKind) -> Option<&'static str> {
         ),
         _ => None,
     }
-}
-
-/// What the nodes report of the syscensus profiles the export holds: per
-/// node, path → SHA-256, and refusals (path → reason). Read in pages, and
-/// only the paths asked about are kept, so that a large cluster's reports
-/// do not all sit in memory.
-#[derive(Debug, Default)]
-struct NodeReports {
-    installed: BTreeMap<String, BTreeMap<String, String>>,
-    refused: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-async fn node_reports(
-    client: &Client,
-    paths: &BTreeMap<String, String>,
-) -> Result<NodeReports, ExportError> {
-    let api: Api<NodeProfileStatus> = Api::all(client.clone());
-    let mut reports = NodeReports::default();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(ExportError::kube("list NodeProfileStatuses"))?;
-        for status in page.items {
-            let node = status.spec.node.clone();
-            let installed = reports.installed.entry(node.clone()).or_default();
-            for entry in status.spec.installed {
-                if paths.contains_key(&entry.localhost_profile) {
-                    installed.insert(entry.localhost_profile, entry.sha256);
-                }
-            }
-            for refusal in status.spec.refused {
-                if let Some((path, _)) =
-                    paths.iter().find(|(_, object)| **object == refusal.profile)
-                {
-                    reports
-                        .refused
-                        .entry(node.clone())
-                        .or_default()
-                        .insert(path.clone(), refusal.reason);
-                }
-            }
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
-    Ok(reports)
-}
-
-/// Whether the Security Profiles Operator has installed the exported
-/// SeccompProfile: `None` if so, else why not.
-async fn spo_problem(
-    client: &Client,
-    installer: &Installer,
-) -> Result<Option<String>, ExportError> {
-    let Installer::Spo {
-        api_version,
-        name,
-        namespace,
-        spec,
-    } = installer
-    else {
-        return Ok(None);
-    };
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, "SeccompProfile"));
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let title = format!(
-        "SeccompProfile {}{name}",
-        namespace
-            .as_ref()
-            .map(|n| format!("{n}/"))
-            .unwrap_or_default()
-    );
-    let live = match api.get_opt(name).await {
-        Ok(Some(live)) => live,
-        Ok(None) => return Ok(Some(format!("{title} does not exist"))),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            return Ok(Some(format!(
-                "{title} cannot be read: the Security Profiles Operator's {api_version} API is not served"
-            )));
-        }
-        Err(error) => return Err(ExportError::kube(format!("read {title}"))(error)),
-    };
-    if live.data.get("spec") != Some(spec) {
-        return Ok(Some(format!(
-            "{title} is not the one exported (its spec differs)"
-        )));
-    }
-    let state = live
-        .data
-        .pointer("/status/status")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    if state != "Installed" {
-        return Ok(Some(format!(
-            "{title} is {state}, not Installed, by the Security Profiles Operator's account"
-        )));
-    }
-    Ok(None)
 }
 
 /// Applies `export` (or with `dry_run` says what would change). The report
