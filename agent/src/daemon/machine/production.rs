@@ -419,7 +419,11 @@ impl Machine {
         for id in gone {
             self.enforced_ended(*id, out);
         }
-        self.write_refusal_status(now, out);
+        if self.round.as_ref().is_some_and(|r| r.is_stop()) {
+            self.flush_refusal_status(now, out);
+        } else {
+            self.write_refusal_status(now, out);
+        }
     }
 
     /// The production containers (cgroup id, path) to look at.
@@ -573,6 +577,16 @@ impl Machine {
         if !reports.is_empty() {
             out.push(Action::WriteRefusals(reports));
         }
+    }
+
+    /// Stopping: what this node has to add to the LocalhostProfiles'
+    /// status is written now, whatever the interval.
+    fn flush_refusal_status(&mut self, now: Now, out: &mut Vec<Action>) {
+        if let Some(production) = self.production.as_mut() {
+            production.urgent = true;
+            production.write_after = None;
+        }
+        self.write_refusal_status(now, out);
     }
 
     /// Writes what this node has to add to the LocalhostProfiles' status:

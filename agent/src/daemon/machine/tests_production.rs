@@ -293,3 +293,17 @@ fn a_container_not_below_the_roots_is_looked_for_less_often() {
         1
     );
 }
+
+#[test]
+fn counts_not_written_yet_are_written_when_the_agent_stops() {
+    let mut world = world(&[(1, Some(INSTALLED))]);
+    world.tick();
+    refused(&mut world, 1);
+    counted(&mut world, 1, 2);
+    world.tick();
+    assert_eq!(mkdir_count(&world), 1, "not due yet");
+    // Counted since the last look: taken by the stop's look, and written.
+    counted(&mut world, 1, 4);
+    world.feed(Input::Stop);
+    assert_eq!(mkdir_count(&world), 4);
+}
