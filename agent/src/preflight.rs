@@ -91,7 +91,7 @@ pub enum Missing {
         source: io::Error,
     },
     #[error(
-        "cannot write in the pin directory {} ({source}): on AppArmor nodes the agent needs appArmorProfile Unconfined (containerd's default profile denies writes under /sys/fs/bpf), on SELinux nodes seLinuxOptions type spc_t",
+        "cannot write in the pin directory {} ({source}): on AppArmor nodes the agent needs appArmorProfile Unconfined (containerd's default profile denies writes under /sys/fs/bpf), on SELinux nodes seLinuxOptions type spc_t; or run with --no-pin, and lose recordings on a crash",
         path.display()
     )]
     PinsNotWritable {
@@ -220,6 +220,11 @@ fn probe_pin_dir(dir: &Path) -> PinDir {
         Ok(()) => PinDir::Usable,
         Err(error) => PinDir::NotWritable(error),
     }
+}
+
+/// Whether a BPF file system is mounted at `dir`.
+pub fn is_bpffs(dir: &Path) -> bool {
+    matches!(statfs_type(dir), Ok(BPF_FS_MAGIC))
 }
 
 fn statfs_type(path: &Path) -> io::Result<i64> {

@@ -1,5 +1,9 @@
 //! A `syscensus agent` process for tests: started with a state directory of
-//! its own, stopped with SIGTERM when dropped.
+//! its own, stopped with SIGTERM when dropped. An agent pins nothing unless
+//! its test says where (`--pin-dir` with a [`PinDir`] of its own, which it
+//! removes): the agent's default, /sys/fs/bpf/syscensus, would be shared by
+//! every test and left attached by SIGTERM. Only
+//! [`Agent::start_with_default_pins`] lets the agent choose.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -89,6 +93,29 @@ impl Agent {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Agent {
+        let chosen = args.iter().any(|a| *a == "--pin-dir" || *a == "--no-pin")
+            || env
+                .iter()
+                .any(|(name, _)| *name == "SYSCENSUS_PIN_DIR" || *name == "SYSCENSUS_NO_PIN");
+        let mut args = args.to_vec();
+        if !chosen {
+            args.push("--no-pin");
+        }
+        Self::spawn(wrapper, state, &args, env)
+    }
+
+    /// As [`start_wrapped`](Self::start_wrapped), with no pin option: the
+    /// agent pins where it pins by default. The test must uninstall.
+    pub fn start_with_default_pins(
+        wrapper: &[&str],
+        state: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
+        Self::spawn(wrapper, state, args, env)
+    }
+
+    fn spawn(wrapper: &[&str], state: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let log = state.join("agent.log");
         let log_file = fs::OpenOptions::new()
             .create(true)
@@ -111,6 +138,8 @@ impl Agent {
             .arg("--state-dir")
             .arg(state)
             .env("SYSCENSUS_LOG", "info,syscensus=debug")
+            .env_remove("SYSCENSUS_PIN_DIR")
+            .env_remove("SYSCENSUS_NO_PIN")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -16,7 +16,7 @@ use syscensus_api::{ContainerProfile, ProfileRecording};
 use syscensus_tests::{
     agent::{Agent, PinDir},
     apiserver::{FakeApiServer, Gvr},
-    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, CriContainer, Pod, PodSpec},
+    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, CriContainer, Pod, PodSpec, Seccomp},
     require_root,
 };
 
@@ -634,7 +634,9 @@ fn a_restart_after_sigkill_keeps_a_chosen_container_that_ended_meanwhile() {
 /// container's profile: its syscalls must be in the profile, or the probe
 /// fails once the profile is applied and the Pod restarts in a loop. A
 /// session that runs no command of the Pod's spec (an interactive `kubectl
-/// exec`) is listed and left out.
+/// exec`) is listed and left out. The exported profile, enforced by
+/// containerd, runs the probe through ExecSync 20 times of 20; without the
+/// sessions' syscalls it fails.
 #[test]
 fn exec_probes_of_the_pod_spec_are_in_the_profile_and_other_sessions_are_listed() {
     require_root();
@@ -741,4 +743,55 @@ fn exec_probes_of_the_pod_spec_are_in_the_profile_and_other_sessions_are_listed(
         "{recording}"
     );
     assert_eq!(recording["execSessionsExcluded"], true, "{recording}");
+
+    // The profile as the reviewer exports it, enforced by containerd (as a
+    // Localhost profile): the kubelet's probe runs in the container through
+    // ExecSync, 20 of 20; the person's df is refused.
+    let exported = tempfile::tempdir().unwrap();
+    let out = syscensus_tests::syscensus(&[
+        "export",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--to",
+        exported.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let path = exported.path().join(NS).join("deployment-web/app.json");
+    let oci: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let enforced = cri.run_pod(PodSpec::new("enforced").namespace(NS));
+    let service = ["sh", "-c", "echo up; while true; do sleep 0.1; done"];
+    let under = |name: &str, profile: &std::path::Path| {
+        let container = enforced.run_container(
+            &ContainerSpec::new(name, BUSYBOX_IMAGE, &service)
+                .seccomp(Seccomp::Localhost(profile.to_path_buf())),
+        );
+        wait_for("the service up under its profile", &[&agent], || {
+            container.logs().stdout.starts_with("up").then_some(())
+        });
+        container
+    };
+    let app = under("app", &path);
+    for attempt in 1..=20 {
+        let (code, out, err) = app.exec_sync_output(&probe, WAIT);
+        assert_eq!(
+            code, 0,
+            "probe {attempt} through ExecSync under the exported profile: {out}{err}\n{oci}"
+        );
+    }
+    // The same profile without what only the sessions made: the probe
+    // fails, as it would if the sessions had been left out.
+    let mut without = oci.clone();
+    for rule in without["syscalls"].as_array_mut().unwrap() {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| !only.iter().any(|o| n == o.as_str()));
+        }
+    }
+    let without_path = exported.path().join("without-sessions.json");
+    std::fs::write(&without_path, without.to_string()).unwrap();
+    let bare = under("bare", &without_path);
+    let (code, out, err) = bare.exec_sync_output(&probe, WAIT);
+    assert!(
+        code != 0,
+        "the probe ran without the sessions' syscalls ({only:?}): {out}{err}"
+    );
 }

@@ -191,7 +191,7 @@ fn a_read_only_state_directory_stops_the_agent_with_one_line() {
     require_root();
     let tmpfs = Tmpfs::mount("ro,size=1m");
     let output = Command::new(syscensus_bin())
-        .args(["agent", "--no-kube", "--state-dir"])
+        .args(["agent", "--no-kube", "--no-pin", "--state-dir"])
         .arg(tmpfs.path().join("state"))
         .output()
         .unwrap();
@@ -215,7 +215,7 @@ fn a_missing_btf_stops_the_agent_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(syscensus_bin())
         .env("SYSCENSUS_KERNEL_BTF", "/nonexistent/vmlinux")
-        .args(["agent", "--no-kube", "--state-dir"])
+        .args(["agent", "--no-kube", "--no-pin", "--state-dir"])
         .arg(dir.path())
         .output()
         .unwrap();

@@ -12,11 +12,18 @@ use std::process::{Command, Output};
 
 use syscensus_tests::{require_root, syscensus_bin};
 
+/// `syscensus agent --no-kube ARGS`, pinning nothing unless ARGS say where.
 fn agent(args: &[&str], env: &[(&str, &str)]) -> Output {
     let state = tempfile::tempdir().unwrap();
+    let pins: &[&str] = if args.contains(&"--pin-dir") {
+        &[]
+    } else {
+        &["--no-pin"]
+    };
     Command::new(syscensus_bin())
         .args(["agent", "--no-kube", "--state-dir"])
         .arg(state.path())
+        .args(pins)
         .args(args)
         .envs(env.iter().copied())
         .output()

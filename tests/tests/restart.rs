@@ -2,7 +2,8 @@
 //! killed with SIGKILL at any moment, stay away for a while, and come back;
 //! the container's recording is the same as an uninterrupted one. A graceful
 //! stop leaves the programs attached for the next agent, unless told to
-//! detach; `syscensus uninstall` unpins everything.
+//! detach; `syscensus uninstall` unpins everything. Agents pin by default
+//! when a BPF file system is mounted at /sys/fs/bpf.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(
     unused_crate_dependencies,
@@ -178,4 +179,148 @@ fn a_stop_told_to_detach_detaches_every_program_and_keeps_the_maps() {
         pinned(&layout).contains(&"ROWS".to_owned()),
         "the maps should stay pinned"
     );
+}
+
+/// Where agents pin when told nothing else.
+const DEFAULT_PINS: &str = "/sys/fs/bpf/syscensus";
+
+/// Removes the default pin directory (as `syscensus uninstall` does) when
+/// dropped, so that a failed test leaves nothing attached. Made only once
+/// the directory was seen absent: another agent's pins are not this test's.
+struct DefaultPins;
+
+impl DefaultPins {
+    fn claim() -> DefaultPins {
+        assert!(
+            !std::path::Path::new(DEFAULT_PINS).exists(),
+            "{DEFAULT_PINS} exists: an agent runs on this machine or left its pins (syscensus uninstall removes them)"
+        );
+        DefaultPins
+    }
+}
+
+impl Drop for DefaultPins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(DEFAULT_PINS);
+    }
+}
+
+/// /sys/fs/bpf's entries, less the pin directories of this binary's other
+/// tests (which run at the same time).
+fn bpffs_entries() -> BTreeSet<String> {
+    pinned(std::path::Path::new("/sys/fs/bpf"))
+        .into_iter()
+        .filter(|name| !name.starts_with("syscensus-test-"))
+        .collect()
+}
+
+/// Without a pin option, an agent on a node with bpffs at /sys/fs/bpf pins
+/// in /sys/fs/bpf/syscensus: after a SIGKILL, what the container does while
+/// no agent runs is in the next agent's recording, and `syscensus
+/// uninstall` with no option removes it all. `--no-pin` pins nothing.
+#[test]
+fn an_agent_pins_by_default_and_not_with_no_pin() {
+    require_root();
+    let _pins = DefaultPins::claim();
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with_default_pins(&[], state.path(), &["--no-kube"], &[]);
+    agent.wait_watching();
+    let links = std::path::Path::new(DEFAULT_PINS)
+        .join(syscensus::bpf::PIN_LAYOUT)
+        .join("links");
+    assert!(
+        pinned(&links).contains(&"sys_enter".to_owned()),
+        "nothing pinned by default in {}: {:?}\n{}",
+        links.display(),
+        pinned(&links),
+        agent.log()
+    );
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&[
+            "sh",
+            "-c",
+            "uname >/dev/null; while [ ! -e /tmp/go ]; do sleep 0.1; done; df / >/dev/null",
+        ]),
+    );
+    let container = Detached::run(Runtime::Runc, &bundle);
+    let pid = container.pid();
+    let log = agent.log();
+    agent.kill();
+
+    // No agent: the container forks df, which makes statfs.
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), b"").unwrap();
+    container.wait_stopped(Duration::from_secs(30));
+
+    let agent = Agent::start_with_default_pins(&[], state.path(), &["--no-kube"], &[]);
+    let recording = agent.wait_for_recording(bundle.id(), "Exited", Duration::from_secs(20));
+    let syscalls = recorded(&recording, "SCMP_ARCH_X86_64");
+    assert!(
+        syscalls.contains("statfs") && syscalls.contains("uname"),
+        "{recording}\n{log}\n{}",
+        agent.log()
+    );
+    let log = agent.stop();
+    assert!(
+        pinned(&links).contains(&"sys_enter".to_owned()),
+        "sys_enter unpinned by SIGTERM: {:?}\n{log}",
+        pinned(&links)
+    );
+    let out =
+        syscensus_tests::syscensus(&["uninstall", "--state-dir", state.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !std::path::Path::new(DEFAULT_PINS).exists(),
+        "uninstall left {:?}",
+        pinned(std::path::Path::new(DEFAULT_PINS))
+    );
+
+    // --no-pin: nothing under /sys/fs/bpf, while it runs or after.
+    let before = bpffs_entries();
+    let agent = Agent::start(&["--no-kube", "--no-pin"]);
+    agent.wait_watching();
+    assert_eq!(bpffs_entries(), before, "{}", agent.log());
+    let log = agent.stop();
+    assert_eq!(bpffs_entries(), before, "{log}");
+}
+
+/// Without bpffs at /sys/fs/bpf (a tmpfs in the agent's own mount
+/// namespace here), an agent told nothing says once that it runs unpinned,
+/// and records.
+#[test]
+fn without_bpffs_the_agent_warns_once_and_runs_unpinned() {
+    require_root();
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with_default_pins(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /sys/fs/bpf && exec \"$@\"",
+            "sh",
+        ],
+        state.path(),
+        &["--no-kube"],
+        &[],
+    );
+    agent.wait_watching();
+    let rootfs = Rootfs::busybox();
+    let bundle = Bundle::new(rootfs.path(), Spec::new(&["uname"]));
+    let container = Detached::run(Runtime::Runc, &bundle);
+    container.wait_stopped(Duration::from_secs(30));
+    let recording = agent.wait_for_recording(bundle.id(), "Exited", Duration::from_secs(20));
+    assert!(
+        recorded(&recording, "SCMP_ARCH_X86_64").contains("uname"),
+        "{recording}"
+    );
+    let log = agent.stop();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("no BPF file system mounted: running unpinned"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
 }

@@ -2,7 +2,8 @@
 //! hooks through CRI) recorded apart from the workload: listed per command
 //! line in the recording, in the profile without Kubernetes unless
 //! `--exclude-exec-sessions`, so that a probe keeps working under the
-//! profile.
+//! profile (20 runs of 20 by `runc exec`), and fails under one recorded
+//! with them left out.
 #![allow(clippy::unwrap_used, reason = "tests")]
 #![allow(
     unused_crate_dependencies,
@@ -175,4 +176,23 @@ fn excluded_exec_sessions_are_listed_and_left_out() {
         );
     }
     assert!(recording["sessionOnlySyscalls"].is_null(), "{recording}");
+
+    // Under that profile the probe, run by runc exec, fails: what the
+    // sessions made is what keeps it working.
+    let bundle = Bundle::new(
+        rootfs.path(),
+        Spec::new(&SERVICE).seccomp(recording["profile"].clone()),
+    );
+    let container = Detached::run(Runtime::Runc, &bundle);
+    wait_until_up(&container);
+    // A probe that does not end counts as failed, as the kubelet's timeout
+    // would count it.
+    let exec = container.exec_within(&PROBE, Duration::from_secs(10));
+    assert!(
+        exec.as_ref().is_none_or(|e| !e.status.success()),
+        "the probe ran under a profile without the sessions: {exec:?}"
+    );
+    container.kill("KILL");
+    container.wait_stopped(WAIT);
+    container.delete();
 }

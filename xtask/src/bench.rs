@@ -3,7 +3,7 @@
 //! written as JSON.
 //!
 //! The measuring is done by two programs of the root-only test crate, built
-//! in release and run as root: `bench` (tests/src/bin/bench.rs, the syscall
+//! in release and run as root: `bench` (tests/src/bin/bench/, the syscall
 //! loop under each configuration) and `bench-scale`
 //! (tests/src/bin/bench-scale/: idle attachments, start latency, the
 //! agent with many containers, export). This file builds and runs them and

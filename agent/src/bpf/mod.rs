@@ -11,11 +11,6 @@ use std::{
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{
-        BtfTracePoint, ProgramError,
-        links::{FdLink, PinnedLink},
-        tp_btf::BtfTracePointLinkId,
-    },
 };
 use syscensus_common::{
     ALIAS_MAP, COUNTERS_MAP, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, Member,
@@ -24,17 +19,19 @@ use syscensus_common::{
 };
 use tracing::debug;
 
-use crate::btf::BtfError;
-
+mod error;
 mod events;
 mod filter;
+mod links;
 mod offsets;
 mod rows;
 mod sessions;
 mod watch;
 
+pub use error::BpfError;
 pub use events::{Events, MarkedCgroup};
 pub use filter::Filter;
+use links::Attached;
 pub use offsets::kernel_offsets;
 pub use sessions::{SessionKind, SessionSnapshot};
 pub use watch::{
@@ -45,66 +42,12 @@ pub use watch::{
 /// The kernel program, built by `build.rs` for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syscensus"));
 
-/// The kernel program could not be loaded or used.
-#[derive(Debug, thiserror::Error)]
-pub enum BpfError {
-    #[error(transparent)]
-    Btf(#[from] BtfError),
-    #[error("cannot read kernel BTF for the BPF loader: {0}")]
-    LoaderBtf(#[source] aya::BtfError),
-    #[error(
-        "failed to load the kernel program: {0}: syscensus needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF tracepoints (5.5+)"
-    )]
-    Load(#[source] aya::EbpfError),
-    #[error(
-        "kernel program has no {what} {name}: the embedded object is broken; rebuild syscensus"
-    )]
-    Missing {
-        what: &'static str,
-        name: &'static str,
-    },
-    #[error("failed to {action} program {name}: {source}")]
-    Program {
-        action: &'static str,
-        name: &'static str,
-        #[source]
-        source: ProgramError,
-    },
-    #[error("failed to access map {name}: {source}")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: MapError,
-    },
-    #[error("cannot map the prefilter into memory: {0}")]
-    MapFilter(#[source] std::io::Error),
-    #[error(
-        "cannot use the pin directory {}: {source}: it must be on a BPF file system (mount -t bpf bpf /sys/fs/bpf)",
-        path.display()
-    )]
-    PinDir {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot pin the link of {name} at {}: {message}", path.display())]
-    Pin {
-        name: &'static str,
-        path: std::path::PathBuf,
-        message: String,
-    },
-    #[error("cannot record cgroup {cgroup_id}: {capacity} rows are in use (raise --max-cgroups)")]
-    Full { cgroup_id: u64, capacity: u32 },
-    #[error(
-        "cannot record cgroup {cgroup_id} as part of {owner}: {} cgroups below recorded ones are tracked already",
-        syscensus_common::ALIAS_CAPACITY
-    )]
-    AliasFull { cgroup_id: u64, owner: u64 },
-    #[error(
-        "too many root paths or a path too long ({path:?}): at most {ROOT_PATHS} paths of {} bytes",
-        ROOT_PATH_BYTES - 1
-    )]
-    RootPath { path: String },
+/// Gives free heap memory back to the system.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(MapError) -> BpfError {
@@ -168,14 +111,6 @@ const PINNED_MAPS: [&str; 8] = [
 /// instead of reading maps it does not understand. v2: rows per session,
 /// members with their session, cgroups below recorded ones.
 pub const PIN_LAYOUT: &str = "v2";
-
-/// How a hook is attached.
-enum Attached {
-    /// The link lives as long as the program (this process).
-    Owned(BtfTracePointLinkId),
-    /// The link is pinned: it outlives this process.
-    Pinned(PinnedLink),
-}
 
 /// What one cgroup did, read from the kernel without disturbing it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -282,6 +217,16 @@ impl Tracer {
             offsets.direct_cgroup_id = 0;
         }
         let (watch_config, watch_unavailable) = watch::kernel_config(&btf);
+        // Every parse of the kernel's BTF takes tens of MiB for a few MiB of
+        // file: each is given back to the system before the next is made,
+        // so that loading peaks at one of them, not their sum. aya's loader
+        // parses /sys/kernel/btf/vmlinux as it is made; that copy is
+        // dropped for the one read from `kernel_btf_path()`, which the
+        // programs need too.
+        drop(btf);
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        trim_heap();
         let loader_btf = Btf::parse_file(crate::btf::kernel_btf_path(), aya::Endianness::default())
             .map_err(BpfError::LoaderBtf)?;
         let pin_dir = match &options.pin_dir {
@@ -295,7 +240,6 @@ impl Tracer {
             }
             None => None,
         };
-        let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&loader_btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
@@ -364,15 +308,11 @@ impl Tracer {
             tracer.load_program(name, &loader_btf)?;
         }
         watch::load_programs(&mut tracer, &loader_btf)?;
-        // The kernel's BTF, parsed twice above, is most of what loading
-        // allocated (tens of MiB for a few MiB of file): give it back to
-        // the system now rather than keep it resident for the agent's life.
+        // The loader's BTF is most of what loading allocated: give it back
+        // to the system now rather than keep it resident for the agent's
+        // life.
         drop(loader_btf);
-        drop(btf);
-        // SAFETY: malloc_trim only releases free heap memory to the system.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        trim_heap();
         let mut always = vec![program::EXEC, program::FORK, program::EXIT];
         if offsets.ancestors_mode != ancestors::NONE {
             always.push(program::CGROUP_MKDIR);
@@ -404,127 +344,6 @@ impl Tracer {
     /// Whether the kernel marks cgroups made below watched ones itself.
     pub fn marks_on_mkdir(&self) -> bool {
         self.offsets.ancestors_mode != ancestors::NONE
-    }
-
-    fn program(&mut self, name: &'static str) -> Result<&mut BtfTracePoint, BpfError> {
-        let program = self.ebpf.program_mut(name).ok_or(BpfError::Missing {
-            what: "program",
-            name,
-        })?;
-        program.try_into().map_err(|source| BpfError::Program {
-            action: "find",
-            name,
-            source,
-        })
-    }
-
-    fn load_program(&mut self, name: &'static str, btf: &Btf) -> Result<(), BpfError> {
-        // Each program is named after its tracepoint.
-        self.program(name)?
-            .load(name, btf)
-            .map_err(|source| BpfError::Program {
-                action: "load",
-                name,
-                source,
-            })
-    }
-
-    fn pin_path(&self, name: &str) -> Option<std::path::PathBuf> {
-        self.pin_dir.as_ref().map(|d| d.join("links").join(name))
-    }
-
-    /// Attaches a hook. With a pin directory, the link is pinned, taking the
-    /// place of the one a previous run left: the new one is attached first,
-    /// so that no event is missed, then the old one is detached.
-    fn attach(&mut self, name: &'static str) -> Result<(), BpfError> {
-        if self.links.contains_key(name) {
-            return Ok(());
-        }
-        let id = self
-            .program(name)?
-            .attach()
-            .map_err(|source| BpfError::Program {
-                action: "attach",
-                name,
-                source,
-            })?;
-        let Some(path) = self.pin_path(name) else {
-            self.links.insert(name, Attached::Owned(id));
-            return Ok(());
-        };
-        let link = self
-            .program(name)?
-            .take_link(id)
-            .map_err(|source| BpfError::Program {
-                action: "take the link of",
-                name,
-                source,
-            })?;
-        let link: FdLink = link.into();
-        if let Ok(old) = PinnedLink::from_pin(&path) {
-            // Dropping the old link's last reference detaches it.
-            let _ = old.unpin();
-        }
-        let pinned = link.pin(&path).map_err(|e| BpfError::Pin {
-            name,
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        self.links.insert(name, Attached::Pinned(pinned));
-        Ok(())
-    }
-
-    fn detach(&mut self, name: &'static str) -> Result<(), BpfError> {
-        match self.links.remove(name) {
-            None => Ok(()),
-            Some(Attached::Owned(id)) => {
-                self.program(name)?
-                    .detach(id)
-                    .map_err(|source| BpfError::Program {
-                        action: "detach",
-                        name,
-                        source,
-                    })
-            }
-            Some(Attached::Pinned(pinned)) => {
-                // Unpinned and dropped: detached.
-                let _ = pinned.unpin();
-                Ok(())
-            }
-        }
-    }
-
-    /// Whether the maps and links are pinned (they outlive the process).
-    pub fn is_pinned(&self) -> bool {
-        self.pin_dir.is_some()
-    }
-
-    /// Detaches every hook and forgets the pinned links (the maps stay
-    /// pinned): for a graceful stop, after which the node pays nothing per
-    /// syscall until an agent runs again.
-    pub fn release(&mut self) {
-        let names: Vec<&'static str> = self.links.keys().copied().collect();
-        for name in names {
-            if let Err(error) = self.detach(name) {
-                tracing::warn!(%error, "cannot detach");
-            }
-        }
-    }
-
-    /// Attaches `sys_enter`; from now on every syscall on the machine runs
-    /// the program.
-    pub fn attach_sys_enter(&mut self) -> Result<(), BpfError> {
-        self.attach(program::SYS_ENTER)
-    }
-
-    /// Detaches `sys_enter`: syscalls cost nothing extra again.
-    pub fn detach_sys_enter(&mut self) -> Result<(), BpfError> {
-        self.detach(program::SYS_ENTER)
-    }
-
-    /// Whether `sys_enter` is attached.
-    pub fn sys_enter_attached(&self) -> bool {
-        self.links.contains_key(program::SYS_ENTER)
     }
 
     /// Watches a cgroup: every cgroup made below it from now on is marked by

@@ -3,6 +3,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
+use tracing::{info, warn};
 
 use super::{ClusterArgs, NotRoot};
 use crate::{
@@ -24,6 +25,10 @@ pub enum Error {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
+
+/// Where agents pin when told nothing else, and where `syscensus
+/// uninstall` looks by default.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/syscensus";
 
 /// Options of `syscensus agent`; each also read from the environment
 /// variable named in its help.
@@ -79,9 +84,10 @@ pub struct AgentArgs {
     pub include_running: bool,
     /// Leave exec sessions (`kubectl exec`, `runc exec`, exec probes) out of
     /// the profiles; they are still listed in the recordings. Without
-    /// Kubernetes they are in the profiles by default; with it, only the
-    /// container's exec probes and lifecycle hooks are. OCI hooks are always
-    /// in.
+    /// Kubernetes they are in the profiles by default. With it this changes
+    /// nothing: the container's exec probes and lifecycle hooks are in, the
+    /// other sessions only where a ProfileRecording sets
+    /// includeExecSessions. OCI hooks are always in.
     #[arg(long, env = "SYSCENSUS_EXCLUDE_EXEC_SESSIONS")]
     pub exclude_exec_sessions: bool,
     /// How often, in seconds, running containers are read to tell when a
@@ -108,13 +114,20 @@ pub struct AgentArgs {
         default_value = "/var/lib/kubelet"
     )]
     pub kubelet_root: PathBuf,
-    /// A directory on a BPF file system (e.g. /sys/fs/bpf/syscensus) to pin
-    /// the kernel program's maps and links in: after a crash the programs
-    /// keep recording, and the restarted agent carries on with what they
-    /// recorded. A graceful stop (SIGTERM) leaves them attached too (see
-    /// --detach-on-stop). Without it, everything goes with the process.
+    /// The directory on a BPF file system to pin the kernel program's maps
+    /// and links in: after a crash the programs keep recording, and the
+    /// restarted agent carries on with what they recorded. A graceful stop
+    /// (SIGTERM) leaves them attached too (see --detach-on-stop), and
+    /// `syscensus uninstall` removes them. When absent, the agent pins in
+    /// /sys/fs/bpf/syscensus if a BPF file system is mounted at
+    /// /sys/fs/bpf, and otherwise warns and runs unpinned.
     #[arg(long, env = "SYSCENSUS_PIN_DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// Pin nothing: everything the kernel program recorded goes with the
+    /// agent's process, on a crash as on a stop, and containers started
+    /// while no agent runs are not recorded.
+    #[arg(long, env = "SYSCENSUS_NO_PIN", conflicts_with = "pin_dir")]
+    pub no_pin: bool,
     /// On SIGTERM, detach the programs and unpin them (the maps stay).
     /// Without it, a stopping agent with --pin-dir leaves its programs
     /// attached and pinned, so that the next agent (a DaemonSet's rolling
@@ -200,7 +213,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
         cri_socket: args.cri_socket,
         cgroup_mount: args.cgroup_mount,
         max_cgroups: args.max_cgroups,
-        pin_dir: args.pin_dir,
+        pin_dir: pin_dir(args.pin_dir, args.no_pin),
         detach_on_stop: args.detach_on_stop,
         kubelet_root: (!args.no_install).then_some(args.kubelet_root),
         listen: args.listen,
@@ -208,4 +221,28 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode, Error> {
     };
     daemon::run(options)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pin directory: the one given, none with `--no-pin`, else the default
+/// one when a BPF file system is mounted at its parent (with a warning when
+/// none is).
+fn pin_dir(given: Option<PathBuf>, no_pin: bool) -> Option<PathBuf> {
+    if no_pin {
+        info!("pinning nothing (--no-pin): a crash or stop loses what was not yet written");
+        return None;
+    }
+    if given.is_some() {
+        return given;
+    }
+    let default = PathBuf::from(DEFAULT_PIN_DIR);
+    let bpffs = default.parent().unwrap_or(&default);
+    if crate::preflight::is_bpffs(bpffs) {
+        return Some(default);
+    }
+    warn!(
+        path = %bpffs.display(),
+        "no BPF file system mounted: running unpinned, so a crash or restart loses what the programs recorded and what containers do until the next agent runs (mount one with `mount -t bpf bpf {}`, or give --pin-dir on one)",
+        bpffs.display()
+    );
+    None
 }

@@ -32,7 +32,7 @@ pub enum Error {
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
     /// The agents' pin directory (their `--pin-dir`), on a BPF file system.
-    #[arg(long, env = "SYSCENSUS_PIN_DIR")]
+    #[arg(long, env = "SYSCENSUS_PIN_DIR", default_value = super::agent::DEFAULT_PIN_DIR)]
     pub pin_dir: PathBuf,
     /// The agents' state directory: refused while an agent runs with it.
     #[arg(

@@ -181,6 +181,7 @@ mod tests {
                 chosen: None,
             }],
             ended: Vec::new(),
+            unwritten: Vec::new(),
             contributions: Vec::new(),
         };
         save(&checkpoint, &state).unwrap();

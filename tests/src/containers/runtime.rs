@@ -267,6 +267,31 @@ impl<'b> Detached<'b> {
         self.runtime.cli(&all)
     }
 
+    /// Runs `args` in the container (`<runtime> exec`) for at most
+    /// `timeout`: its output, or `None` if it had not ended by then (it is
+    /// killed; what it started in the container goes with the container).
+    pub fn exec_within(&self, args: &[&str], timeout: Duration) -> Option<Output> {
+        let mut child = self
+            .runtime
+            .command()
+            .args(["exec", self.id()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to run {} exec: {e}", self.runtime.name()));
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(child.wait_with_output().expect("the exec's output"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Sends `signal` (a name such as `TERM` or `KILL`) to the init process.
     pub fn kill(&self, signal: &str) {
         self.runtime.cli_ok(&["kill", self.id(), signal]);

@@ -76,6 +76,10 @@ pub(super) struct KubeState {
     pub contributions: BTreeMap<Key, Contribution>,
     /// Containers that ended before a decision.
     pub ended: Vec<Ended>,
+    /// Their results once decided, until the state directory has taken
+    /// them (a full disk refuses them): written again every tick, and
+    /// checkpointed.
+    pub unwritten: Vec<(String, ContainerRecording)>,
     /// Containers recorded to their end, per (namespace, recording).
     pub recorded: BTreeMap<(String, String), i64>,
     /// API requests that failed.
@@ -345,6 +349,7 @@ impl Machine {
         let Some(cluster) = round.cluster() else {
             return;
         };
+        let retry = kube.unwritten.clone();
         let mut decided = Vec::new();
         let mut waiting = Vec::new();
         for ended in std::mem::take(&mut kube.ended) {
@@ -360,6 +365,14 @@ impl Machine {
             }
         }
         kube.ended = waiting;
+        if !retry.is_empty() {
+            out.push(Action::WriteResults(retry.clone()));
+            if let Some(round) = self.round.as_mut() {
+                for (name, recording) in retry {
+                    round.writes.insert(name, (recording, Pending::Named));
+                }
+            }
+        }
         let mut here = self.recordings_here();
         for (ended, chosen) in decided {
             self.recording_started(&chosen, &mut here, now);
@@ -373,6 +386,9 @@ impl Machine {
                 name.clone(),
                 recording.clone(),
             )]));
+            if let Some(kube) = self.kube.as_mut() {
+                kube.unwritten.push((name.clone(), recording.clone()));
+            }
             self.contribute(&chosen, &recording, ended.base_set.as_ref(), now, true);
             if let Some(round) = self.round.as_mut() {
                 round.writes.insert(name, (recording, Pending::Named));

@@ -432,7 +432,12 @@ impl Machine {
                     match pending {
                         Pending::Ended(id) => self.finish(id, recording, now, out),
                         Pending::Unnamed(id) => out.push(Action::Unmark(id)),
-                        Pending::Running | Pending::Named => {}
+                        Pending::Named => {
+                            if let Some(kube) = self.kube.as_mut() {
+                                kube.unwritten.retain(|(n, _)| *n != name);
+                            }
+                        }
+                        Pending::Running => {}
                     }
                 }
                 Err(error) => {

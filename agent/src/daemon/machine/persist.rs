@@ -12,7 +12,7 @@ use crate::{
         identity::Identity,
     },
     profile::BaseSet,
-    recording::Start,
+    recording::{ContainerRecording, Start},
 };
 
 /// Everything the daemon carries over a restart.
@@ -23,6 +23,10 @@ pub struct Checkpoint {
     pub containers: Vec<ContainerState>,
     #[serde(default)]
     pub ended: Vec<Ended>,
+    /// Results of ended containers, named after a late decision, that the
+    /// state directory refused: written again until it takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwritten: Vec<(String, ContainerRecording)>,
     #[serde(default)]
     pub contributions: Vec<(Key, Contribution)>,
 }
@@ -99,7 +103,8 @@ impl Machine {
                     ..e
                 })
                 .collect();
-            results = kube.contributions.len() + kube.ended.len();
+            kube.unwritten = checkpoint.unwritten;
+            results = kube.contributions.len() + kube.ended.len() + kube.unwritten.len();
         }
         if restored > 0 || results > 0 {
             info!(
@@ -135,6 +140,11 @@ impl Machine {
                 })
                 .collect(),
             ended: self.ended().to_vec(),
+            unwritten: self
+                .kube
+                .as_ref()
+                .map(|k| k.unwritten.clone())
+                .unwrap_or_default(),
             contributions: self
                 .contributions()
                 .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

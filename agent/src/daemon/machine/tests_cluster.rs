@@ -159,6 +159,52 @@ fn an_ended_container_waits_for_its_pod_and_is_named_by_its_status() {
 }
 
 #[test]
+fn an_ended_containers_result_named_by_a_late_decision_is_written_once_the_disk_has_room() {
+    let mut world = kube_world(&[]);
+    world.tick();
+    world.start_container(1);
+    world.run(1, &["read", "statfs"]);
+    world.end(1, true);
+    world.tick();
+    assert_eq!(world.machine.ended().len(), 1);
+    // Its Pod comes while the state directory is full.
+    world.fail_results = true;
+    world.cluster.as_mut().unwrap().pods.push(pod(1, "web"));
+    world.workloads.insert(ids(1).1, Ok(deployment("web")));
+    world.tick();
+    world.advance(Duration::from_secs(2));
+    world.tick();
+    assert!(world.results.is_empty());
+    assert!(
+        !world.has_rows(1),
+        "its rows go: the result is kept in memory"
+    );
+    // Kept over a restart too.
+    let checkpoint = world.checkpoint.clone().unwrap();
+    assert_eq!(checkpoint.unwritten.len(), 1, "{checkpoint:?}");
+    let mut world = World::restarted(kube_config(), Some(checkpoint), BTreeMap::new());
+    world.cluster = Some(Cluster {
+        ready: true,
+        ..Cluster::default()
+    });
+    world.fail_results = true;
+    world.tick();
+    assert!(world.results.is_empty());
+    world.fail_results = false;
+    world.tick();
+    let recording = &world.results[&ids(1).0];
+    assert_eq!(recording.container_name.as_deref(), Some("app"));
+    assert!(
+        recording
+            .syscalls
+            .names("SCMP_ARCH_X86_64")
+            .unwrap()
+            .contains("statfs"),
+        "{recording:?}"
+    );
+}
+
+#[test]
 fn an_ended_container_whose_pod_never_appears_is_dropped_after_a_minute() {
     let mut world = kube_world(&[]);
     world.tick();

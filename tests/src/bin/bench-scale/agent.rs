@@ -149,7 +149,15 @@ pub(crate) fn agent_scale(
         }
     }
     let child = cmd
-        .args(["agent", "--no-kube", "--cgroup-root", &root, "--listen"])
+        // Nothing pinned: its SIGTERM would leave the programs attached.
+        .args([
+            "agent",
+            "--no-kube",
+            "--no-pin",
+            "--cgroup-root",
+            &root,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--state-dir")
         .arg(state.path().join("state"))

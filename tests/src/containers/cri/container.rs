@@ -77,6 +77,12 @@ impl CriContainer<'_> {
     /// `ExecSync` of `cmd`, as the kubelet runs an exec probe or lifecycle
     /// hook (and `kubectl exec` without a terminal): exit code, stdout.
     pub fn exec_sync(&self, cmd: &[&str], timeout: Duration) -> (i32, String) {
+        let (code, stdout, _) = self.exec_sync_output(cmd, timeout);
+        (code, stdout)
+    }
+
+    /// As [`exec_sync`](Self::exec_sync): exit code, stdout and stderr.
+    pub fn exec_sync_output(&self, cmd: &[&str], timeout: Duration) -> (i32, String, String) {
         let response = self.pod.cri.call(
             &format!("ExecSync {cmd:?} in {}", self.name),
             self.pod.cri.runtime().exec_sync(ExecSyncRequest {
@@ -88,6 +94,7 @@ impl CriContainer<'_> {
         (
             response.exit_code,
             String::from_utf8_lossy(&response.stdout).into_owned(),
+            String::from_utf8_lossy(&response.stderr).into_owned(),
         )
     }
 
