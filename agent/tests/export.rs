@@ -913,3 +913,60 @@ fn refused_syscalls_are_proposed_in_a_rule_of_their_own() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn complain_mode_exports_profiles_that_log_what_they_would_refuse() {
+    let enforce = plan(entries(), None, &PlanOptions::default()).unwrap();
+    let complain = plan(
+        entries(),
+        None,
+        &PlanOptions {
+            complain: true,
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    let path = "shop/deployment-web/nginx.json";
+    let enforced: Value = serde_json::from_str(&enforce.files[path]).unwrap();
+    let logged: Value = serde_json::from_str(&complain.files[path]).unwrap();
+    assert_eq!(enforced["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(logged["defaultAction"], "SCMP_ACT_LOG");
+    assert!(logged.get("defaultErrnoRet").is_none(), "{logged}");
+    // The same rules: only what happens outside them differs.
+    assert_eq!(enforced["syscalls"], logged["syscalls"]);
+    // The LocalhostProfile installs the complain-mode bytes.
+    let object = &complain.files["shop/deployment-web/nginx.localhostprofile.yaml"];
+    assert!(object.contains("SCMP_ACT_LOG"), "{object}");
+}
+
+#[test]
+fn the_clusters_refusals_propose_their_syscalls_in_the_workload_containers_profile() {
+    // What `syscensus denials --cluster -o json` prints.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("denials.json");
+    let printed = json!([{
+        "apiVersion": "syscensus.io/v1alpha1", "kind": "LocalhostProfileRefusals",
+        "namespace": "shop", "name": "deployment-web.nginx",
+        "localhostProfile": "syscensus/shop/deployment-web/nginx.json",
+        "workload": {"kind": "Deployment", "name": "web"}, "container": "nginx",
+        "refused": [{"architecture": "SCMP_ARCH_X86_64", "syscall": "mkdir", "how": "errno", "count": 3,
+                     "firstSeen": "2026-12-07T01:02:03Z", "lastSeen": "2026-12-07T01:02:09Z",
+                     "reportedBy": [{"node": "node-a", "pod": "web-7d9", "container": "nginx"}]}]
+    }]);
+    fs::write(&path, printed.to_string()).unwrap();
+    let denials = syscensus::export::denial_reports(&path).unwrap();
+    let p = plan(
+        entries(),
+        None,
+        &PlanOptions {
+            denials,
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let profile: Value = serde_json::from_str(&p.files["shop/deployment-web/nginx.json"]).unwrap();
+    let added = profile["syscalls"].as_array().unwrap().last().unwrap();
+    assert_eq!(added["names"], json!(["mkdir"]));
+    assert_eq!(added["action"], "SCMP_ACT_ALLOW");
+}

@@ -34,6 +34,7 @@ pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
     version = "v1alpha1",
     kind = "LocalhostProfile",
     namespaced,
+    status = "LocalhostProfileStatus",
     shortname = "lprof",
     category = "syscensus",
     doc = "A seccomp profile, byte for byte, that every node installs where the workload container's Localhost profile points.",
@@ -72,6 +73,73 @@ pub struct LocalhostProfileSpec {
     /// The profile file (OCI `linux.seccomp` JSON), exactly as exported.
     #[schemars(length(min = 2, max = 262144))]
     pub profile: String,
+}
+
+/// The most syscalls one [`LocalhostProfileStatus`] lists.
+pub const MAX_REFUSED_SYSCALLS: usize = 256;
+/// The most (node, Pod) pairs one [`RefusedSyscall`] names.
+pub const MAX_REPORTERS: usize = 10;
+
+/// What the profile refused in production, over every node that runs a
+/// container under it. Its size does not grow with the number of nodes:
+/// one entry per refused syscall, each with a bounded sample of the
+/// nodes and Pods that reported it. Each node's agent adds what it saw
+/// since its last write, under the resourceVersion it read.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalhostProfileStatus {
+    /// The refused syscalls, sorted by architecture and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub refused: Vec<RefusedSyscall>,
+    /// Refused syscalls not listed: `refused` was full.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_not_listed: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// One syscall a profile refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedSyscall {
+    /// `SCMP_ARCH_X86_64`, ...
+    #[schemars(length(max = 64))]
+    pub architecture: String,
+    /// The syscall's name (`#<nr>` for a number without one).
+    #[schemars(length(max = 64))]
+    pub syscall: String,
+    /// `errno` (it failed with the profile's errno), `log` (complain mode:
+    /// it ran, an enforced profile would refuse it) or `signal` (the
+    /// process was killed or trapped), as first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub how: Option<String>,
+    /// Refusals counted, over every node.
+    pub count: i64,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
+    pub first_seen: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    #[schemars(regex(pattern = crate::TIME_PATTERN))]
+    pub last_seen: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// Up to 10 of the (node, Pod, container) that reported it, the most
+    /// recent last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub reported_by: Vec<RefusalReporter>,
+}
+
+/// Where a refusal was seen.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalReporter {
+    #[schemars(length(max = 253))]
+    pub node: String,
+    #[schemars(length(max = 253))]
+    pub pod: String,
+    #[schemars(length(max = 63))]
+    pub container: String,
 }
 
 /// What a node installed and refused. One object per node, named after

@@ -27,8 +27,9 @@ mod profile;
 mod recording;
 
 pub use install::{
-    InstalledProfile, LocalhostProfile, LocalhostProfileSpec, MAX_PROFILE_BYTES, NodeProfileStatus,
-    NodeProfileStatusSpec, RefusedProfile,
+    InstalledProfile, LocalhostProfile, LocalhostProfileSpec, LocalhostProfileStatus,
+    MAX_PROFILE_BYTES, MAX_REFUSED_SYSCALLS, MAX_REPORTERS, NodeProfileStatus,
+    NodeProfileStatusSpec, RefusalReporter, RefusedProfile, RefusedSyscall,
 };
 pub use names::{
     NameError, label_value, localhost_profile_name, object_name, validate_dns_label,

@@ -19,11 +19,11 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use syscensus_api::{ContainerProfile, NodeProfileStatus, ProfileRecording};
+use syscensus_api::{ContainerProfile, LocalhostProfile, NodeProfileStatus, ProfileRecording};
 use syscensus_tests::{
     agent::Agent,
     apiserver::{FakeApiServer, Gvr, RequestRecord},
-    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec},
+    containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec, Seccomp},
     require_program, require_root, workspace_root,
 };
 
@@ -447,12 +447,17 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         assert!(Instant::now() < deadline, "no results:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A second replica that does more: its syscalls are merged in.
+    // A second replica that does more: its syscalls are merged in (what
+    // the production replica below runs, but mkdir).
     run(
         "web-1a-y",
         "ReplicaSet",
         "web-1a",
-        &["sh", "-c", "uname; echo hi"],
+        &[
+            "sh",
+            "-c",
+            "until [ -e /tmp ]; do sleep 0.05; done; sleep 0.01; uname; echo hi",
+        ],
     );
     while !server.get(&profiles, Some(ns), name).unwrap()["spec"]["syscalls"]["SCMP_ARCH_X86_64"]
         .as_array()
@@ -501,9 +506,9 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         assert!(Instant::now() < deadline, "not installed:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+    let installed = root.join("seccomp/syscensus/shop/deployment-web/app.json");
     // Another replica does more after the approval: the agent marks the
     // profile changed, and the node keeps what was approved.
-    let installed = root.join("seccomp/syscensus/shop/deployment-web/app.json");
     let approved_bytes = std::fs::read(&installed).unwrap();
     run(
         "web-1a-z",
@@ -522,6 +527,84 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(std::fs::read(&installed).unwrap(), approved_bytes);
+    // No recording any more (a container a recording records has its
+    // refusals in the state directory only).
+    server
+        .delete(&Gvr::of::<ProfileRecording>(), Some(ns), "rec")
+        .unwrap();
+    // A production replica under the installed profile makes a syscall
+    // outside it: the agent reads the LocalhostProfile and adds the refusal
+    // to its status (and posts Events).
+    let localhost = "syscensus/shop/deployment-web/app.json";
+    let created = server
+        .create(
+            &Gvr::new("", "v1", "pods"),
+            Some(ns),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "web-1a-p", "namespace": ns, "labels": {"app": "web"}},
+                   "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "busybox",
+                            "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": localhost}}}]}}),
+        )
+        .unwrap();
+    let mut spec = PodSpec::new("web-1a-p").namespace(ns);
+    spec.uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let production = cri.run_pod(spec);
+    let app = production.run_container(
+        &ContainerSpec::new(
+            "app",
+            BUSYBOX_IMAGE,
+            &[
+                "sh",
+                "-c",
+                "until [ -e /tmp/go ]; do sleep 0.05; done; mkdir /tmp/d; sleep 600",
+            ],
+        )
+        .seccomp(Seccomp::Localhost(installed.clone())),
+    );
+    server
+        .apply_status(
+            &Gvr::new("", "v1", "pods"),
+            Some(ns),
+            "web-1a-p",
+            json!({"phase": "Running", "containerStatuses": [{"name": "app", "containerID": format!("containerd://{}", app.id()), "image": "busybox", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}),
+        )
+        .unwrap();
+    while !agent
+        .log()
+        .lines()
+        .any(|l| l.contains("watching what its installed profile refuses") && l.contains(app.id()))
+    {
+        assert!(Instant::now() < deadline, "not watched:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(format!("/proc/{}/root/tmp/go", app.pid()), b"").unwrap();
+    let refused = |server: &FakeApiServer| {
+        server
+            .get(
+                &Gvr::of::<LocalhostProfile>(),
+                Some(ns),
+                "deployment-web.app",
+            )
+            .map(|p| p["status"]["refused"].clone())
+            .unwrap_or_default()
+    };
+    while !refused(&server).as_array().is_some_and(|r| {
+        r.iter()
+            .any(|s| s["syscall"] == "mkdir" || s["syscall"] == "mkdirat")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal in the LocalhostProfile's status: {}\n{}",
+            refused(&server),
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(app);
+    production.remove();
+    server
+        .delete(&Gvr::new("", "v1", "pods"), Some(ns), "web-1a-p")
+        .unwrap();
     // Revoked: no Pod uses it, the Deployment's template is read, and the
     // file goes.
     approve(&["--revoke", name]);

@@ -90,6 +90,8 @@ pub fn status(error: &Error) -> u8 {
                 E::Read { .. } => NO_INPUT,
                 E::Parse { .. } => DATA,
                 E::Output(_) => CANT_CREATE,
+                E::Connect(_) | E::Kube { .. } => UNAVAILABLE,
+                E::Runtime(_) => SOFTWARE,
             }
         }
         Error::InstallAgentProfile(_) => CANT_CREATE,

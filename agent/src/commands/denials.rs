@@ -1,11 +1,22 @@
 //! `syscensus denials`: what the seccomp profiles containers run under
-//! refused them, from an agent's state directory (`refusals/`).
+//! refused them, from an agent's state directory (`refusals/`), or from
+//! the cluster: the status of the LocalhostProfiles, where every node's
+//! agent adds what the installed profile refused in production.
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
+use kube::{Api, ResourceExt as _};
+use syscensus_api::LocalhostProfile;
 
-use super::{OutputError, write_stdout};
-use crate::{daemon::state::StateDir, refusal::report::ContainerRefusals};
+use super::{ClusterArgs, OutputError, block_on, write_stdout};
+use crate::{
+    cluster::ConnectError,
+    daemon::state::StateDir,
+    refusal::{
+        report::ContainerRefusals,
+        status::{PROFILE_REFUSALS_KIND, ProfileRefusals},
+    },
+};
 
 /// `syscensus denials` failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +38,16 @@ pub enum Error {
     },
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("cannot list the LocalhostProfiles{}: {source}", namespace.as_ref().map(|n| format!(" of namespace {n}")).unwrap_or_default())]
+    Kube {
+        namespace: Option<String>,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// How `syscensus denials` prints.
@@ -51,10 +72,132 @@ pub struct DenialsArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Read the cluster instead: what the installed profiles refused in
+    /// production, from the LocalhostProfiles' status (implied by
+    /// --kubeconfig and --context).
+    #[arg(long)]
+    pub cluster: bool,
+    /// With the cluster: the namespace (default: every namespace).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub connection: ClusterArgs,
 }
 
-/// Prints the refusal reports of the state directory.
+/// The LocalhostProfiles (of `namespace`, else every one) that refused
+/// anything, ordered by namespace and name.
+async fn read_cluster(
+    client: kube::Client,
+    namespace: Option<&str>,
+) -> Result<Vec<ProfileRefusals>, Error> {
+    let api: Api<LocalhostProfile> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|source| Error::Kube {
+            namespace: namespace.map(ToOwned::to_owned),
+            source: Box::new(source),
+        })?;
+    let mut out: Vec<ProfileRefusals> = list
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let status = p.status.clone()?;
+            if status.refused.is_empty() && status.refused_not_listed == 0 {
+                return None;
+            }
+            Some(ProfileRefusals {
+                api_version: crate::refusal::report::API_VERSION.to_owned(),
+                kind: PROFILE_REFUSALS_KIND.to_owned(),
+                namespace: p.namespace().unwrap_or_default(),
+                name: p.name_any(),
+                localhost_profile: p.spec.localhost_profile,
+                workload: p.spec.workload,
+                container: p.spec.container,
+                refused: status.refused,
+                refused_not_listed: status.refused_not_listed,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(out)
+}
+
+/// The text output of the cluster's refusals.
+pub fn render_cluster(profiles: &[ProfileRefusals]) -> String {
+    let mut out = String::new();
+    if profiles.is_empty() {
+        out.push_str("no installed profile refused anything\n");
+        return out;
+    }
+    for p in profiles {
+        let total: i64 = p.refused.iter().map(|r| r.count).sum();
+        let _ = writeln!(
+            out,
+            "{}/{} ({} {}/{} container {}): {total} refused{}",
+            p.namespace,
+            p.name,
+            p.localhost_profile,
+            p.workload.kind.as_str(),
+            p.workload.name,
+            p.container,
+            if p.refused_not_listed > 0 {
+                format!(" ({} more syscalls not listed)", p.refused_not_listed)
+            } else {
+                String::new()
+            }
+        );
+        for r in &p.refused {
+            let by: Vec<String> = r
+                .reported_by
+                .iter()
+                .map(|b| format!("{}/{} {}", b.node, b.pod, b.container))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>8}  first {}  last {}  {}  {}  on {}",
+                r.syscall,
+                r.count,
+                r.first_seen.0,
+                r.last_seen.0,
+                r.how.as_deref().unwrap_or("-"),
+                r.architecture,
+                by.join(", "),
+            );
+        }
+    }
+    out
+}
+
+/// Prints the refusal reports of the state directory, or of the cluster.
 pub fn denials(args: DenialsArgs) -> Result<ExitCode, Error> {
+    let cluster =
+        args.cluster || args.connection.kubeconfig.is_some() || args.connection.context.is_some();
+    if cluster {
+        let connection = args.connection.connection();
+        let profiles = block_on(async {
+            let client = connection.client().await?;
+            read_cluster(client, args.namespace.as_deref()).await
+        })
+        .map_err(Error::Runtime)??;
+        let text = match args.output {
+            Output::Json => {
+                #[expect(
+                    clippy::unwrap_used,
+                    reason = "serializing plain data to a String cannot fail"
+                )]
+                let mut text = serde_json::to_string_pretty(&profiles).unwrap();
+                text.push('\n');
+                text
+            }
+            Output::Text => render_cluster(&profiles),
+        };
+        write_stdout(text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let reports = read(&args.state_dir)?;
     let text = match args.output {
         Output::Json => {

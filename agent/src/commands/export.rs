@@ -48,9 +48,23 @@ pub enum For {
     SpoNamespaced,
 }
 
+/// What a syscall outside an exported profile does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportDefaultAction {
+    /// Fail with EPERM: the profile is enforced.
+    Errno,
+    /// Allow and log it (`SCMP_ACT_LOG`): complain mode.
+    Log,
+}
+
 /// Options of `syscensus export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// What a syscall outside a profile does: errno (enforce: it fails
+    /// with EPERM) or log (complain mode, for a canary: it runs, the kernel
+    /// logs it, and the agent reports it as a refusal with how=log).
+    #[arg(long, value_enum, default_value_t = ExportDefaultAction::Errno)]
+    pub default_action: ExportDefaultAction,
     /// The export directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
@@ -195,6 +209,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
             spo: args.spo,
             installer,
             denials,
+            complain: args.default_action == ExportDefaultAction::Log,
         },
     )?;
     for warning in &plan.warnings {

@@ -145,6 +145,11 @@ pub struct PlanOptions {
     /// proposed in a rule of their own in the profile of their workload
     /// container.
     pub denials: Vec<ContainerRefusals>,
+    /// Complain mode (`--default-action log`): a syscall outside the profile
+    /// is allowed and logged (`SCMP_ACT_LOG`) instead of failed, so that a
+    /// canary runs unrestricted while the agent reports what the profile
+    /// would refuse.
+    pub complain: bool,
 }
 
 /// The files of an export.
@@ -237,6 +242,10 @@ pub fn plan(
             out.warnings.push(note);
         }
         let mut profile = spec_profile(spec);
+        if options.complain {
+            profile.default_action = Action::Log;
+            profile.default_errno_ret = None;
+        }
         if let Some(names) =
             denials.remove(&(namespace.clone(), workload.clone(), container.clone()))
         {

@@ -244,6 +244,15 @@ pub fn denial_reports(path: &Path) -> Result<Vec<ContainerRefusals>, ExportError
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned();
+                if kind == crate::refusal::status::PROFILE_REFUSALS_KIND {
+                    let refusals: crate::refusal::status::ProfileRefusals =
+                        serde_json::from_value(item).map_err(|e| ExportError::Parse {
+                            path: file.clone(),
+                            message: format!("document {index} (LocalhostProfileRefusals): {e}"),
+                        })?;
+                    out.push(refusals.as_container_refusals());
+                    continue;
+                }
                 if kind != crate::refusal::report::KIND {
                     if strict {
                         return Err(ExportError::NotDenials {

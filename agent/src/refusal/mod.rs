@@ -22,6 +22,7 @@ use crate::{
 
 pub mod report;
 pub mod runtime;
+pub mod status;
 
 /// What the kernel checks for a container, and what of its profile could
 /// not be used.

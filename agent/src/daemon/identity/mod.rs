@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
-    api::core::v1::{Container, ContainerStatus, Pod},
+    api::core::v1::{Container, ContainerStatus, Pod, PodSpec, SeccompProfile},
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
 use serde::{Deserialize, Serialize};
@@ -197,6 +197,42 @@ pub struct PodView {
     /// Per container (and init container) name: the commands its spec runs
     /// in it through the runtime (exec probes, lifecycle hooks).
     pub exec_commands: BTreeMap<String, Vec<ExecCommand>>,
+    /// The containers the status shows running: name and runtime id.
+    pub running: Vec<StatusEntry>,
+    /// Per container (and init container) name: the `localhostProfile` it
+    /// runs under, its own or else the Pod's.
+    pub localhost_profiles: BTreeMap<String, String>,
+}
+
+/// The `localhostProfile` of a Localhost seccomp profile.
+fn localhost_of(profile: Option<&SeccompProfile>) -> Option<&str> {
+    profile
+        .filter(|p| p.type_ == "Localhost")
+        .and_then(|p| p.localhost_profile.as_deref())
+}
+
+/// Per container name, the `localhostProfile` it runs under: a container's
+/// own seccomp profile wins over the Pod's.
+fn localhost_profiles(spec: &PodSpec) -> BTreeMap<String, String> {
+    let pod = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref());
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter_map(|c| {
+            let own = c
+                .security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.as_ref());
+            let path = match own {
+                Some(own) => localhost_of(Some(own)),
+                None => localhost_of(pod),
+            }?;
+            Some((c.name.clone(), path.to_owned()))
+        })
+        .collect()
 }
 
 impl PodView {
@@ -204,12 +240,24 @@ impl PodView {
     pub fn of(pod: &Pod) -> PodView {
         let meta = &pod.metadata;
         let mut statuses = Vec::new();
+        let mut running = Vec::new();
         if let Some(status) = &pod.status {
             for (list, init) in [
                 (&status.container_statuses, false),
                 (&status.init_container_statuses, true),
             ] {
                 for s in list.iter().flatten() {
+                    if s.state.as_ref().is_some_and(|st| st.running.is_some())
+                        && let Some((_, id)) =
+                            s.container_id.as_deref().and_then(|i| i.split_once("://"))
+                        && !id.is_empty()
+                    {
+                        running.push(StatusEntry {
+                            id: id.to_owned(),
+                            name: s.name.clone(),
+                            init,
+                        });
+                    }
                     for id in status_ids(s) {
                         statuses.push(StatusEntry {
                             id,
@@ -249,6 +297,12 @@ impl PodView {
                 .map(|c| (c.name.clone(), exec_commands(c)))
                 .filter(|(_, commands)| !commands.is_empty())
                 .collect(),
+            running,
+            localhost_profiles: pod
+                .spec
+                .as_ref()
+                .map(localhost_profiles)
+                .unwrap_or_default(),
         }
     }
 

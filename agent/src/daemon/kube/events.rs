@@ -56,7 +56,7 @@ fn event(
             "Normal".to_owned()
         }),
         regarding: Some(ObjectReference {
-            api_version: Some("syscensus.io/v1alpha1".to_owned()),
+            api_version: Some(r.kind.api_version().to_owned()),
             kind: Some(r.kind.as_str().to_owned()),
             namespace: Some(r.namespace.clone()),
             name: Some(r.name.clone()),

@@ -16,12 +16,15 @@ use super::{
     contribution::{Contribution, Key},
     identity::PodView,
     machine::{
-        Cluster, EventFailure, EventWrite, Input, Installation, RecordingView, StatusReport,
+        Cluster, EventFailure, EventWrite, Input, Installation, ProfileObject, RecordingView,
+        StatusFailure, StatusReport,
     },
 };
+use crate::refusal::status::Deltas;
 
 mod events;
 pub mod installer;
+mod refusals;
 mod status;
 pub(crate) mod watch;
 pub mod workload;
@@ -197,6 +200,15 @@ impl Kube {
         writes: Vec<EventWrite>,
     ) -> Vec<(String, Result<(), EventFailure>)> {
         events::write(&self.client, &self.node, writes).await
+    }
+
+    /// Adds what this node counted to the LocalhostProfiles' status of
+    /// refusals.
+    pub async fn write_refusal_status(
+        &self,
+        writes: Vec<(ProfileObject, Deltas)>,
+    ) -> Vec<(ProfileObject, Result<(), StatusFailure>)> {
+        refusals::write(&self.client, writes).await
     }
 
     /// Status writes that failed.

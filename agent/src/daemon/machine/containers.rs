@@ -281,13 +281,15 @@ impl Machine {
     }
 
     pub(super) fn step_observe(&mut self, out: &mut Vec<Action>) -> Flow {
-        if self.containers.is_empty() {
+        let enforced = self.enforced_to_observe();
+        if self.containers.is_empty() && enforced.is_empty() {
             return Flow::Next(Step::Write);
         }
         out.push(Action::Observe(
             self.containers
                 .iter()
                 .map(|(id, c)| (*id, c.identity.cgroup.clone()))
+                .chain(enforced)
                 .collect(),
         ));
         Flow::Await
@@ -311,8 +313,15 @@ impl Machine {
             .as_ref()
             .map_or((false, false), |r| (r.forced(), r.is_stop()));
         let poll_interval = self.config.poll_interval;
+        let mut enforced_gone = Vec::new();
         for observation in observations {
             let id = observation.cgroup_id;
+            if self.observed_enforced(&observation) {
+                if observation.populated.is_none() {
+                    enforced_gone.push(id);
+                }
+                continue;
+            }
             let Some(snapshot) = observation.snapshot else {
                 // Its rows are gone: nothing to write.
                 if let Some(c) = self.containers.remove(&id) {
@@ -393,6 +402,7 @@ impl Machine {
             }
         }
         self.write_refusals(out);
+        self.after_observed_enforced(&enforced_gone, now, out);
         self.run(Step::Write, now, out);
     }
 

@@ -14,13 +14,17 @@
 //!   dropped (and counted).
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tracing::debug;
 
 use super::{Chosen, Decision, Machine, Now};
 use crate::daemon::contribution::Key;
+
+mod series;
+
+pub(super) use series::Events;
 
 /// A repeat within this of a series' last occurrence counts in it;
 /// later, it starts a new Event.
@@ -49,15 +53,19 @@ pub enum Reason {
     ProfileInstalled,
     /// This node refused to install an approved profile.
     ProfileRefused,
+    /// An installed profile refused a syscall to a container for the first
+    /// time (on the Pod, and on its LocalhostProfile).
+    SyscallRefused,
 }
 
 impl Reason {
     /// Every reason: the label values of the metric.
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Reason::RecordingStarted,
         Reason::NewSyscallsAfterQuiet,
         Reason::ProfileInstalled,
         Reason::ProfileRefused,
+        Reason::SyscallRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +74,7 @@ impl Reason {
             Reason::NewSyscallsAfterQuiet => "NewSyscallsAfterQuiet",
             Reason::ProfileInstalled => "ProfileInstalled",
             Reason::ProfileRefused => "ProfileRefused",
+            Reason::SyscallRefused => "SyscallRefused",
         }
     }
 
@@ -75,13 +84,17 @@ impl Reason {
             Reason::RecordingStarted => "Record",
             Reason::NewSyscallsAfterQuiet => "Merge",
             Reason::ProfileInstalled | Reason::ProfileRefused => "Install",
+            Reason::SyscallRefused => "Enforce",
         }
     }
 
     /// `Warning` rather than `Normal`: a profile that may be incomplete
     /// (in git, or installed), or one that is not installed.
     pub fn is_warning(self) -> bool {
-        matches!(self, Reason::NewSyscallsAfterQuiet | Reason::ProfileRefused)
+        matches!(
+            self,
+            Reason::NewSyscallsAfterQuiet | Reason::ProfileRefused | Reason::SyscallRefused
+        )
     }
 }
 
@@ -91,6 +104,7 @@ pub enum Kind {
     ProfileRecording,
     ContainerProfile,
     LocalhostProfile,
+    Pod,
 }
 
 impl Kind {
@@ -99,6 +113,15 @@ impl Kind {
             Kind::ProfileRecording => "ProfileRecording",
             Kind::ContainerProfile => "ContainerProfile",
             Kind::LocalhostProfile => "LocalhostProfile",
+            Kind::Pod => "Pod",
+        }
+    }
+
+    /// The `apiVersion` of objects of this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Pod => "v1",
+            _ => "syscensus.io/v1alpha1",
         }
     }
 }
@@ -185,198 +208,6 @@ pub enum EventFailure {
     Other(String),
 }
 
-#[derive(Clone, Debug)]
-struct Series {
-    name: String,
-    first: jiff::Timestamp,
-    count: u32,
-    last_observed: jiff::Timestamp,
-    last_instant: Instant,
-    /// The count the cluster has (0: not created yet).
-    written: u32,
-    /// The count being written, while a write is out.
-    sending: Option<u32>,
-    last_write: Option<Instant>,
-    /// After a failed write, not before this.
-    retry_at: Option<Instant>,
-    /// The order series started in.
-    seq: u64,
-}
-
-/// This node's Events: the series, the bucket, the counts for metrics.
-#[derive(Debug)]
-pub(super) struct Events {
-    node: String,
-    series: BTreeMap<Occurrence, Series>,
-    /// Series started so far.
-    started: u64,
-    tokens: u32,
-    refilled: Option<Instant>,
-    /// Occurrences, by reason.
-    pub decided: BTreeMap<Reason, u64>,
-    /// Occurrences dropped: too many series at once.
-    pub dropped: u64,
-    /// Writes that failed.
-    pub failed: u64,
-}
-
-impl Events {
-    pub(super) fn new(node: &str) -> Events {
-        Events {
-            node: node.to_owned(),
-            series: BTreeMap::new(),
-            started: 0,
-            tokens: BURST,
-            refilled: None,
-            decided: Reason::ALL.iter().map(|r| (*r, 0)).collect(),
-            dropped: 0,
-            failed: 0,
-        }
-    }
-
-    /// Takes in something that happened.
-    pub(super) fn observe(&mut self, occurrence: Occurrence, now: Now) {
-        *self.decided.entry(occurrence.reason).or_insert(0) += 1;
-        self.expire(now);
-        if let Some(series) = self.series.get_mut(&occurrence)
-            && now.instant.duration_since(series.last_instant) <= SERIES_WINDOW
-        {
-            series.count += 1;
-            series.last_observed = now.time;
-            series.last_instant = now.instant;
-            return;
-        }
-        // A series too old to join: this starts another Event.
-        self.series.remove(&occurrence);
-        if self.series.len() >= MAX_SERIES {
-            self.dropped += 1;
-            return;
-        }
-        let name = event_name(&occurrence, &self.node, now.time);
-        self.started += 1;
-        self.series.insert(
-            occurrence,
-            Series {
-                name,
-                first: now.time,
-                count: 1,
-                last_observed: now.time,
-                last_instant: now.instant,
-                written: 0,
-                sending: None,
-                last_write: None,
-                retry_at: None,
-                seq: self.started,
-            },
-        );
-    }
-
-    /// Forgets series that are over and written.
-    fn expire(&mut self, now: Now) {
-        self.series.retain(|_, s| {
-            s.sending.is_some()
-                || s.written < s.count
-                || now.instant.duration_since(s.last_instant) <= SERIES_WINDOW
-        });
-    }
-
-    fn refill(&mut self, now: Now) {
-        let Some(since) = self.refilled else {
-            self.refilled = Some(now.instant);
-            return;
-        };
-        let elapsed = now.instant.duration_since(since);
-        let earned = (elapsed.as_secs_f64() / REFILL.as_secs_f64()) as u32;
-        if earned > 0 {
-            self.tokens = (self.tokens + earned).min(BURST);
-            self.refilled = Some(since + REFILL * earned);
-        }
-        if self.tokens == BURST {
-            self.refilled = Some(now.instant);
-        }
-    }
-
-    /// The writes due now, within the bucket: creations first (oldest
-    /// first), then series counts.
-    pub(super) fn due(&mut self, now: Now) -> Vec<EventWrite> {
-        self.refill(now);
-        let mut candidates: Vec<(bool, Instant, u64, Occurrence)> = self
-            .series
-            .iter()
-            .filter(|(_, s)| {
-                s.sending.is_none()
-                    && s.written < s.count
-                    && s.retry_at.is_none_or(|t| now.instant >= t)
-                    && (s.written <= 1
-                        || s.last_write
-                            .is_none_or(|t| now.instant.duration_since(t) >= SERIES_INTERVAL))
-            })
-            .map(|(o, s)| {
-                let at = if s.written == 0 {
-                    s.last_instant
-                } else {
-                    s.last_write.unwrap_or(s.last_instant)
-                };
-                (s.written > 0, at, s.seq, o.clone())
-            })
-            .collect();
-        candidates.sort_by_key(|c| (c.0, c.1, c.2));
-        let mut writes = Vec::new();
-        for (_, _, _, occurrence) in candidates {
-            if self.tokens == 0 {
-                break;
-            }
-            let Some(s) = self.series.get_mut(&occurrence) else {
-                continue;
-            };
-            self.tokens -= 1;
-            s.sending = Some(s.count);
-            s.last_write = Some(now.instant);
-            let series = (s.count > 1).then_some((s.count, s.last_observed));
-            writes.push(if s.written == 0 {
-                EventWrite::Create {
-                    name: s.name.clone(),
-                    occurrence,
-                    first: s.first,
-                    series,
-                }
-            } else {
-                EventWrite::Series {
-                    name: s.name.clone(),
-                    namespace: occurrence.regarding.namespace.clone(),
-                    count: s.count,
-                    last: s.last_observed,
-                }
-            });
-        }
-        writes
-    }
-
-    /// Takes the shell's answers to [`due`](Self::due)'s writes. A write
-    /// that failed is tried again a [`REFILL`] later.
-    pub(super) fn written(&mut self, results: Vec<(String, Result<(), EventFailure>)>, now: Now) {
-        for (name, result) in results {
-            let Some(s) = self.series.values_mut().find(|s| s.name == name) else {
-                continue;
-            };
-            let Some(sent) = s.sending.take() else {
-                continue;
-            };
-            s.retry_at = None;
-            match result {
-                Ok(()) => s.written = sent,
-                Err(EventFailure::Exists) if s.written == 0 => s.written = sent,
-                // Expired: created again, with its whole count.
-                Err(EventFailure::Gone) => s.written = 0,
-                Err(EventFailure::Exists | EventFailure::Other(_)) => {
-                    self.failed += 1;
-                    s.retry_at = Some(now.instant + REFILL);
-                }
-            }
-        }
-    }
-}
-
 /// An approved profile this node installed or refused (from the
 /// installer).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -448,7 +279,7 @@ pub(super) fn after_quiet(learned: &Learned, node: &str, now: Now) -> Option<Occ
 }
 
 impl Machine {
-    fn observe_event(&mut self, occurrence: Occurrence, now: Now) {
+    pub(super) fn observe_event(&mut self, occurrence: Occurrence, now: Now) {
         if let Some(events) = self.events.as_mut() {
             debug!(
                 reason = occurrence.reason.as_str(),
@@ -460,7 +291,7 @@ impl Machine {
         }
     }
 
-    fn node(&self) -> String {
+    pub(super) fn node(&self) -> String {
         self.config
             .kube
             .as_ref()

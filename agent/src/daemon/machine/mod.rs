@@ -59,6 +59,7 @@ mod cluster;
 mod containers;
 pub mod events;
 mod persist;
+mod production;
 mod refusals;
 mod results;
 mod round;
@@ -71,10 +72,13 @@ mod tests;
 mod tests_cluster;
 #[cfg(test)]
 mod tests_events;
+#[cfg(test)]
+mod tests_production;
 
 pub use cluster::{Cluster, RecordingView};
 pub use events::{EventFailure, EventWrite, Installation, Learned};
 pub use persist::{Checkpoint, ContainerState};
+pub use production::{Enforced, ProfileObject, StatusFailure};
 pub use refusals::RefusalSeries;
 pub use status::{RecordingSummary, StatusReport};
 
@@ -353,6 +357,13 @@ pub enum Input {
     RefusalsWatched(Vec<(u64, WatchAnswer)>),
     /// First refusals the kernel reported.
     Refused(Vec<First>),
+    /// Answer to [`Action::FindContainers`]: the containers found below the
+    /// roots (runtime id, cgroup id, cgroup path).
+    ContainersFound(Vec<(String, u64, String)>),
+    /// Answer to [`Action::WatchEnforced`].
+    EnforcedWatched(Vec<(u64, WatchAnswer)>),
+    /// Answer to [`Action::WriteRefusalStatus`], per LocalhostProfile.
+    RefusalStatusWritten(Vec<(ProfileObject, Result<(), StatusFailure>)>),
     /// Look up the profiles of containers made less than
     /// [`REFUSAL_FAST_LOOKUP`] ago (the shell sends it every
     /// [`REFUSAL_FAST_INTERVAL`] while [`Machine::fast_lookups`] says so).
@@ -423,6 +434,18 @@ pub enum Action {
     UnwatchRefusals(u64),
     /// Write these refusal reports (file name, report).
     WriteRefusals(Vec<(String, ContainerRefusals)>),
+    /// Look for the cgroups of these containers (runtime ids) below
+    /// `roots`. Answered by [`Input::ContainersFound`].
+    FindContainers {
+        roots: Vec<String>,
+        ids: Vec<String>,
+    },
+    /// As [`Action::WatchRefusals`], for production containers. Answered by
+    /// [`Input::EnforcedWatched`].
+    WatchEnforced(Vec<(u64, String)>),
+    /// Add what this node counted to these LocalhostProfiles' status of
+    /// refusals. Answered by [`Input::RefusalStatusWritten`].
+    WriteRefusalStatus(Vec<(ProfileObject, crate::refusal::status::Deltas)>),
 }
 
 /// The node daemon's state.
@@ -450,6 +473,8 @@ pub struct Machine {
     kube: Option<cluster::KubeState>,
     /// Kubernetes mode: the Events to post.
     events: Option<events::Events>,
+    /// Kubernetes mode: production containers watched for refusals.
+    production: Option<production::Production>,
     /// The round in progress.
     round: Option<round::Round>,
     /// Rows of ended containers, dropped once a checkpoint without them is
@@ -474,6 +499,10 @@ impl Machine {
     ) -> (Machine, Vec<Action>) {
         let kube = config.kube.as_ref().map(|_| cluster::KubeState::default());
         let events = config.kube.as_ref().map(|k| events::Events::new(&k.node));
+        let production = config
+            .kube
+            .as_ref()
+            .map(|_| production::Production::default());
         let mut machine = Machine {
             config,
             armed: false,
@@ -485,6 +514,7 @@ impl Machine {
             written: 0,
             kube,
             events,
+            production,
             round: None,
             drops: BTreeSet::new(),
             saved: None,
@@ -519,6 +549,9 @@ impl Machine {
         match input {
             Input::Cgroups(events) => self.on_cgroups(events, now, &mut out),
             Input::Tick { rows, cluster } => {
+                if let Some(cluster) = &cluster {
+                    self.enforce(cluster, now, &mut out);
+                }
                 self.start_round(round::Kind::Tick { rows, cluster }, now, &mut out)
             }
             Input::Snapshot => self.start_round(round::Kind::Snapshot, now, &mut out),
@@ -549,7 +582,10 @@ impl Machine {
                 }
             }
             Input::RefusalsWatched(answers) => self.on_refusals_watched(answers, now, &mut out),
-            Input::Refused(events) => self.on_refused(events, &mut out),
+            Input::Refused(events) => self.on_refused(events, now, &mut out),
+            Input::ContainersFound(found) => self.on_containers_found(found, now, &mut out),
+            Input::EnforcedWatched(answers) => self.on_enforced_watched(answers, now, &mut out),
+            Input::RefusalStatusWritten(results) => self.on_refusal_status_written(results, now),
             Input::LookUpProfiles => self.look_up_profiles(now, &mut out),
         }
         if let Some(events) = self.events.as_mut() {

@@ -148,8 +148,13 @@ impl Machine {
     }
 
     /// First refusals from the kernel: written at once.
-    pub(super) fn on_refused(&mut self, events: Vec<First>, out: &mut Vec<Action>) {
+    pub(super) fn on_refused(&mut self, events: Vec<First>, now: Now, out: &mut Vec<Action>) {
+        let mut enforced = false;
         for event in events {
+            if self.refused_enforced(&event, now) {
+                enforced = true;
+                continue;
+            }
             let Some(c) = self.containers.get_mut(&event.cgroup_id) else {
                 continue;
             };
@@ -171,6 +176,9 @@ impl Machine {
             }
         }
         self.write_refusals(out);
+        if enforced {
+            self.after_refused_enforced(now, out);
+        }
     }
 
     /// Writes the reports that changed.
@@ -247,15 +255,38 @@ impl Machine {
                 });
             }
         }
+        for e in self.enforced().into_iter().flat_map(|m| m.values()) {
+            let RefusalWatch::Watched { log, .. } = &e.refusals else {
+                continue;
+            };
+            for refused in log.syscalls() {
+                series.push(RefusalSeries {
+                    namespace: e.pod.namespace.clone().unwrap_or_default(),
+                    workload: super::production::workload_label(
+                        e.profile.workload.kind,
+                        &e.profile.workload.name,
+                    ),
+                    container: e.container.clone(),
+                    syscall: refused.name,
+                    count: refused.count,
+                });
+            }
+        }
         series
     }
 
     /// Containers whose refusals are watched.
     pub fn watched_refusals(&self) -> usize {
+        let enforced = self.enforced().map_or(0, |m| {
+            m.values()
+                .filter(|e| matches!(e.refusals, RefusalWatch::Watched { .. }))
+                .count()
+        });
         self.containers
             .values()
             .filter(|c| matches!(c.refusals, RefusalWatch::Watched { .. }))
             .count()
+            + enforced
     }
 }
 

@@ -109,6 +109,8 @@ pub(super) fn pod(n: u64, app: &str) -> PodView {
             init: false,
         }],
         controller: None,
+        running: Vec::new(),
+        localhost_profiles: BTreeMap::new(),
     }
 }
 
@@ -176,6 +178,11 @@ pub(super) struct World {
     pub events: Vec<EventWrite>,
     pub checkpoint: Option<Checkpoint>,
     pub snapshots: u64,
+    /// LocalhostProfiles' status, by object (absent: the object is not
+    /// there, unless `missing_objects` is false).
+    pub statuses: BTreeMap<ProfileObject, syscensus_api::LocalhostProfileStatus>,
+    /// Status writes fail with this.
+    pub fail_status: Option<StatusFailure>,
 }
 
 impl World {
@@ -225,6 +232,8 @@ impl World {
             events: Vec::new(),
             checkpoint: None,
             snapshots: 0,
+            statuses: BTreeMap::new(),
+            fail_status: None,
         };
         world.execute(actions);
         world
@@ -477,21 +486,32 @@ impl World {
                 self.snapshots += 1;
                 None
             }
-            Action::WatchRefusals(containers) => Some(Input::RefusalsWatched(
-                containers
+            Action::WatchRefusals(containers) => {
+                Some(Input::RefusalsWatched(self.watch_answers(containers)))
+            }
+            Action::WatchEnforced(containers) => {
+                Some(Input::EnforcedWatched(self.watch_answers(containers)))
+            }
+            Action::FindContainers { ids, .. } => Some(Input::ContainersFound(
+                self.cgroups
+                    .iter()
+                    .filter(|(_, c)| c.populated.is_some())
+                    .filter_map(|(cgroup_id, c)| {
+                        let id = ids.iter().find(|id| c.path.ends_with(id.as_str()))?;
+                        Some((id.clone(), *cgroup_id, c.path.clone()))
+                    })
+                    .collect(),
+            )),
+            Action::WriteRefusalStatus(writes) => Some(Input::RefusalStatusWritten(
+                writes
                     .into_iter()
-                    .map(|(id, container)| {
-                        let answer = self
-                            .profiles_held
-                            .get(&container)
-                            .cloned()
-                            .unwrap_or(WatchAnswer::Unconfined);
-                        if let (WatchAnswer::Watched(_), Some(c)) =
-                            (&answer, self.cgroups.get_mut(&id))
-                        {
-                            c.refused = Some(Default::default());
+                    .map(|(object, deltas)| {
+                        if let Some(failure) = &self.fail_status {
+                            return (object, Err(failure.clone()));
                         }
-                        (id, answer)
+                        let status = self.statuses.entry(object.clone()).or_default();
+                        crate::refusal::status::merge(status, &deltas);
+                        (object, Ok(()))
                     })
                     .collect(),
             )),
@@ -506,6 +526,25 @@ impl World {
                 None
             }
         }
+    }
+
+    /// What the runtime says of the profiles of `containers`; the watched
+    /// ones start counting.
+    fn watch_answers(&mut self, containers: Vec<(u64, String)>) -> Vec<(u64, WatchAnswer)> {
+        containers
+            .into_iter()
+            .map(|(id, container)| {
+                let answer = self
+                    .profiles_held
+                    .get(&container)
+                    .cloned()
+                    .unwrap_or(WatchAnswer::Unconfined);
+                if let (WatchAnswer::Watched(_), Some(c)) = (&answer, self.cgroups.get_mut(&id)) {
+                    c.refused = Some(Default::default());
+                }
+                (id, answer)
+            })
+            .collect()
     }
 }
 
