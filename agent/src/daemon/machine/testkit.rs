@@ -12,6 +12,15 @@ use syscensus_api::{ProfileRecordingSpec, WorkloadKind, WorkloadRef};
 use syscensus_common::abi;
 
 use super::*;
+// What the machine's tests use beside the machine's own types.
+pub(super) use crate::{
+    bpf::MarkedCgroup,
+    daemon::{
+        contribution::Counted,
+        identity::{PodView, RuntimeAnswer},
+    },
+    refusal::report::{ContainerRefusals, First},
+};
 use crate::{
     daemon::identity::{ContainerMeta, StatusEntry},
     syscalls::Arch,
