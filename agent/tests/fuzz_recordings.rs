@@ -20,11 +20,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use proptest::{prelude::*, test_runner::Config};
 use serde_json::{Value, json};
 use syscensus::{
+    container_recording::ContainerRecording,
     daemon::selection::{matches, selects, validate},
     export::{Entry, Filter, PlanOptions, file_entries, plan, recording_entry},
     localhost::{self, localhost_profile, profile_path, spec_profile_path},
     profile::Profile,
-    recording::ContainerRecording,
 };
 use syscensus_api::{ContainerProfileSpec, ProfileRecording, ProfileRecordingSpec, WorkloadKind};
 

@@ -31,7 +31,7 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("seccomp", 3, "the domain"),
     ("syscalls", 3, "the domain"),
     ("census", 3, "the domain"),
-    ("recording", 3, "the domain"),
+    ("container_recording", 3, "the domain"),
     ("basesets", 3, "the domain"),
     ("always_allowed", 3, "the domain"),
     ("oci_runtime", 3, "the domain"),

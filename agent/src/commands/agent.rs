@@ -8,8 +8,8 @@ use tracing::{info, warn};
 use super::{ClusterArgs, NotRoot};
 use crate::{
     basesets::{self, UnknownBaseSet},
+    container_recording::SessionPolicy,
     daemon::{self, BaseSetChoice, Config, DaemonError, InstallOnlyOptions, KubeConfig, Options},
-    recording::SessionPolicy,
 };
 
 /// `syscensus agent` failed.

@@ -271,8 +271,8 @@ pub fn render(reports: &[ContainerRefusals]) -> String {
     }
     for r in reports {
         let state = match r.state {
-            crate::recording::State::Running => "running",
-            crate::recording::State::Exited => "exited",
+            crate::container_recording::State::Running => "running",
+            crate::container_recording::State::Exited => "exited",
         };
         let _ = writeln!(
             out,

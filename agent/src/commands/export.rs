@@ -11,7 +11,7 @@ use super::{ClusterArgs, Output, OutputError, block_on, json_line, write_stdout}
 use crate::{
     export::{
         self, ExportError, Filter, Installer, PlanOptions, cluster_entries, denial_reports,
-        file_entries, git, is_profile_file, plan, read_base, tree,
+        file_entries, git, is_profile_file, plan, read_base, write,
     },
     localhost,
 };
@@ -233,9 +233,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Error> {
             args.to.display(),
             args.branch.as_deref().unwrap_or_default(),
         );
-        (tree::Written::default(), out)
+        (write::Written::default(), out)
     } else {
-        let written = tree::write(&args.to, &plan)?;
+        let written = write::write(&args.to, &plan)?;
         let out = format!(
             "exported {} profile(s) of {} workload(s) to {}: {} file(s) written, {} removed, {} unchanged\n",
             plan.profiles,

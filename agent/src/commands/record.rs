@@ -23,9 +23,9 @@ use crate::{
     basesets::UnknownBaseSet,
     bpf::{BpfError, Counters, SessionKind, Snapshot, Tracer, TracerOptions},
     cgroup::{CgroupError, Hierarchy},
+    container_recording::{Parts, SessionPolicy},
     output,
     profile::{Action, BuildOptions, Profile, ProfileError},
-    recording::{Parts, SessionPolicy},
 };
 
 /// `syscensus record` failed.

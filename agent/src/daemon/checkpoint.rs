@@ -19,7 +19,7 @@ use super::{
     machine::{Checkpoint, ContainerState, Ended},
     state::{StateDir, StateError},
 };
-use crate::recording::{ContainerRecording, Start};
+use crate::container_recording::{ContainerRecording, Start};
 
 /// The checkpoint's file in the state directory.
 pub const FILE: &str = "checkpoint.json";

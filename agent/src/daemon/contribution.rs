@@ -13,9 +13,9 @@ use syscensus_api::{
 
 use crate::{
     census::Census,
+    container_recording::SessionRecord,
     localhost::{self, MAX_PODS},
     profile::BaseSet,
-    recording::SessionRecord,
 };
 
 /// A workload container of a recording: one ContainerProfile.

@@ -20,7 +20,8 @@ use std::{
 };
 
 use crate::{
-    output::write_atomic, recording::ContainerRecording, refusal::report::ContainerRefusals,
+    container_recording::ContainerRecording, output::write_atomic,
+    refusal::report::ContainerRefusals,
 };
 
 /// The state directory could not be used.

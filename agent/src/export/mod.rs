@@ -11,7 +11,7 @@ pub mod git;
 mod patch;
 mod plan;
 pub mod source;
-pub mod tree;
+pub mod write;
 
 pub use error::ExportError;
 pub use git::{Commit, DEFAULT_EMAIL, DEFAULT_NAME};
@@ -27,4 +27,4 @@ pub use source::{
     Filter, cluster_entries, denial_reports, file_entries, read_base, read_documents,
     recording_entry,
 };
-pub use tree::{MANIFEST_FILE, Written, read_manifest};
+pub use write::{MANIFEST_FILE, Written, read_manifest};

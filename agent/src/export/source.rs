@@ -19,7 +19,7 @@ use super::{
     ExportError,
     plan::{Base, Entry},
 };
-use crate::{recording::ContainerRecording, refusal::report::ContainerRefusals};
+use crate::{container_recording::ContainerRecording, refusal::report::ContainerRefusals};
 
 /// Which profiles to export.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -310,7 +310,7 @@ pub fn recording_entry(recording: &ContainerRecording) -> Option<Entry> {
             sessions: recording
                 .sessions
                 .iter()
-                .map(crate::recording::SessionRecord::summary)
+                .map(crate::container_recording::SessionRecord::summary)
                 .collect(),
         },
     })

@@ -12,7 +12,7 @@ use syscensus_api::{WorkloadKind, WorkloadRef};
 
 use crate::{
     bpf::{FirstRefusal, RefusalKind, Refusals},
-    recording::{PodRef, State},
+    container_recording::{PodRef, State},
     syscalls::Arch,
 };
 

@@ -12,7 +12,7 @@ use syscensus_api::{
 };
 
 use super::report::{self, ContainerRefusals, How, Refused, WatchedProfile};
-use crate::recording::{PodRef, State};
+use crate::container_recording::{PodRef, State};
 
 /// `kind` of [`ProfileRefusals`].
 pub const PROFILE_REFUSALS_KIND: &str = "LocalhostProfileRefusals";

@@ -18,7 +18,7 @@ use k8s_openapi::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::recording::{ExecCommand, PodRef};
+use crate::container_recording::{ExecCommand, PodRef};
 
 pub mod cgroup_path;
 

@@ -22,12 +22,12 @@ use super::{
     round::{Flow, Pending, Step},
 };
 use crate::{
+    container_recording::ContainerRecording,
     daemon::{
         contribution::{Contribution, Key},
         identity::{Identity, PodView},
         selection,
     },
-    recording::ContainerRecording,
 };
 
 /// What the watches hold, as the machine sees it at a tick.

@@ -1,7 +1,7 @@
 //! The daemon's settings.
 use std::time::Duration;
 
-use crate::{profile::BaseSet, recording::SessionPolicy};
+use crate::{container_recording::SessionPolicy, profile::BaseSet};
 
 /// How the agent picks each container's runtime base set.
 #[derive(Clone, Debug, PartialEq, Eq)]

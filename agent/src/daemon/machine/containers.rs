@@ -12,8 +12,8 @@ use super::{
 };
 use crate::{
     bpf::MarkedCgroup,
+    container_recording::{ContainerRecording, Start, State},
     daemon::identity::{Identity, RuntimeAnswer},
-    recording::{ContainerRecording, Start, State},
 };
 
 impl Machine {

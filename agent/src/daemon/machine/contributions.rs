@@ -10,9 +10,9 @@ use super::{
     round::{Flow, Step},
 };
 use crate::{
+    container_recording::ContainerRecording,
     daemon::contribution::{Contribution, Counted, Key},
     profile::BaseSet,
-    recording::ContainerRecording,
 };
 
 impl Machine {

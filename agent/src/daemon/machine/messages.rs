@@ -9,7 +9,7 @@ use crate::daemon::{
 };
 use crate::{
     bpf::MarkedCgroup,
-    recording::ContainerRecording,
+    container_recording::ContainerRecording,
     refusal::report::{ContainerRefusals, First},
 };
 

@@ -48,8 +48,8 @@ use super::{
 };
 use crate::{
     bpf::Snapshot,
+    container_recording::{ContainerRecording, ExecCommand, PodRef, SessionPolicy, Start},
     profile::BaseSet,
-    recording::{ContainerRecording, ExecCommand, PodRef, SessionPolicy, Start},
     refusal::report::{Counts, RefusalLog, WatchedProfile},
 };
 

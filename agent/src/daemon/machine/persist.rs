@@ -7,12 +7,12 @@ use tracing::info;
 
 use super::{Chosen, Container, Decision, Ended, Machine, Now};
 use crate::{
+    container_recording::{ContainerRecording, Start},
     daemon::{
         contribution::{Contribution, Key},
         identity::Identity,
     },
     profile::BaseSet,
-    recording::{ContainerRecording, Start},
 };
 
 /// Everything the daemon carries over a restart.

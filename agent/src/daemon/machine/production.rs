@@ -33,9 +33,9 @@ use super::{
     events::{Kind, Occurrence, Reason, Regarding},
 };
 use crate::{
+    container_recording::{PodRef, State},
     daemon::identity::Identity,
     localhost::usage,
-    recording::{PodRef, State},
     refusal::{
         report::{self, First, RefusalLog},
         status::Deltas,

@@ -7,7 +7,7 @@ use super::{
     round::{Flow, Step},
 };
 use crate::{
-    recording::State,
+    container_recording::State,
     refusal::report::{self, ContainerRefusals, First},
 };
 

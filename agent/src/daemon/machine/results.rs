@@ -4,8 +4,8 @@ use super::{BaseSetChoice, Config, Container, Decision, Machine, Now};
 use crate::{
     basesets,
     bpf::Snapshot,
+    container_recording::{ContainerRecording, RecordingParts, SessionPolicy, Start, State},
     profile::BaseSet,
-    recording::{ContainerRecording, RecordingParts, SessionPolicy, Start, State},
 };
 
 /// The base set of a container whose entrypoint did (or did not) run with

@@ -7,7 +7,7 @@ use syscensus_api::WorkloadRef;
 use tracing::warn;
 
 use super::{Action, CHECKPOINT_INTERVAL, Cluster, Machine, Now};
-use crate::recording::ContainerRecording;
+use crate::container_recording::ContainerRecording;
 
 /// What started a round.
 #[derive(Clone, Debug)]

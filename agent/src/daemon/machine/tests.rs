@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{testkit::*, *};
-use crate::{recording::State, syscalls::Arch};
+use crate::{container_recording::State, syscalls::Arch};
 
 fn names(recording: &ContainerRecording) -> Vec<&str> {
     recording

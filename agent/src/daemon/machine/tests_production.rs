@@ -12,8 +12,8 @@ use super::{
     *,
 };
 use crate::{
+    container_recording::State,
     daemon::identity::StatusEntry,
-    recording::State,
     refusal::report::{Counted, How},
     syscalls::Arch,
 };

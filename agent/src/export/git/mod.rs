@@ -25,7 +25,7 @@ use self::command::{commit_here, commit_on_branch};
 use super::{
     ExportError,
     plan::{Plan, is_profile_file},
-    tree::{MANIFEST_FILE, Written, manifest_text, parse_manifest},
+    write::{MANIFEST_FILE, Written, manifest_text, parse_manifest},
 };
 use crate::{
     diff::{self, Status},

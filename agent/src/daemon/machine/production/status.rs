@@ -12,7 +12,7 @@ use super::{
     Enforced, ProfileObject, StatusFailure,
 };
 use crate::{
-    recording::State,
+    container_recording::State,
     refusal::{
         report::{self, ContainerRefusals},
         status::Delta,
