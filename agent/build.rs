@@ -34,6 +34,9 @@ fn revision() -> String {
         return revision;
     }
     let Some(head) = git(&["rev-parse", "HEAD"]) else {
+        // Asked again whenever the package's files change, so that one
+        // failed call does not leave every later build `unknown`.
+        println!("cargo:rerun-if-changed={}", env!("CARGO_MANIFEST_DIR"));
         return "unknown".into();
     };
     let git_path = |path: &str| git(&["rev-parse", "--path-format=absolute", "--git-path", path]);
