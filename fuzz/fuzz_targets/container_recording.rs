@@ -6,9 +6,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use syscensus::{
+    container_recording::ContainerRecording,
     export::recording_entry,
     localhost::{self, spec_profile_path},
-    recording::ContainerRecording,
 };
 use syscensus_fuzz::assert_contained;
 
