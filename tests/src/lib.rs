@@ -16,6 +16,7 @@ pub mod containers;
 /// The fake Kubernetes API server (a crate of its own, tests/apiserver).
 pub use syscensus_fake_apiserver as apiserver;
 pub mod judge;
+pub mod manifests;
 
 use std::{
     path::{Path, PathBuf},

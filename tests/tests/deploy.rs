@@ -24,13 +24,9 @@ use syscensus_tests::{
     agent::Agent,
     apiserver::{FakeApiServer, Gvr, RequestRecord},
     containers::{BUSYBOX_IMAGE, ContainerSpec, Containerd, PodSpec, Seccomp},
-    require_program, require_root, workspace_root,
+    manifests::{render, render_path},
+    require_root, workspace_root,
 };
-
-/// `kubectl kustomize DIR`, as YAML documents.
-fn render(dir: &str) -> Vec<Value> {
-    render_path(&workspace_root().join(dir), dir)
-}
 
 /// deploy/base with the kustomize Component `deploy/components/NAME`, as a
 /// user's overlay would use it.
@@ -48,28 +44,6 @@ fn render_with_component(name: &str) -> Vec<Value> {
     )
     .unwrap();
     render_path(overlay.path(), &format!("deploy/components/{name}"))
-}
-
-fn render_path(dir: &std::path::Path, what: &str) -> Vec<Value> {
-    require_program("kubectl", "kubectl");
-    let dir_display = what;
-    let output = Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {dir_display}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
-            serde_json::to_value(v).unwrap()
-        })
-        .collect()
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {

@@ -13,33 +13,13 @@
     reason = "an integration test uses some of its package's dependencies"
 )]
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use serde_json::{Value, json};
-use syscensus_tests::{require_program, workspace_root};
-
-/// `kubectl kustomize DIR`, as JSON documents.
-fn render(dir: &Path) -> Vec<Value> {
-    require_program("kubectl", "kubectl");
-    let output = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
-            serde_json::to_value(v).unwrap()
-        })
-        .collect()
-}
+use syscensus_tests::{
+    manifests::{render, render_path},
+    workspace_root,
+};
 
 /// deploy/base with the monitoring component, as a user's overlay uses it.
 fn render_with_monitoring() -> Vec<Value> {
@@ -55,7 +35,7 @@ fn render_with_monitoring() -> Vec<Value> {
         ),
     )
     .unwrap();
-    render(overlay.path())
+    render_path(overlay.path(), "deploy/components/monitoring")
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -246,7 +226,7 @@ fn the_service_monitor_reaches_every_agents_metrics_port() {
     assert_eq!(endpoint["port"], port["name"]);
     assert_eq!(endpoint["path"], "/metrics");
     // The component adds these two and changes nothing else.
-    let base = render(&workspace_root().join("deploy/base"));
+    let base = render("deploy/base");
     let rest: Vec<&Value> = docs
         .iter()
         .filter(|d| d["kind"] != "Service" && d["kind"] != "ServiceMonitor")

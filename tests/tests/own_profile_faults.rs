@@ -46,7 +46,8 @@ use syscensus_tests::{
         cri::kubelet::{self, ApiServer, KubeletPod, Probe},
         random_hex,
     },
-    require_program, require_root, workspace_root,
+    manifests::{Mount, image_archive, mem_total, render},
+    require_root, workspace_root,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -55,66 +56,6 @@ const NS: &str = "shop";
 /// The workload's ContainerProfile: recording `rec`, Deployment `web`,
 /// container `app`.
 const PROFILE: &str = "rec.deployment.web.app";
-
-/// `kubectl kustomize deploy/base`, as JSON documents.
-fn render() -> Vec<Value> {
-    require_program("kubectl", "kubectl");
-    let output = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(workspace_root().join("deploy/base"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl kustomize deploy/base: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
-            serde_json::to_value(v).unwrap()
-        })
-        .collect()
-}
-
-/// The image `cargo xtask image` wrote (`$SYSCENSUS_IMAGE`, set by `cargo
-/// xtask test`).
-fn image_archive() -> PathBuf {
-    let path = std::env::var_os("SYSCENSUS_IMAGE").map_or_else(
-        || workspace_root().join("target/image/syscensus.oci.tar"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the agent's image {} is missing: build it with `cargo xtask image` (cargo xtask test does)",
-        path.display()
-    );
-    path
-}
-
-/// A filesystem mounted for the test (bpffs standing in for /sys/fs/bpf, a
-/// small tmpfs for a state directory), lazily unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn new(kind: &str, options: &str, dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", kind, "-o", options, kind])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount -t {kind} {}", dir.display());
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// A CRI socket that takes connections and never answers, as a hung
 /// containerd does. The listener thread ends with the test process.
@@ -145,17 +86,6 @@ fn kernel_log() -> Vec<(f64, String)> {
             Some((time.trim().parse().ok()?, message.trim().to_owned()))
         })
         .collect()
-}
-
-fn mem_total() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 /// What a test chooses of its node.
@@ -200,7 +130,7 @@ impl Node {
     fn start(options: Options) -> Self {
         let since = kernel_log_now();
         let image = image_archive();
-        let docs = render();
+        let docs = render("deploy/base");
         let daemonset = docs
             .iter()
             .find(|d| d["kind"] == "DaemonSet")
@@ -287,7 +217,7 @@ impl Node {
             kubelet_root: kubelet_root.clone(),
             host_paths: BTreeMap::from([
                 ("/sys/fs/cgroup".to_owned(), PathBuf::from("/sys/fs/cgroup")),
-                ("/sys/fs/bpf".to_owned(), bpffs.0.clone()),
+                ("/sys/fs/bpf".to_owned(), bpffs.path().to_path_buf()),
                 ("/var/lib/syscensus".to_owned(), state.clone()),
                 ("/run/containerd/containerd.sock".to_owned(), agent_cri),
                 (
@@ -573,7 +503,7 @@ fn under_its_profile_the_agent_keeps_results_through_a_full_state_directory() {
     let dir = tempfile::tempdir().unwrap();
     let tmpfs = Mount::new("tmpfs", "size=1m", &dir.path().join("state"));
     let node = Node::start(Options {
-        state: Some(tmpfs.0.clone()),
+        state: Some(tmpfs.path().to_path_buf()),
         ..Options::default()
     });
     let agent = node.agent();
@@ -581,7 +511,7 @@ fn under_its_profile_the_agent_keeps_results_through_a_full_state_directory() {
     let app = web.container("app");
     // Chosen while it runs; then the directory fills up, and it ends.
     node.wait_profile_with("the workload's first syscalls", &agent, &["uname"]);
-    let filler = tmpfs.0.join("filler");
+    let filler = tmpfs.path().join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4k"])
         .arg(format!("of={}", filler.display()))
@@ -598,7 +528,7 @@ fn under_its_profile_the_agent_keeps_results_through_a_full_state_directory() {
     // Room again: the result, kept meanwhile, reaches the state directory
     // and the cluster.
     std::fs::remove_file(&filler).unwrap();
-    let recording = tmpfs.0.join(format!("containers/{}.json", app.id()));
+    let recording = tmpfs.path().join(format!("containers/{}.json", app.id()));
     node.until("the result on disk", &agent, || {
         std::fs::read(&recording).is_ok_and(|text| {
             serde_json::from_slice::<Value>(&text).is_ok_and(|r| {

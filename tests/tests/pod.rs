@@ -22,8 +22,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -37,83 +36,13 @@ use syscensus_tests::{
         cri::kubelet::{self, ApiServer, Node, Probe},
         random_hex,
     },
-    require_program, require_root, workspace_root,
+    manifests::{Mount, image_archive, mem_total, render},
+    require_root, workspace_root,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
 const NODE: &str = "node-a";
 const NS: &str = "shop";
-
-/// `kubectl kustomize DIR`, as JSON documents.
-fn render(dir: &str) -> Vec<Value> {
-    require_program("kubectl", "kubectl");
-    let output = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(workspace_root().join(dir))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {dir}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            let v: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
-            serde_json::to_value(v).unwrap()
-        })
-        .collect()
-}
-
-/// The image `cargo xtask image` wrote (`$SYSCENSUS_IMAGE`, set by `cargo
-/// xtask test`).
-fn image_archive() -> PathBuf {
-    let path = std::env::var_os("SYSCENSUS_IMAGE").map_or_else(
-        || workspace_root().join("target/image/syscensus.oci.tar"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the agent's image {} is missing: build it with `cargo xtask image` (cargo xtask test does)",
-        path.display()
-    );
-    path
-}
-
-/// A bpffs instance of the test's own, standing in for the node's
-/// /sys/fs/bpf; unmounted (and its pins with it) when dropped.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn mount(dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount -t bpf bpf {}", dir.display());
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mem_total() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
-}
 
 /// Polls `done` every 100 ms for up to [`WAIT`], failing with `what` and
 /// `context()`.
@@ -200,7 +129,7 @@ fn the_daemonset_pod_runs_as_the_kubelet_runs_it() {
 
     // The node.
     let dir = tempfile::tempdir().unwrap();
-    let bpffs = Bpffs::mount(&dir.path().join("bpffs"));
+    let bpffs = Mount::new("bpf", "rw", &dir.path().join("bpffs"));
     let kubelet_root = dir.path().join("kubelet");
     let state = dir.path().join("state");
     let trigger = dir.path().join("trigger");
@@ -216,7 +145,7 @@ fn the_daemonset_pod_runs_as_the_kubelet_runs_it() {
         kubelet_root: kubelet_root.clone(),
         host_paths: BTreeMap::from([
             ("/sys/fs/cgroup".to_owned(), PathBuf::from("/sys/fs/cgroup")),
-            ("/sys/fs/bpf".to_owned(), bpffs.0.clone()),
+            ("/sys/fs/bpf".to_owned(), bpffs.path().to_path_buf()),
             ("/var/lib/syscensus".to_owned(), state.clone()),
             (
                 "/run/containerd/containerd.sock".to_owned(),
