@@ -286,6 +286,47 @@ pub const fn filter_slot(cgroup_id: u64) -> usize {
     (cgroup_id as usize) & (FILTER_SLOTS - 1)
 }
 
+/// Name of the per-CPU cache of the recorded path (see [`Seen`]): the
+/// kernel program's own, never read by userspace.
+pub const SEEN_MAP: &str = "SEEN";
+/// Entries of [`SEEN_MAP`] per CPU, indexed by thread id; a power of two.
+pub const SEEN_ENTRIES: u32 = 64;
+/// Words of [`Seen::bits`]: one bit per syscall slot.
+pub const SEEN_WORDS: usize = SYSCALL_SLOTS.div_ceil(64);
+
+/// Name of the epoch of the rows: one `u64`, written by userspace only,
+/// changed after every change it makes to [`ROWS_MAP`], [`MEMBERS_MAP`] or
+/// [`ALIAS_MAP`]. A [`Seen`] entry is valid only in the epoch it was filled
+/// in.
+pub const EPOCH_MAP: &str = "EPOCH";
+
+/// An entry of [`SEEN_MAP`]: syscalls of one thread (its thread id and
+/// start time: never reused together) in one cgroup that `sys_enter` set in
+/// the workload's native row of the cgroup's recorded cgroup, so that it
+/// does not look the row up again for them. Filled and read by the kernel
+/// program on one CPU only (the program does not run twice at once on a
+/// CPU); the kernel never removes or replaces such a row, nor changes what
+/// a thread's syscalls go to while it lives, so only userspace's changes
+/// can make an entry wrong, and those change [`EPOCH_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// `task_struct.start_time` of the thread.
+    pub start_time: u64,
+    /// The cgroup the thread was in (not its recorded cgroup: an alias's
+    /// own id).
+    pub cgroup_id: u64,
+    /// [`EPOCH_MAP`] as read before the row was looked up.
+    pub epoch: u64,
+    /// `task_struct.pid` of the thread.
+    pub pid: u32,
+    pub _pad: u32,
+    /// Bit `nr % 64` of word `nr / 64`: native syscall `nr` is set in the
+    /// row.
+    pub bits: [u64; SEEN_WORDS],
+}
+const _: () = assert!(size_of::<Seen>() == 32 + 8 * SEEN_WORDS);
+
 /// Name of the per-CPU counters map (see [`counter`]).
 pub const COUNTERS_MAP: &str = "COUNTERS";
 
@@ -478,8 +519,11 @@ pub struct KernelOffsets {
     pub mm_arg_start: u32,
     /// `mm_struct.arg_end`.
     pub mm_arg_end: u32,
+    /// `task_struct.start_time` (`u64`); 0 if unknown (then `sys_enter`
+    /// keeps no [`Seen`] cache).
+    pub task_start_time: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 100);
+const _: () = assert!(size_of::<KernelOffsets>() == 104);
 
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
@@ -494,4 +538,5 @@ mod user {
     unsafe impl aya::Pod for super::CgroupEvent {}
     unsafe impl aya::Pod for super::SessionEvent {}
     unsafe impl aya::Pod for super::Member {}
+    unsafe impl aya::Pod for super::Seen {}
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use syscensus_common::{
     ALIAS_CAPACITY, EVENTS_BYTES, FILTER_SLOTS, MEMBERS_CAPACITY, Member, ROOT_PATH_BYTES,
-    ROWS_CAPACITY, Row, RowKey, WATCH_CAPACITY, abi, counter, filter_slot,
+    ROWS_CAPACITY, Row, RowKey, SEEN_ENTRIES, Seen, WATCH_CAPACITY, abi, counter, filter_slot,
 };
 
 /// `BPF_F_MMAPABLE`: userspace maps the array into its memory.
@@ -30,6 +30,19 @@ pub static ROWS: HashMap<RowKey, Row> = HashMap::with_max_entries(ROWS_CAPACITY,
 /// slot. A false positive just costs the hash lookup.
 #[map]
 pub static FILTER: Array<[u8; FILTER_SLOTS]> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// The recorded path's cache (see `syscensus_common::Seen`): per CPU, so
+/// that each entry has one writer, and an array, whose lookups the verifier
+/// inlines (a `ROWS` lookup is a call into the hash table's code, most of
+/// what recording a syscall costs). Entry `pid % SEEN_ENTRIES`.
+#[map]
+pub static SEEN: PerCpuArray<Seen> = PerCpuArray::with_max_entries(SEEN_ENTRIES, 0);
+
+/// The rows' epoch (see `syscensus_common::EPOCH_MAP`): changed by
+/// userspace after it changes `ROWS`, `MEMBERS` or `ALIAS`, which makes
+/// every `SEEN` entry filled before stale.
+#[map]
+pub static EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Event counters (see `syscensus_common::counter`), per CPU so that no atomic
 /// read-modify-write is needed. Incremented by the kernel program, summed and

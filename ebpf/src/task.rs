@@ -35,6 +35,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_mm: 0,
     mm_arg_start: 0,
     mm_arg_end: 0,
+    task_start_time: 0,
 };
 
 /// Reads one field of [`OFFSETS`].

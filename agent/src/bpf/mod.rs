@@ -13,7 +13,7 @@ use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
 };
 use syscensus_common::{
-    ALIAS_MAP, COUNTERS_MAP, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, Member,
+    ALIAS_MAP, COUNTERS_MAP, EPOCH_MAP, EVENTS_MAP, FILTER_MAP, KernelOffsets, MEMBERS_MAP, Member,
     OFFSETS_GLOBAL, ROOT_PATH_BYTES, ROOT_PATHS, ROOT_PATHS_MAP, ROWS_CAPACITY, ROWS_MAP, Row,
     RowKey, SYSCALL_SLOTS, WATCH_MAP, ancestors, counter, program, refusal::WATCH_CONFIG_GLOBAL,
 };
@@ -95,9 +95,13 @@ impl Default for TracerOptions {
 
 /// Maps pinned when a pin directory is given: everything the kernel program
 /// writes or userspace needs after a restart.
-const PINNED_MAPS: [&str; 8] = [
+/// The recorded path's cache (`SEEN_MAP`) is not: a restarted program
+/// starts with an empty one, and the epoch, which is, invalidates what a
+/// program left attached by a crashed run cached.
+const PINNED_MAPS: [&str; 9] = [
     ROWS_MAP,
     FILTER_MAP,
+    EPOCH_MAP,
     COUNTERS_MAP,
     WATCH_MAP,
     ROOT_PATHS_MAP,
@@ -109,8 +113,10 @@ const PINNED_MAPS: [&str; 8] = [
 /// The sub-directory of the pin directory for this version of the maps'
 /// layout: a restart after an upgrade that changed a map starts afresh
 /// instead of reading maps it does not understand. v2: rows per session,
-/// members with their session, cgroups below recorded ones.
-pub const PIN_LAYOUT: &str = "v2";
+/// members with their session, cgroups below recorded ones. v3: the rows'
+/// epoch, without which a restarted agent could not invalidate the cache of
+/// the program left attached.
+pub const PIN_LAYOUT: &str = "v3";
 
 /// What one cgroup did, read from the kernel without disturbing it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -192,6 +198,10 @@ pub struct Tracer {
     root_paths: Array<MapData, [u8; ROOT_PATH_BYTES]>,
     members: HashMap<MapData, u32, Member>,
     alias: HashMap<MapData, u64, u64>,
+    /// The rows' epoch (`EPOCH_MAP`) and its value, written by this tracer
+    /// only.
+    epoch: Array<MapData, u64>,
+    epoch_value: u64,
     events: Option<RingBuf<MapData>>,
     links: std::collections::HashMap<&'static str, Attached>,
     pin_dir: Option<std::path::PathBuf>,
@@ -275,6 +285,9 @@ impl Tracer {
         let members =
             HashMap::try_from(take(&mut ebpf, MEMBERS_MAP)?).map_err(map_err(MEMBERS_MAP))?;
         let alias = HashMap::try_from(take(&mut ebpf, ALIAS_MAP)?).map_err(map_err(ALIAS_MAP))?;
+        let epoch = Array::try_from(take(&mut ebpf, EPOCH_MAP)?).map_err(map_err(EPOCH_MAP))?;
+        // A pinned epoch goes on from where the last run left it.
+        let epoch_value = epoch.get(&0, 0).map_err(map_err(EPOCH_MAP))?;
         let events =
             RingBuf::try_from(take(&mut ebpf, EVENTS_MAP)?).map_err(map_err(EVENTS_MAP))?;
         let refusal = watch::WatchMaps::take(&mut ebpf, watch_unavailable)?;
@@ -288,6 +301,8 @@ impl Tracer {
             root_paths,
             members,
             alias,
+            epoch,
+            epoch_value,
             events: Some(events),
             links: std::collections::HashMap::new(),
             pin_dir,
@@ -297,6 +312,7 @@ impl Tracer {
             events_lost_seen: 0,
             refusal,
         };
+        tracer.rows_changed()?;
         for name in [
             program::SYS_ENTER,
             program::EXEC,
@@ -334,6 +350,16 @@ impl Tracer {
         tracer.resume_refusal_watch()?;
         debug!(?offsets, "kernel program loaded");
         Ok(tracer)
+    }
+
+    /// Starts a new epoch of the rows: call after every change to the rows,
+    /// members or aliases, so that `sys_enter` stops trusting what it
+    /// cached about them before (see `syscensus_common::Seen`).
+    fn rows_changed(&mut self) -> Result<(), BpfError> {
+        self.epoch_value = self.epoch_value.wrapping_add(1);
+        self.epoch
+            .set(0, self.epoch_value, 0)
+            .map_err(map_err(EPOCH_MAP))
     }
 
     /// The kernel offsets in use.

@@ -158,6 +158,9 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
                 warn!(%error, "command lines unreadable: exec sessions are listed without them")
             }
         }
+        // A thread's id and start time (include/linux/sched.h) name it for
+        // the cache of the recorded path: ids are reused, the pair is not.
+        offsets.task_start_time = btf.member_offset("task_struct", "start_time").unwrap_or(0);
     }
 
     let compat = compat_marker(Cpu::native(), btf)?;
@@ -308,6 +311,7 @@ mod tests {
         assert!(offsets.task_nsproxy > 0 && offsets.nsproxy_mnt_ns > 0 && offsets.mnt_ns_inum > 0);
         assert!(offsets.task_signal > 0 && offsets.signal_live > 0);
         assert!(offsets.task_mm > 0 && offsets.mm_arg_end == offsets.mm_arg_start + 8);
+        assert!(offsets.task_start_time > 0);
         assert_eq!(
             (offsets.compat_mask, offsets.compat_in_regs),
             (0x0002, 0),

@@ -22,7 +22,9 @@ impl Tracer {
     /// Marks a cgroup: its syscalls are recorded from the first exec
     /// completed inside it on. Marking a marked cgroup changes nothing.
     pub fn mark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
-        self.mark_in_state(cgroup_id, state::WAITING_FOR_EXEC, 0)
+        let marked = self.mark_in_state(cgroup_id, state::WAITING_FOR_EXEC, 0);
+        self.rows_changed()?;
+        marked
     }
 
     /// Marks a cgroup whose processes already run the workload: recording
@@ -32,6 +34,17 @@ impl Tracer {
     /// `init_tgid`, the first process to enter or exec in the cgroup is the
     /// workload's.
     pub fn mark_recording(
+        &mut self,
+        cgroup_id: u64,
+        init_tgid: u32,
+        members: &[u32],
+    ) -> Result<(), BpfError> {
+        let marked = self.add_members_and_mark(cgroup_id, init_tgid, members);
+        self.rows_changed()?;
+        marked
+    }
+
+    fn add_members_and_mark(
         &mut self,
         cgroup_id: u64,
         init_tgid: u32,
@@ -99,7 +112,9 @@ impl Tracer {
     pub fn alias(&mut self, cgroup_id: u64, owner: u64) -> Result<(), BpfError> {
         // Prefilter first, as for rows.
         self.filter.set(cgroup_id);
-        match self.alias.insert(cgroup_id, owner, 0) {
+        let inserted = self.alias.insert(cgroup_id, owner, 0);
+        self.rows_changed()?;
+        match inserted {
             Ok(()) => Ok(()),
             Err(MapError::SyscallError(ref e))
                 if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
@@ -150,6 +165,12 @@ impl Tracer {
     /// (a compat row a racing `sys_enter` made after an earlier unmark) are
     /// removed too.
     pub fn unmark(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        let unmarked = self.remove_marked(cgroup_id);
+        self.rows_changed()?;
+        unmarked
+    }
+
+    fn remove_marked(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
         let mut ids: HashSet<u64> = self
             .joined
             .iter()
@@ -393,7 +414,9 @@ impl Tracer {
             }
             let seen = self.session_seen(cgroup_id, id)?;
             for abi_id in ABIS {
-                match self.rows.remove(&RowKey::session(cgroup_id, abi_id, id)) {
+                let removed = self.rows.remove(&RowKey::session(cgroup_id, abi_id, id));
+                self.rows_changed()?;
+                match removed {
                     Ok(()) => {}
                     Err(e) if is_not_found(&e) => {}
                     Err(other) => return Err(map_err(ROWS_MAP)(other)),
