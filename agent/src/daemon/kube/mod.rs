@@ -23,6 +23,8 @@ use super::{
 use crate::refusal::status::Deltas;
 
 mod events;
+#[doc(hidden)]
+pub mod harness;
 pub mod installer;
 mod refusals;
 mod status;
