@@ -539,6 +539,18 @@ pub async fn run(options: &Options) -> Report {
     })
     .await;
     assert!(late_in, "the late node's contributions were not written");
+    // Its flush ends with its Lease.
+    let lease_in = wait_for(Duration::from_secs(30), || {
+        server
+            .get(
+                &Gvr::new("coordination.k8s.io", "v1", "leases"),
+                Some("default"),
+                &node_name(n),
+            )
+            .is_ok()
+    })
+    .await;
+    assert!(lease_in, "the late node's Lease was not written");
     let late = Phase {
         elapsed: late_start.elapsed(),
         counters: server.counters(),
@@ -666,7 +678,13 @@ mod tests {
             "{first:?}"
         );
         assert!(report.status_written);
-        assert!(report.late.counters.writes() >= 1);
+        // The late node: its 2 contributions and its Lease.
+        let late = report.late.writes_by_resource();
+        assert!(
+            late.get("containerprofiles.syscensus.io").copied() >= Some(2),
+            "{late:?}"
+        );
+        assert_eq!(late.get("leases.coordination.k8s.io"), Some(&1), "{late:?}");
         assert_eq!(
             report.converged.counters.writes(),
             0,
@@ -692,5 +710,13 @@ mod tests {
         );
         assert_eq!(report.agent_events_converged.changes, 0);
         assert!(report.largest["ContainerProfile"].0 > 0);
+        // The Lease's owner was read: one get of each node's Node.
+        assert_eq!(
+            report
+                .first
+                .counters
+                .count(|k| k.verb == "get" && k.resource == "nodes"),
+            3
+        );
     }
 }
