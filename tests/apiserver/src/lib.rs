@@ -265,6 +265,9 @@ impl FakeApiServer {
             .create_crd_of::<syscensus_api::NodeProfileStatus>()
             .expect("NodeProfileStatus CRD");
         server
+            .create_crd_of::<syscensus_api::RefusalReport>()
+            .expect("RefusalReport CRD");
+        server
             .create(
                 &Gvr::new("", "v1", "namespaces"),
                 None,
