@@ -10,6 +10,12 @@
 //!   by that node's agent: the profiles it installed, with their SHA-256,
 //!   and the ones it refused. `syscensus apply` reads them; nothing watches
 //!   them.
+//! - [`RefusalReport`]: one per LocalhostProfile that refused anything in
+//!   production, named after it and owned by it: the refused syscalls with
+//!   counts over every node. Every node that saw a refusal adds to it; no
+//!   agent watches it, so those writes reach no node (a write into the
+//!   LocalhostProfile's status would reach every node's watch of
+//!   LocalhostProfiles: traffic that grows with the square of the nodes).
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -34,7 +40,6 @@ pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
     version = "v1alpha1",
     kind = "LocalhostProfile",
     namespaced,
-    status = "LocalhostProfileStatus",
     shortname = "lprof",
     category = "syscensus",
     doc = "A seccomp profile, byte for byte, that every node installs where the workload container's Localhost profile points.",
@@ -75,19 +80,56 @@ pub struct LocalhostProfileSpec {
     pub profile: String,
 }
 
-/// The most syscalls one [`LocalhostProfileStatus`] lists.
+/// The most syscalls one [`RefusalReport`] lists.
 pub const MAX_REFUSED_SYSCALLS: usize = 256;
 /// The most (node, Pod) pairs one [`RefusedSyscall`] names.
 pub const MAX_REPORTERS: usize = 10;
 
-/// What the profile refused in production, over every node that runs a
-/// container under it. Its size does not grow with the number of nodes:
-/// one entry per refused syscall, each with a bounded sample of the
-/// nodes and Pods that reported it. Each node's agent adds what it saw
-/// since its last write, under the resourceVersion it read.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+/// What a LocalhostProfile refused in production, over every node that
+/// runs a container under it. Named after the LocalhostProfile, in its
+/// namespace, and owned by it (deleting the profile deletes its report).
+/// Its size does not grow with the number of nodes: one entry per refused
+/// syscall, each with a bounded sample of the nodes and Pods that reported
+/// it. Each node's agent adds what it saw since its last write, under the
+/// resourceVersion it read. No agent watches these objects.
+#[derive(
+    CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema,
+)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats `type_`; clippy takes them for one attribute"
+)]
+#[kube(
+    group = "syscensus.io",
+    version = "v1alpha1",
+    kind = "RefusalReport",
+    namespaced,
+    shortname = "refusals",
+    category = "syscensus",
+    doc = "What one LocalhostProfile refused in production, over every node; named after it, owned by it, and written by the agents that saw the refusals.",
+    printcolumn(
+        name = "Localhost-Profile",
+        type_ = "string",
+        json_path = ".spec.localhostProfile"
+    ),
+    printcolumn(
+        name = "Not-Listed",
+        type_ = "integer",
+        json_path = ".spec.refusedNotListed"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase")]
-pub struct LocalhostProfileStatus {
+pub struct RefusalReportSpec {
+    /// The LocalhostProfile's `localhostProfile` path when the report was
+    /// made.
+    #[serde(default)]
+    #[schemars(length(max = 400))]
+    pub localhost_profile: String,
     /// The refused syscalls, sorted by architecture and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]

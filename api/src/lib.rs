@@ -27,9 +27,9 @@ mod profile;
 mod recording;
 
 pub use install::{
-    InstalledProfile, LocalhostProfile, LocalhostProfileSpec, LocalhostProfileStatus,
-    MAX_PROFILE_BYTES, MAX_REFUSED_SYSCALLS, MAX_REPORTERS, NodeProfileStatus,
-    NodeProfileStatusSpec, RefusalReporter, RefusedProfile, RefusedSyscall,
+    InstalledProfile, LocalhostProfile, LocalhostProfileSpec, MAX_PROFILE_BYTES,
+    MAX_REFUSED_SYSCALLS, MAX_REPORTERS, NodeProfileStatus, NodeProfileStatusSpec, RefusalReport,
+    RefusalReportSpec, RefusalReporter, RefusedProfile, RefusedSyscall,
 };
 pub use names::{
     NameError, label_value, localhost_profile_name, object_name, validate_dns_label,
@@ -110,6 +110,7 @@ pub fn crds()
         ContainerProfile::crd(),
         LocalhostProfile::crd(),
         NodeProfileStatus::crd(),
+        RefusalReport::crd(),
     ]
 }
 

@@ -11,6 +11,7 @@
 )]
 
 pub mod agent;
+pub mod cluster_bench;
 pub mod containers;
 
 /// The fake Kubernetes API server (a crate of its own, tests/apiserver).

@@ -19,7 +19,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use syscensus_api::{ContainerProfile, LocalhostProfile, NodeProfileStatus, ProfileRecording};
+use syscensus_api::{ContainerProfile, NodeProfileStatus, ProfileRecording, RefusalReport};
 use syscensus_tests::{
     agent::Agent,
     apiserver::{FakeApiServer, Gvr, RequestRecord},
@@ -507,8 +507,9 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         .delete(&Gvr::of::<ProfileRecording>(), Some(ns), "rec")
         .unwrap();
     // A production replica under the installed profile makes a syscall
-    // outside it: the agent reads the LocalhostProfile and adds the refusal
-    // to its status (and posts Events).
+    // outside it, twice: the agent reads the LocalhostProfile, creates its
+    // RefusalReport, then adds the second refusal to it (and posts
+    // Events).
     let localhost = "syscensus/shop/deployment-web/app.json";
     let created = server
         .create(
@@ -530,7 +531,8 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
             &[
                 "sh",
                 "-c",
-                "until [ -e /tmp/go ]; do sleep 0.05; done; mkdir /tmp/d; sleep 600",
+                "until [ -e /tmp/go ]; do sleep 0.05; done; mkdir /tmp/d; \
+                 until [ -e /tmp/again ]; do sleep 0.05; done; mkdir /tmp/d; sleep 600",
             ],
         )
         .seccomp(Seccomp::Localhost(installed.clone())),
@@ -551,28 +553,31 @@ fn the_cluster_role_grants_exactly_what_the_agent_calls() {
         assert!(Instant::now() < deadline, "not watched:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::fs::write(format!("/proc/{}/root/tmp/go", app.pid()), b"").unwrap();
     let refused = |server: &FakeApiServer| {
         server
-            .get(
-                &Gvr::of::<LocalhostProfile>(),
-                Some(ns),
-                "deployment-web.app",
-            )
-            .map(|p| p["status"]["refused"].clone())
+            .get(&Gvr::of::<RefusalReport>(), Some(ns), "deployment-web.app")
+            .map(|p| p["spec"]["refused"].clone())
             .unwrap_or_default()
     };
-    while !refused(&server).as_array().is_some_and(|r| {
-        r.iter()
-            .any(|s| s["syscall"] == "mkdir" || s["syscall"] == "mkdirat")
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "no refusal in the LocalhostProfile's status: {}\n{}",
-            refused(&server),
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let mkdirs = |server: &FakeApiServer| {
+        refused(server).as_array().map_or(0, |r| {
+            r.iter()
+                .filter(|s| s["syscall"] == "mkdir" || s["syscall"] == "mkdirat")
+                .map(|s| s["count"].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        })
+    };
+    for (file, count) in [("go", 1), ("again", 2)] {
+        std::fs::write(format!("/proc/{}/root/tmp/{file}", app.pid()), b"").unwrap();
+        while mkdirs(&server) < count {
+            assert!(
+                Instant::now() < deadline,
+                "not {count} refusals in the RefusalReport: {}\n{}",
+                refused(&server),
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     drop(app);
     production.remove();

@@ -2,8 +2,9 @@
 //! with no ProfileRecording. The agent (Kubernetes mode, test API server,
 //! real containerd through CRI, real kernel) watches those containers for
 //! what the installed profile refuses them, without attaching `sys_enter`,
-//! and reports a refused syscall in the LocalhostProfile's status and as an
-//! Event on the Pod within 2 s; nothing for a container that stays inside
+//! and reports a refused syscall in the LocalhostProfile's RefusalReport
+//! and as an Event on the Pod within 2 s, leaving the LocalhostProfile
+//! (which every node watches) untouched; nothing for a container that stays inside
 //! its profile, nor for another container on the node under a profile
 //! syscensus did not install.
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -18,7 +19,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use syscensus_api::LocalhostProfile;
+use syscensus_api::{LocalhostProfile, RefusalReport};
 use syscensus_tests::{
     agent::Agent,
     apiserver::{FakeApiServer, Gvr},
@@ -165,17 +166,28 @@ fn refused_events(server: &FakeApiServer, kind: &str, name: &str) -> Vec<Value> 
         .collect()
 }
 
-/// The LocalhostProfile's `status.refused`.
-fn status_refused(server: &FakeApiServer) -> Vec<Value> {
+/// The LocalhostProfile.
+fn localhost_profile(server: &FakeApiServer) -> Value {
     server
         .get(
             &Gvr::of::<LocalhostProfile>(),
             Some(NS),
             "deployment-web.app",
         )
-        .unwrap()["status"]["refused"]
-        .as_array()
-        .cloned()
+        .unwrap()
+}
+
+/// The LocalhostProfile's RefusalReport, if there is one.
+fn refusal_report(server: &FakeApiServer) -> Option<Value> {
+    server
+        .get(&Gvr::of::<RefusalReport>(), Some(NS), "deployment-web.app")
+        .ok()
+}
+
+/// The RefusalReport's `spec.refused`.
+fn report_refused(server: &FakeApiServer) -> Vec<Value> {
+    refusal_report(server)
+        .and_then(|r| r["spec"]["refused"].as_array().cloned())
         .unwrap_or_default()
 }
 
@@ -194,7 +206,7 @@ fn go(container: &CriContainer<'_>) {
 }
 
 #[test]
-fn an_installed_profile_refusing_a_production_pod_is_reported_in_its_status_and_an_event() {
+fn an_installed_profile_refusing_a_production_pod_is_reported_in_its_report_and_an_event() {
     require_root();
     let server = FakeApiServer::start_with_syscensus(NS);
     let dir = tempfile::tempdir().unwrap();
@@ -299,6 +311,8 @@ fn an_installed_profile_refusing_a_production_pod_is_reported_in_its_status_and_
     );
 
     // One refused mkdir each in web-a and other-x.
+    let profile_before = localhost_profile(&server);
+    assert!(refusal_report(&server).is_none());
     go(&app_a);
     go(&app_o);
     let done = wait_for(&agent, BOUND, "web-a's mkdir", || {
@@ -318,9 +332,9 @@ fn an_installed_profile_refusing_a_production_pod_is_reported_in_its_status_and_
     let refused = wait_for(
         &agent,
         REPORTED_WITHIN,
-        "the refusal in the LocalhostProfile's status and an Event on the Pod",
+        "the refusal in the RefusalReport and an Event on the Pod",
         || {
-            let refused = status_refused(&server);
+            let refused = report_refused(&server);
             (!refused.is_empty() && !refused_events(&server, "Pod", "web-a").is_empty())
                 .then_some(refused)
         },
@@ -385,7 +399,22 @@ fn an_installed_profile_refusing_a_production_pod_is_reported_in_its_status_and_
     assert_eq!(report(app_b.id()).unwrap()["syscalls"], json!([]));
     assert_eq!(report(app_a.id()).unwrap()["workload"]["name"], "web");
     assert!(report(app_o.id()).is_none(), "{reports:?}");
-    assert_eq!(status_refused(&server), refused);
+    assert_eq!(report_refused(&server), refused);
+    // The report is owned by the LocalhostProfile (deleted with it), and
+    // the LocalhostProfile, which every node's agent watches, did not
+    // change: no node was sent anything for this refusal.
+    let made = refusal_report(&server).unwrap();
+    assert_eq!(made["spec"]["localhostProfile"], INSTALLED);
+    assert_eq!(
+        made["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "syscensus.io/v1alpha1", "kind": "LocalhostProfile",
+                "name": "deployment-web.app", "uid": profile_before["metadata"]["uid"]}])
+    );
+    assert_eq!(
+        localhost_profile(&server)["metadata"]["resourceVersion"],
+        profile_before["metadata"]["resourceVersion"],
+        "the refusal was written into the LocalhostProfile"
+    );
     assert!(refused_events(&server, "Pod", "web-b").is_empty());
     assert!(refused_events(&server, "Pod", "other-x").is_empty());
     assert!(

@@ -9,6 +9,9 @@
 //! agent with many containers, export). This file builds and runs them and
 //! judges their JSON; it does not depend on the syscensus crate, so that it
 //! builds before the machine is set up.
+//!
+//! `--cluster` runs the cluster harness instead (`bench-cluster`,
+//! tests/src/bin/bench-cluster/): no root, no kernel program.
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -62,6 +65,26 @@ pub(crate) struct BenchArgs {
     /// missed (CI's short pass, on a machine that is not quiet).
     #[arg(long)]
     no_judge: bool,
+    /// Instead of the figures above, the cluster writes at scale: N
+    /// simulated nodes' writers against the test API server
+    /// (tests/src/cluster_bench.rs), per node count; prints the server's
+    /// counts, an extrapolation to 5,000 nodes and the targets, and writes
+    /// target/bench/cluster.json. Needs neither root nor set-up.
+    #[arg(long)]
+    cluster: bool,
+    /// Node counts of `--cluster`.
+    #[arg(long, default_value = "10,100,1000", value_name = "N,N,...")]
+    nodes: String,
+    /// Deployments recorded in `--cluster`, one Pod of each per node.
+    #[arg(long, default_value_t = 5)]
+    deployments: usize,
+    /// Flush intervals of `--cluster` measured after convergence.
+    #[arg(long, default_value_t = 6)]
+    converged_rounds: usize,
+    /// Build `--cluster`'s harness in release (the debug build's
+    /// dependencies are usually built already; a release build is not).
+    #[arg(long)]
+    release: bool,
 }
 
 /// The targets of the performance work.
@@ -73,6 +96,9 @@ const EXPORT_MAX_MS: f64 = 2000.0;
 
 /// Builds, measures, reports, and writes the JSON.
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.cluster {
+        return cluster(args);
+    }
     if !args.quick {
         setup()?;
     }
@@ -164,6 +190,48 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("targets missed: {}", missed.join("; "));
     }
     Ok(())
+}
+
+/// `--cluster`: builds and runs the cluster harness
+/// (tests/src/bin/bench-cluster/), which prints its table and judges the
+/// targets itself.
+fn cluster(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args(["build", "-p", "syscensus-tests", "--bin", "bench-cluster"]);
+    if args.release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let profile = if args.release { "release" } else { "debug" };
+    let json = root().join("target/bench/cluster.json");
+    let mut harness = Command::new(root().join("target").join(profile).join("bench-cluster"));
+    harness
+        .args(["--nodes", &args.nodes])
+        .args(["--deployments", &args.deployments.to_string()])
+        .args(["--converged-rounds", &args.converged_rounds.to_string()])
+        .arg("--json")
+        .arg(&json)
+        .current_dir(root());
+    eprintln!("{profile} build; load average before: {}", load_average());
+    let result = run(&mut harness);
+    eprintln!("load average after: {}", load_average());
+    match result {
+        Err(error) if args.no_judge => {
+            eprintln!("{error:#} (not judged: --no-judge)");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {

@@ -51,7 +51,8 @@ enum Task {
     /// (recorded, not recorded, idle, against an empty program), the agent's
     /// memory with 10 / 100 / 1,000 containers, the kernel maps, recording
     /// start latency and export time; prints each target met or not and
-    /// writes JSON.
+    /// writes JSON. With `--cluster`, instead: the cluster writes of 10 /
+    /// 100 / 1,000 simulated nodes against the test API server.
     Bench(bench::BenchArgs),
     /// Build the agent's OCI image (deploy/image/Containerfile, with buildah)
     /// for this machine's architecture into target/image/syscensus.oci.tar;

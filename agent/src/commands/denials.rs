@@ -1,12 +1,12 @@
 //! `syscensus denials`: what the seccomp profiles containers run under
 //! refused them, from an agent's state directory (`refusals/`), or from
-//! the cluster: the status of the LocalhostProfiles, where every node's
-//! agent adds what the installed profile refused in production.
+//! the cluster: the RefusalReports of the LocalhostProfiles, where every
+//! node's agent adds what the installed profile refused in production.
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 use kube::{Api, ResourceExt as _};
-use syscensus_api::LocalhostProfile;
+use syscensus_api::{LocalhostProfile, RefusalReport};
 
 use super::{ClusterArgs, OutputError, block_on, write_stdout};
 use crate::{
@@ -40,8 +40,9 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("cannot list the LocalhostProfiles{}: {source}", namespace.as_ref().map(|n| format!(" of namespace {n}")).unwrap_or_default())]
+    #[error("cannot list the {what}{}: {source}", namespace.as_ref().map(|n| format!(" of namespace {n}")).unwrap_or_default())]
     Kube {
+        what: &'static str,
         namespace: Option<String>,
         #[source]
         source: Box<kube::Error>,
@@ -73,7 +74,7 @@ pub struct DenialsArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Read the cluster instead: what the installed profiles refused in
-    /// production, from the LocalhostProfiles' status (implied by
+    /// production, from the LocalhostProfiles' RefusalReports (implied by
     /// --kubeconfig and --context).
     #[arg(long)]
     pub cluster: bool,
@@ -84,41 +85,71 @@ pub struct DenialsArgs {
     pub connection: ClusterArgs,
 }
 
+/// Lists the objects of kind `K` in `namespace`, else in every one.
+async fn list<K>(
+    client: kube::Client,
+    namespace: Option<&str>,
+    what: &'static str,
+) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    match api.list(&Default::default()).await {
+        Ok(list) => Ok(list.items),
+        // No such kind: a cluster whose agents only install (deploy's
+        // install-only overlay) has no reports.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(source) => Err(Error::Kube {
+            what,
+            namespace: namespace.map(ToOwned::to_owned),
+            source: Box::new(source),
+        }),
+    }
+}
+
 /// The LocalhostProfiles (of `namespace`, else every one) that refused
-/// anything, ordered by namespace and name.
+/// anything, from their RefusalReports, ordered by namespace and name. A
+/// report whose LocalhostProfile is gone (it is deleted with it) is left
+/// out.
 async fn read_cluster(
     client: kube::Client,
     namespace: Option<&str>,
 ) -> Result<Vec<ProfileRefusals>, Error> {
-    let api: Api<LocalhostProfile> = match namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let list = api
-        .list(&Default::default())
-        .await
-        .map_err(|source| Error::Kube {
-            namespace: namespace.map(ToOwned::to_owned),
-            source: Box::new(source),
-        })?;
-    let mut out: Vec<ProfileRefusals> = list
-        .items
+    let reports: Vec<RefusalReport> = list(client.clone(), namespace, "RefusalReports").await?;
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let profiles: Vec<LocalhostProfile> = list(client, namespace, "LocalhostProfiles").await?;
+    let profiles: std::collections::BTreeMap<(String, String), LocalhostProfile> = profiles
         .into_iter()
-        .filter_map(|p| {
-            let status = p.status.clone()?;
-            if status.refused.is_empty() && status.refused_not_listed == 0 {
+        .map(|p| ((p.namespace().unwrap_or_default(), p.name_any()), p))
+        .collect();
+    let mut out: Vec<ProfileRefusals> = reports
+        .into_iter()
+        .filter_map(|r| {
+            if r.spec.refused.is_empty() && r.spec.refused_not_listed == 0 {
                 return None;
             }
+            let key = (r.namespace().unwrap_or_default(), r.name_any());
+            let p = profiles.get(&key)?;
             Some(ProfileRefusals {
                 api_version: crate::refusal::report::API_VERSION.to_owned(),
                 kind: PROFILE_REFUSALS_KIND.to_owned(),
-                namespace: p.namespace().unwrap_or_default(),
-                name: p.name_any(),
-                localhost_profile: p.spec.localhost_profile,
-                workload: p.spec.workload,
-                container: p.spec.container,
-                refused: status.refused,
-                refused_not_listed: status.refused_not_listed,
+                namespace: key.0,
+                name: key.1,
+                localhost_profile: p.spec.localhost_profile.clone(),
+                workload: p.spec.workload.clone(),
+                container: p.spec.container.clone(),
+                refused: r.spec.refused,
+                refused_not_listed: r.spec.refused_not_listed,
             })
         })
         .collect();

@@ -1,6 +1,6 @@
-//! What a LocalhostProfile's status says its profile refused in
+//! What a LocalhostProfile's RefusalReport says its profile refused in
 //! production, and how one node adds what it saw to it. Many nodes write
-//! the same object, so the status stays bounded whatever their number: one
+//! the same object, so the report stays bounded whatever their number: one
 //! entry per refused syscall ([`MAX_REFUSED_SYSCALLS`]) with counts summed
 //! over nodes, and a sample of [`MAX_REPORTERS`] (node, Pod, container)
 //! that reported it.
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use syscensus_api::{
-    LocalhostProfileStatus, MAX_REFUSED_SYSCALLS, MAX_REPORTERS, RefusalReporter, RefusedSyscall,
+    MAX_REFUSED_SYSCALLS, MAX_REPORTERS, RefusalReportSpec, RefusalReporter, RefusedSyscall,
 };
 
 use super::report::{self, ContainerRefusals, How, Refused, WatchedProfile};
@@ -17,7 +17,7 @@ use crate::container_recording::{PodRef, State};
 /// `kind` of [`ProfileRefusals`].
 pub const PROFILE_REFUSALS_KIND: &str = "LocalhostProfileRefusals";
 
-/// What one LocalhostProfile's status says its profile refused, as
+/// What one LocalhostProfile's RefusalReport says its profile refused, as
 /// `syscensus denials --cluster -o json` prints it (and `export
 /// --with-denials` reads it).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,7 +31,7 @@ pub struct ProfileRefusals {
     pub workload: syscensus_api::WorkloadRef,
     pub container: String,
     pub refused: Vec<RefusedSyscall>,
-    /// Refused syscalls the status could not list (it was full).
+    /// Refused syscalls the report could not list (it was full).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refused_not_listed: i64,
 }
@@ -115,7 +115,7 @@ impl Delta {
 /// Per (architecture, syscall), what one node adds to one object.
 pub type Deltas = BTreeMap<(String, String), Delta>;
 
-/// `how` as the status spells it.
+/// `how` as the report spells it.
 pub fn how_name(how: How) -> &'static str {
     match how {
         How::Errno => "errno",
@@ -134,9 +134,9 @@ fn add_reporter(reporters: &mut Vec<RefusalReporter>, reporter: RefusalReporter)
     }
 }
 
-/// Adds one node's `deltas` to `status`. A syscall that does not fit any
+/// Adds one node's `deltas` to a report. A syscall that does not fit any
 /// more is counted in `refusedNotListed`, never dropped silently.
-pub fn merge(status: &mut LocalhostProfileStatus, deltas: &Deltas) {
+pub fn merge(status: &mut RefusalReportSpec, deltas: &Deltas) {
     for ((arch, syscall), delta) in deltas {
         let full = status.refused.len() >= MAX_REFUSED_SYSCALLS;
         let existing = status
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn nodes_add_their_counts_to_one_entry_per_syscall_with_a_bounded_sample() {
-        let mut status = LocalhostProfileStatus::default();
+        let mut status = RefusalReportSpec::default();
         for node in 0..5000 {
             merge(&mut status, &delta(2, node, i64::try_from(node).unwrap()));
         }
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_full_status_counts_the_syscalls_it_cannot_list() {
-        let mut status = LocalhostProfileStatus::default();
+        let mut status = RefusalReportSpec::default();
         let mut deltas = Deltas::new();
         for nr in 0..MAX_REFUSED_SYSCALLS + 3 {
             deltas.insert(

@@ -30,6 +30,7 @@
 )]
 
 mod apply;
+mod counters;
 mod events;
 mod faults;
 mod fields;
@@ -47,7 +48,11 @@ mod watch;
 use std::{
     convert::Infallible,
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -57,10 +62,12 @@ use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, runtime::Handle, sync::watch as channel, task::JoinSet};
 
 use self::{
+    counters::Tally,
     faults::{Faults, HOLD_LIMIT, Hold},
     store::Store,
 };
 pub use self::{
+    counters::{Counters, RequestKind, WatchCount},
     resources::{Gvr, ListMap, ResourceDef},
     status::ApiError,
 };
@@ -116,6 +123,9 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     hold: Mutex<Option<Hold>>,
     log: Mutex<Vec<RequestRecord>>,
+    /// Whether requests go into `log`.
+    log_requests: AtomicBool,
+    tally: Mutex<Tally>,
     bookmark_interval: Mutex<Duration>,
 }
 
@@ -166,8 +176,31 @@ impl Shared {
         let _ = tokio::time::timeout(HOLD_LIMIT, released.wait_for(|r| *r)).await;
     }
 
+    /// Counts a request, and logs it unless the log is off.
     pub(crate) fn log(&self, record: RequestRecord) {
-        lock(&self.log).push(record);
+        let (verb, resource) = counters::classify(&record.method, &record.path, record.is_watch());
+        let kind = RequestKind {
+            verb,
+            resource,
+            status: record.status,
+        };
+        *lock(&self.tally).requests.entry(kind).or_default() += 1;
+        if self.log_requests.load(Ordering::Relaxed) {
+            lock(&self.log).push(record);
+        }
+    }
+
+    /// Lists a new watch stream in the counters.
+    pub(crate) fn count_watch(&self, resource: String, scope: String) -> Arc<counters::WatchStat> {
+        let stat = Arc::new(counters::WatchStat {
+            resource,
+            scope,
+            initial: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        });
+        lock(&self.tally).watches.push(Arc::clone(&stat));
+        stat
     }
 
     pub(crate) fn bookmark_interval(&self) -> Duration {
@@ -232,6 +265,9 @@ impl FakeApiServer {
             .create_crd_of::<syscensus_api::NodeProfileStatus>()
             .expect("NodeProfileStatus CRD");
         server
+            .create_crd_of::<syscensus_api::RefusalReport>()
+            .expect("RefusalReport CRD");
+        server
             .create(
                 &Gvr::new("", "v1", "namespaces"),
                 None,
@@ -266,6 +302,8 @@ impl FakeApiServer {
             faults: Mutex::default(),
             hold: Mutex::default(),
             log: Mutex::default(),
+            log_requests: AtomicBool::new(true),
+            tally: Mutex::default(),
             bookmark_interval: Mutex::new(Duration::from_secs(1)),
         });
         let (handle_tx, handle_rx) = mpsc::channel();

@@ -1,7 +1,7 @@
 //! WATCH: a chunked stream of newline-delimited JSON events from the
 //! store's history, with selectors, bookmarks, timeouts and 410 Gone.
 
-use std::{sync::Arc, time::Duration};
+use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use hyper::{Response, StatusCode, body::Bytes, header};
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use tokio::{sync::mpsc, time::Instant};
 
 use super::{
     Shared,
+    counters::WatchStat,
     http::{Body, Call, error_response, metadata_only},
     resources::ResourceDef,
     selector::Selectors,
@@ -79,8 +80,18 @@ pub(crate) fn start(
         timeout,
         metadata_only: call.metadata_only,
     };
+    let mut scope = namespace.unwrap_or_default().to_owned();
+    for (i, name) in ["labelSelector", "fieldSelector"]
+        .into_iter()
+        .filter(|name| call.query.get(*name).is_some_and(|v| !v.is_empty()))
+        .enumerate()
+    {
+        let separator = if i == 0 { '?' } else { '&' };
+        let _ = write!(scope, "{separator}{name}={}", call.query[name]);
+    }
+    let stat = shared.count_watch(def.gvr().group_resource(), scope);
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(run(Arc::clone(shared), request, tx));
+    tokio::spawn(run(Arc::clone(shared), request, tx, stat));
     let mut response = Response::new(Body::Stream(rx));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
@@ -162,7 +173,12 @@ fn expired(since: u64, oldest: u64) -> Bytes {
     line("ERROR", error.to_status())
 }
 
-async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    shared: Arc<Shared>,
+    request: WatchRequest,
+    tx: mpsc::Sender<Bytes>,
+    stat: Arc<WatchStat>,
+) {
     let mut changes = shared.changes.subscribe();
     let mut expiries = shared.expiries.subscribe();
     expiries.borrow_and_update();
@@ -185,6 +201,7 @@ async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Bytes>
                 let mut lines: Vec<Bytes> = objects
                     .into_iter()
                     .map(|o| line("ADDED", request.object(o)))
+                    .inspect(|l| stat.sent(true, l.len()))
                     .collect();
                 if request.send_initial_events && request.bookmarks {
                     lines.push(request.bookmark(now, true));
@@ -224,10 +241,11 @@ async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Bytes>
         match events {
             Ok(events) => {
                 for e in &events {
-                    if let Some(l) = request.event(e)
-                        && tx.send(l).await.is_err()
-                    {
-                        return;
+                    if let Some(l) = request.event(e) {
+                        stat.sent(false, l.len());
+                        if tx.send(l).await.is_err() {
+                            return;
+                        }
                     }
                     cursor = e.rv;
                 }

@@ -23,6 +23,8 @@ use super::{
 use crate::refusal::status::Deltas;
 
 mod events;
+#[doc(hidden)]
+pub mod harness;
 pub mod installer;
 mod refusals;
 mod status;
@@ -202,8 +204,8 @@ impl Kube {
         events::write(&self.client, &self.node, writes).await
     }
 
-    /// Adds what this node counted to the LocalhostProfiles' status of
-    /// refusals.
+    /// Adds what this node counted to the LocalhostProfiles'
+    /// RefusalReports.
     pub async fn write_refusal_status(
         &self,
         writes: Vec<(ProfileObject, Deltas)>,

@@ -10,7 +10,10 @@
 //! - what this node records of each recording goes into the node's Lease
 //!   (named after the node, in the agent's namespace), which no agent
 //!   watches, and is written when it changes: no heartbeat (the
-//!   DaemonSet's readiness tells whether an agent is alive).
+//!   DaemonSet's readiness tells whether an agent is alive). The Lease is
+//!   owned by the node's Node, so that a deleted node's Lease is
+//!   garbage-collected; when the Node cannot be read (RBAC, or no Node of
+//!   that name) it is written without an owner.
 use std::{
     collections::BTreeMap,
     sync::Arc,
@@ -18,8 +21,8 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::coordination::v1::Lease,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    api::{coordination::v1::Lease, core::v1::Node},
+    apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time},
 };
 use kube::{
     Api, Client, ResourceExt as _,
@@ -56,6 +59,11 @@ pub(crate) struct StatusWriter {
     written: BTreeMap<(String, String), (ProfileRecordingStatus, Instant)>,
     /// The Lease's annotation as last written.
     lease: Option<String>,
+    /// The node's Node as the Lease's owner: `None` until it was read, or
+    /// found not to be readable (then `Some(None)`).
+    owner: Option<Option<OwnerReference>>,
+    /// Whether the Lease's missing owner was logged.
+    owner_logged: bool,
     /// Status and Lease writes the API server refused or did not answer.
     pub(crate) errors: u64,
 }
@@ -156,6 +164,8 @@ impl StatusWriter {
             differs_since: BTreeMap::new(),
             written: BTreeMap::new(),
             lease: None,
+            owner: None,
+            owner_logged: false,
             errors: 0,
         }
     }
@@ -221,10 +231,17 @@ impl StatusWriter {
         let Ok(text) = serde_json::to_string(&body) else {
             return;
         };
-        if self.lease.as_deref() == Some(text.as_str()) {
+        let same = self.lease.as_deref() == Some(text.as_str());
+        if same && self.owner.is_some() {
             return;
         }
-        let patch = json!({
+        let owner = self.owner().await;
+        // Written without its owner after a failure to read the Node: written
+        // again once the Node is read.
+        if same && owner.is_none() {
+            return;
+        }
+        let mut patch = json!({
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {
@@ -234,6 +251,9 @@ impl StatusWriter {
             },
             "spec": { "holderIdentity": self.node },
         });
+        if let Some(owner) = owner {
+            patch["metadata"]["ownerReferences"] = json!([owner]);
+        }
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         match api.patch(&self.node, &params, &Patch::Apply(&patch)).await {
@@ -243,6 +263,51 @@ impl StatusWriter {
                 debug!(%error, lease = %self.node, "cannot write the node's Lease; will retry");
             }
         }
+    }
+
+    /// The node's Node as an owner, read once. A Node that is absent, has
+    /// no uid, or may not be read (403) is not read again; after another
+    /// failure it is read again at the next Lease write. The first time
+    /// there is none is logged (debug).
+    async fn owner(&mut self) -> Option<OwnerReference> {
+        if let Some(owner) = &self.owner {
+            return owner.clone();
+        }
+        let (owner, settled, why) = match Api::<Node>::all(self.client.clone())
+            .get_opt(&self.node)
+            .await
+        {
+            Ok(Some(node)) => match node.metadata.uid {
+                Some(uid) => (
+                    Some(OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: self.node.clone(),
+                        uid,
+                        ..OwnerReference::default()
+                    }),
+                    true,
+                    String::new(),
+                ),
+                None => (None, true, "the Node has no uid".to_owned()),
+            },
+            Ok(None) => (None, true, "no Node of this name".to_owned()),
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                (None, true, kube::Error::Api(status).to_string())
+            }
+            Err(error) => (None, false, error.to_string()),
+        };
+        if owner.is_none() && !std::mem::replace(&mut self.owner_logged, true) {
+            debug!(
+                node = %self.node,
+                %why,
+                "the node's Lease is written without its Node as owner: it stays if the node is deleted"
+            );
+        }
+        if settled {
+            self.owner = Some(owner.clone());
+        }
+        owner
     }
 }
 
@@ -324,5 +389,86 @@ mod tests {
         assert_eq!(entry["recordedContainers"], 5);
         assert_eq!(entry["drops"], 1);
         assert_eq!(entry["workloads"][0]["containers"][0], "app");
+    }
+
+    fn report() -> StatusReport {
+        StatusReport {
+            recordings: [(
+                ("shop".to_owned(), "rec".to_owned()),
+                RecordingSummary {
+                    recording_containers: 1,
+                    ..RecordingSummary::default()
+                },
+            )]
+            .into(),
+            lost: 0,
+        }
+    }
+
+    /// The Lease is owned by the node's Node (so that the garbage
+    /// collector deletes a deleted node's Lease), read with a get; written
+    /// once, not again while nothing changed.
+    #[tokio::test]
+    async fn the_lease_is_owned_by_the_node() {
+        use syscensus_fake_apiserver::{FakeApiServer, Gvr};
+        let server = FakeApiServer::start();
+        let node = server
+            .create(
+                &Gvr::new("", "v1", "nodes"),
+                None,
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
+            )
+            .unwrap();
+        let mut writer = StatusWriter::new(server.client(), "node-a".to_owned());
+        writer.update(&[], &report(), 0).await;
+        let lease = server
+            .get(
+                &Gvr::new("coordination.k8s.io", "v1", "leases"),
+                Some("default"),
+                "node-a",
+            )
+            .unwrap();
+        let owners = &lease["metadata"]["ownerReferences"];
+        assert_eq!(owners.as_array().map(Vec::len), Some(1), "{lease}");
+        assert_eq!(owners[0]["kind"], "Node");
+        assert_eq!(owners[0]["apiVersion"], "v1");
+        assert_eq!(owners[0]["name"], "node-a");
+        assert_eq!(owners[0]["uid"], node["metadata"]["uid"]);
+        assert_eq!(writer.errors, 0);
+        server.clear_requests();
+        writer.update(&[], &report(), 0).await;
+        assert!(server.requests().is_empty(), "{:?}", server.requests());
+    }
+
+    /// Without a Node to own it (or one the agent may not read), the Lease
+    /// is written without an owner, and the Node is not asked for again.
+    #[tokio::test]
+    async fn the_lease_is_written_without_a_node() {
+        use syscensus_fake_apiserver::{FakeApiServer, Gvr};
+        let server = FakeApiServer::start();
+        let mut writer = StatusWriter::new(server.client(), "node-b".to_owned());
+        writer.update(&[], &report(), 0).await;
+        let lease = server
+            .get(
+                &Gvr::new("coordination.k8s.io", "v1", "leases"),
+                Some("default"),
+                "node-b",
+            )
+            .unwrap();
+        assert!(lease["metadata"]["ownerReferences"].is_null(), "{lease}");
+        assert_eq!(writer.errors, 0);
+        let mut changed = report();
+        changed
+            .recordings
+            .values_mut()
+            .for_each(|s| s.recorded_containers = 1);
+        server.clear_requests();
+        writer.update(&[], &changed, 0).await;
+        let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(
+            paths,
+            ["/apis/coordination.k8s.io/v1/namespaces/default/leases/node-b"],
+            "one write, no second read of the Node"
+        );
     }
 }

@@ -152,7 +152,7 @@ pub enum Action {
     /// As [`Action::WatchRefusals`], for production containers. Answered by
     /// [`Input::EnforcedWatched`].
     WatchEnforced(Vec<(u64, String)>),
-    /// Add what this node counted to these LocalhostProfiles' status of
-    /// refusals. Answered by [`Input::RefusalStatusWritten`].
+    /// Add what this node counted to these LocalhostProfiles'
+    /// RefusalReports. Answered by [`Input::RefusalStatusWritten`].
     WriteRefusalStatus(Vec<(ProfileObject, crate::refusal::status::Deltas)>),
 }

@@ -413,7 +413,7 @@ impl Machine {
     }
 
     /// After a look: production containers whose cgroup is gone end; the
-    /// reports and the status take what changed.
+    /// files in the state directory and the RefusalReports take what changed.
     pub(super) fn after_observed_enforced(
         &mut self,
         gone: &[u64],
@@ -505,7 +505,7 @@ impl Machine {
         true
     }
 
-    /// After first refusals: the reports and the status take them.
+    /// After first refusals: the files in the state directory and the RefusalReports take them.
     pub(super) fn after_refused_enforced(&mut self, now: Now, out: &mut Vec<Action>) {
         self.write_enforced_reports(out);
         self.write_refusal_status(now, out);
@@ -516,7 +516,7 @@ impl Machine {
         self.production.as_ref().map(|p| &p.watched)
     }
 
-    /// LocalhostProfile status writes that failed.
+    /// RefusalReport writes that failed.
     pub fn refusal_status_errors(&self) -> u64 {
         self.production.as_ref().map_or(0, |p| p.errors)
     }

@@ -187,10 +187,10 @@ pub(super) struct World {
     pub events: Vec<EventWrite>,
     pub checkpoint: Option<Checkpoint>,
     pub snapshots: u64,
-    /// LocalhostProfiles' status, by object (absent: the object is not
+    /// LocalhostProfiles' RefusalReports, by object (absent: the object is not
     /// there, unless `missing_objects` is false).
-    pub statuses: BTreeMap<ProfileObject, syscensus_api::LocalhostProfileStatus>,
-    /// Status writes fail with this.
+    pub reports: BTreeMap<ProfileObject, syscensus_api::RefusalReportSpec>,
+    /// Report writes fail with this.
     pub fail_status: Option<StatusFailure>,
 }
 
@@ -241,7 +241,7 @@ impl World {
             events: Vec::new(),
             checkpoint: None,
             snapshots: 0,
-            statuses: BTreeMap::new(),
+            reports: BTreeMap::new(),
             fail_status: None,
         };
         world.execute(actions);
@@ -518,7 +518,7 @@ impl World {
                         if let Some(failure) = &self.fail_status {
                             return (object, Err(failure.clone()));
                         }
-                        let status = self.statuses.entry(object.clone()).or_default();
+                        let status = self.reports.entry(object.clone()).or_default();
                         crate::refusal::status::merge(status, &deltas);
                         (object, Ok(()))
                     })

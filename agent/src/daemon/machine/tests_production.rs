@@ -103,7 +103,7 @@ fn object() -> ProfileObject {
 
 fn mkdir_count(world: &World) -> i64 {
     world
-        .statuses
+        .reports
         .get(&object())
         .and_then(|s| s.refused.iter().find(|r| r.syscall == "mkdir"))
         .map_or(0, |r| r.count)
@@ -154,7 +154,7 @@ fn a_first_refusal_is_an_event_on_the_pod_and_the_localhost_profile_and_counts_i
     refused(&mut world, 1);
     // At once: the status and the report, and the Events.
     assert_eq!(mkdir_count(&world), 1);
-    let entry = &world.statuses[&object()].refused[0];
+    let entry = &world.reports[&object()].refused[0];
     assert_eq!(entry.how.as_deref(), Some("errno"));
     assert_eq!(entry.reported_by[0].node, "node-a");
     assert_eq!(entry.reported_by[0].pod, "web-1");
@@ -201,7 +201,7 @@ fn a_first_refusal_is_an_event_on_the_pod_and_the_localhost_profile_and_counts_i
     world.clear_log();
     refused(&mut world, 2);
     assert_eq!(mkdir_count(&world), 6);
-    assert_eq!(world.statuses[&object()].refused[0].reported_by.len(), 2);
+    assert_eq!(world.reports[&object()].refused[0].reported_by.len(), 2);
     let created = world.created();
     assert_eq!(created.len(), 3);
     assert_eq!(created[2].1.regarding.kind, Kind::Pod);

@@ -1,6 +1,6 @@
 //! What production containers are refused, reported: their files in the
 //! state directory, and each node's counts added to the LocalhostProfile's
-//! status since its last write (at once for a syscall new on this node,
+//! RefusalReport since its last write (at once for a syscall new on this node,
 //! else every flush interval).
 use std::time::Duration;
 
@@ -94,7 +94,7 @@ impl Machine {
     }
 
     /// Stopping: what this node has to add to the LocalhostProfiles'
-    /// status is written now, whatever the interval.
+    /// reports is written now, whatever the interval.
     pub(super) fn flush_refusal_status(&mut self, now: Now, out: &mut Vec<Action>) {
         if let Some(production) = self.production.as_mut() {
             production.urgent = true;
@@ -103,7 +103,7 @@ impl Machine {
         self.write_refusal_status(now, out);
     }
 
-    /// Writes what this node has to add to the LocalhostProfiles' status:
+    /// Writes what this node has to add to the LocalhostProfiles' reports:
     /// at once for a syscall new on this node, else every flush interval;
     /// after a failure, not before the backoff.
     pub(super) fn write_refusal_status(&mut self, now: Now, out: &mut Vec<Action>) {
